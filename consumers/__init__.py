@@ -1,0 +1,1 @@
+"""Inference workers: Kafka consumer loop, batching, the torch engine."""

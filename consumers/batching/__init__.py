@@ -1,0 +1,1 @@
+"""Micro-batching policy: pure logic, tested with no Kafka and no torch."""

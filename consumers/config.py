@@ -1,0 +1,57 @@
+"""The inference worker's knobs. Built by ``infra`` from KINFER_ settings and flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from pydantic import BaseModel, Field, model_validator
+
+from schemas import DEFAULT_PREFIX
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerConfig(BaseModel, frozen=True):
+    """One inference worker: which region's dispatch topic it serves and how it batches."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    """Kafka bootstrap servers."""
+    topic_prefix: str = DEFAULT_PREFIX
+    """Prefix of every pipeline topic."""
+    region: str = "us-west"
+    """Serves ``<prefix>.dispatch.<region>``."""
+    group_id: str | None = None
+    """Consumer group; default ``<prefix>-workers-<region>``."""
+    worker_id: str = Field(default_factory=default_worker_id)
+    """Unique per process; part of the transactional id."""
+    model: str = "kinfer-tiny"
+    """Model to serve: ``kinfer-tiny`` or ``echo`` (a torch-free test model)."""
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16 (CUDA)."""
+    max_batch_requests: int = Field(default=32, ge=1, le=1024)
+    """Most requests in one model batch."""
+    max_batch_tokens: int = Field(default=4096, ge=16)
+    """Token budget of a batch: prompt tokens + max new tokens, summed."""
+    max_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    """Longest wait to fill a batch once the first request is there."""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Prometheus /metrics port; 0 = off."""
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    """Broker aborts a transaction of a dead worker after this long."""
+
+    @model_validator(mode="after")
+    def _group(self) -> WorkerConfig:
+        if self.group_id is None:
+            object.__setattr__(self, "group_id", f"{self.topic_prefix}-workers-{self.region}")
+        return self
+
+    @property
+    def consumer_group(self) -> str:
+        assert self.group_id is not None
+        return self.group_id

@@ -1,0 +1,23 @@
+"""A torch-free deterministic runner for tests: answers with the prompt reversed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from consumers.engine.runner import GenerationInput, GenerationOutput
+
+
+class EchoRunner:
+    name = "echo"
+    max_context = 4096
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(prompt.encode()) + 1
+
+    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+        out = []
+        for item in batch:
+            text = item.prompt[::-1][: item.sampling.max_tokens]
+            reason = "length" if len(item.prompt) > item.sampling.max_tokens else "stop"
+            out.append(GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text)))
+        return out

@@ -1,0 +1,41 @@
+"""The seam between the worker loop and a model: what to generate, what came out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from schemas import SamplingParams
+
+
+@dataclass(frozen=True)
+class GenerationInput:
+    prompt: str
+    sampling: SamplingParams
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ModelRunner(Protocol):
+    """Runs one batch of generations; implementations may hold torch state."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def max_context(self) -> int:
+        """Most tokens (prompt + new) one sequence may hold."""
+        ...
+
+    def count_tokens(self, prompt: str) -> int: ...
+
+    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+        """One output per input, in order. Blocking: call it off any event loop."""
+        ...

@@ -1,0 +1,23 @@
+"""Byte-level tokenizer of kinfer-tiny: every UTF-8 byte is a token, plus BOS/EOS/PAD."""
+
+from __future__ import annotations
+
+BOS = 256
+EOS = 257
+PAD = 258
+VOCAB_SIZE = 259
+
+
+class ByteTokenizer:
+    bos_id = BOS
+    eos_id = EOS
+    pad_id = PAD
+    vocab_size = VOCAB_SIZE
+
+    def encode(self, text: str) -> list[int]:
+        """BOS followed by the text's UTF-8 bytes."""
+        return [BOS, *text.encode("utf-8", "surrogatepass")]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of the byte tokens; special tokens are dropped, broken UTF-8 replaced."""
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")

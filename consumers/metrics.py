@@ -1,0 +1,16 @@
+"""The worker's Prometheus metrics."""
+
+from prometheus_client import Counter, Histogram
+
+ANSWERS = Counter("kinfer_worker_answers_total", "Terminal answers sent", ["status"])
+BATCH_SIZE = Histogram(
+    "kinfer_worker_batch_size", "Requests per model batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+BATCH_TOKENS = Histogram(
+    "kinfer_worker_batch_tokens", "Budgeted tokens per model batch",
+    buckets=(64, 256, 512, 1024, 2048, 4096, 8192, 16384),
+)
+COMPUTE_SECONDS = Histogram("kinfer_worker_compute_seconds", "Model time per batch")
+QUEUE_SECONDS = Histogram("kinfer_worker_queue_seconds", "Request creation to start of compute")
+GENERATED_TOKENS = Counter("kinfer_worker_generated_tokens_total", "New tokens generated")
+ABORTED_TRANSACTIONS = Counter("kinfer_worker_aborted_transactions_total", "Reply transactions aborted")

@@ -1,0 +1,69 @@
+"""What to do with each dispatched record before any compute: pure, clock injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from schemas import ErrorCode, ErrorReply, InferenceRequest, InvalidMessage, ReplyAddress, decode_request, headers
+
+
+@dataclass(frozen=True)
+class Runnable:
+    request: InferenceRequest
+    tokens: int
+    """Prompt tokens + max new tokens: the request's share of the batch budget."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    reply: ErrorReply
+    address: ReplyAddress | None
+    """None when not even the headers name a reply address."""
+    request: InferenceRequest | None
+    dead_letter_reason: str | None = None
+    """Set for records that go to the DLQ (unreadable ones)."""
+
+
+def triage(
+    value: bytes | None,
+    record_headers: dict[str, str],
+    *,
+    now_ms: int,
+    count_tokens: Callable[[str], int],
+    max_context: int,
+) -> Runnable | Refused:
+    """Decode one record and decide: run it, or answer it with an error now."""
+    try:
+        request = decode_request(value or b"")
+    except InvalidMessage as exc:
+        request_id = record_headers.get(headers.REQUEST_ID, "")
+        return Refused(
+            ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=exc.message),
+            _header_address(record_headers),
+            None,
+            dead_letter_reason=exc.message,
+        )
+    if request.deadline_ms is not None and request.deadline_ms <= now_ms:
+        late = now_ms - request.deadline_ms
+        return _refuse(request, ErrorCode.DEADLINE_EXCEEDED, f"deadline passed {late} ms before compute")
+    prompt_tokens = count_tokens(request.prompt)
+    total = prompt_tokens + request.sampling.max_tokens
+    if total > max_context:
+        return _refuse(
+            request,
+            ErrorCode.INVALID_REQUEST,
+            f"prompt ({prompt_tokens} tokens) + max_tokens ({request.sampling.max_tokens}) "
+            f"exceeds the model's context of {max_context} tokens",
+        )
+    return Runnable(request, total)
+
+
+def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused:
+    return Refused(ErrorReply(request_id=request.request_id, code=code, message=message), request.reply_to, request)
+
+
+
+def _header_address(record_headers: dict[str, str]) -> ReplyAddress | None:
+    found = headers.reply_address(record_headers)
+    return ReplyAddress(*found) if found else None

@@ -1,0 +1,1 @@
+"""Running kinfer: local stack, topics, settings, the kinfer CLI."""

@@ -1,0 +1,187 @@
+"""The `kinfer` command line: the stack, the stages, and a client."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from infra import logs
+from infra.settings import KinferSettings
+from schemas import KinferError, SamplingParams
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(**overrides: Any) -> KinferSettings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = KinferSettings(**clean)
+    except ValueError as exc:
+        typer.echo(f"error [invalid_settings]: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logs.configure(fmt=settings.log_format)
+    return settings
+
+
+def _friendly(fn: F) -> F:
+    """Typed kinfer errors become one clear line and exit code 1, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KinferError as exc:
+            typer.echo(f"error [{exc.code.value}]: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@_friendly
+def up(timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None) -> None:
+    """Start Kafka (KRaft) and Redis unless KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL are set; create topics."""
+    from infra.stack import local
+
+    settings = _settings(startup_timeout_s=timeout)
+    created = local.up(settings)
+    for svc in local.status(settings):
+        typer.echo(f"{svc.name:6} {svc.state:9} {svc.address}")
+    typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
+
+
+@app.command()
+@_friendly
+def down() -> None:
+    """Stop the Kafka broker and Redis that `kinfer up` started."""
+    from infra.stack import local
+
+    stopped = local.down(_settings())
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+@_friendly
+def status() -> None:
+    """Show whether Kafka and Redis run (or are external)."""
+    from infra.stack import local
+
+    for svc in local.status(_settings()):
+        typer.echo(f"{svc.name:6} {svc.state:11} {svc.address}")
+
+
+@app.command()
+@_friendly
+def topics() -> None:
+    """Create missing topics on the configured cluster (idempotent)."""
+    from infra.stack import local
+    from infra.topics import ensure_topics
+
+    settings = _settings()
+    created = ensure_topics(settings.bootstrap, local.topic_layout(settings).specs())
+    typer.echo("\n".join(created) if created else "all topics present")
+
+
+@app.command()
+@_friendly
+def submit(
+    prompt: str,
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens.")] = 32,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 60.0,
+    tenant: Annotated[str | None, typer.Option(help="Tenant to send as.")] = None,
+) -> None:
+    """Send one request through the pipeline and print the answer."""
+    from producers import AsyncClient
+
+    settings = _settings(tenant=tenant)
+
+    async def run() -> str:
+        async with AsyncClient(settings.client_config(timeout_s=timeout)) as client:
+            sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+            result = await client.generate(prompt, sampling=sampling)
+            return result.text
+
+    typer.echo(asyncio.run(run()))
+
+
+@app.command()
+@_friendly
+def admission(
+    region: Annotated[str | None, typer.Option(help="Region admitted requests go to.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port; 0 = off.")] = None,
+) -> None:
+    """Run the admission stage as a Faust worker (validation, DLQ, dispatch)."""
+    import faust
+
+    from streams.app import create_app
+
+    settings = _settings(region=region, metrics_port=metrics_port)
+    config = settings.admission_config()
+    _serve_metrics(config.metrics_port)
+    faust_app = create_app(config)
+    worker = faust.Worker(faust_app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+
+
+@app.command()
+@_friendly
+def worker(
+    region: Annotated[str | None, typer.Option(help="Serve <prefix>.dispatch.<region>.")] = None,
+    model: Annotated[str | None, typer.Option(help="kinfer-tiny, or echo (torch-free test model).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16, float16.")] = None,
+    max_batch_requests: Annotated[int | None, typer.Option(help="Most requests per batch.")] = None,
+    max_batch_tokens: Annotated[int | None, typer.Option(help="Token budget per batch (prompt + max new).")] = None,
+    max_wait_ms: Annotated[int | None, typer.Option(help="Longest wait to fill a batch.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port; 0 = off.")] = None,
+) -> None:
+    """Run an inference worker: consume dispatched requests, run the model, reply."""
+    from consumers.engine import load_runner
+    from consumers.worker import InferenceWorker
+
+    settings = _settings(region=region, model=model, device=device, dtype=dtype,
+                         max_batch_requests=max_batch_requests, max_batch_tokens=max_batch_tokens,
+                         max_wait_ms=max_wait_ms, metrics_port=metrics_port)
+    config = settings.worker_config()
+    _serve_metrics(config.metrics_port)
+    runner = load_runner(config.model, device=config.device, dtype=config.dtype)
+    inference = InferenceWorker(config, runner)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: inference.stop())
+    inference.run()
+
+
+@app.command()
+@_friendly
+def demo(
+    requests: Annotated[int, typer.Option(help="How many requests to send.")] = 48,
+    max_tokens: Annotated[int, typer.Option(help="New tokens per request.")] = 24,
+) -> None:
+    """Start the stack, admission and a worker; send requests; print answers and latency; stop."""
+    from infra.demo import run_demo
+
+    run_demo(_settings(), requests=requests, max_tokens=max_tokens)
+
+
+def _serve_metrics(port: int) -> None:
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="127.0.0.1")
+
+
+def main() -> None:
+    app(prog_name="kinfer")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

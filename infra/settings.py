@@ -1,0 +1,107 @@
+"""KINFER_ settings: the one place that reads the environment.
+
+Each stage takes its own typed config; this module composes them from
+``KINFER_*`` variables (and the CLI's flags, which override them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consumers.config import WorkerConfig
+from producers.config import ClientConfig
+from schemas import DEFAULT_PREFIX, DEFAULT_REGIONS
+from streams.config import AdmissionConfig
+
+
+class KinferSettings(BaseSettings):
+    """Every setting, with defaults that work on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="KINFER_", extra="ignore")
+
+    bootstrap_servers: str | None = None
+    """An existing Kafka cluster; when set, `kinfer up` starts no broker."""
+    redis_url: str | None = None
+    """An existing Redis; when set, `kinfer up` starts no Redis."""
+    state_dir: Path = Path(".kinfer")
+    """Broker jars and data, Redis data, pid files and logs of the local stack."""
+    kafka_port: int = Field(default=19092, ge=1, le=65535)
+    """Local broker's client port."""
+    kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
+    """Local broker's KRaft controller port."""
+    redis_port: int = Field(default=16379, ge=1, le=65535)
+    """Local Redis port."""
+    startup_timeout_s: float = Field(default=90.0, gt=0)
+    """How long `kinfer up` waits for each service to answer."""
+    topic_prefix: str = DEFAULT_PREFIX
+    """Prefix of every topic (tests use their own)."""
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    """Regions that get a dispatch topic."""
+    region: str = "us-west"
+    """Region of this admission worker's output / this inference worker's input."""
+    request_partitions: int = Field(default=6, ge=1)
+    dispatch_partitions: int = Field(default=6, ge=1)
+    reply_partitions: int = Field(default=16, ge=1)
+    replication: int = Field(default=1, ge=1)
+    """Replication factor of created topics."""
+    tenant: str = "default"
+    """Tenant the CLI client sends as."""
+    model: str = "kinfer-tiny"
+    """Model a worker serves."""
+    device: str = "auto"
+    dtype: str = "float32"
+    max_batch_requests: int = Field(default=32, ge=1)
+    max_batch_tokens: int = Field(default=4096, ge=16)
+    max_wait_ms: int = Field(default=50, ge=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Prometheus port of the process being started; 0 = off."""
+    log_format: str = "console"
+    """console or json."""
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> KinferSettings:
+        if self.kafka_port == self.kafka_controller_port:
+            raise ValueError(
+                f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; they must differ"
+            )
+        if self.region not in self.regions:
+            raise ValueError(f"KINFER_REGION {self.region!r} is not one of KINFER_REGIONS {list(self.regions)}")
+        return self
+
+    @property
+    def external_kafka(self) -> bool:
+        return self.bootstrap_servers is not None
+
+    @property
+    def external_redis(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def client_config(self, **overrides: object) -> ClientConfig:
+        return ClientConfig.model_validate(
+            {"bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "tenant": self.tenant, **overrides}
+        )
+
+    def admission_config(self, **overrides: object) -> AdmissionConfig:
+        return AdmissionConfig.model_validate({
+            "bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "region": self.region,
+            "data_dir": self.state_dir / "admission", "metrics_port": self.metrics_port, **overrides,
+        })
+
+    def worker_config(self, **overrides: object) -> WorkerConfig:
+        return WorkerConfig.model_validate({
+            "bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "region": self.region,
+            "model": self.model, "device": self.device, "dtype": self.dtype,
+            "max_batch_requests": self.max_batch_requests, "max_batch_tokens": self.max_batch_tokens,
+            "max_wait_ms": self.max_wait_ms, "metrics_port": self.metrics_port, **overrides,
+        })

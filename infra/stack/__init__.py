@@ -1,0 +1,1 @@
+"""Local services the pipeline runs on: Kafka (KRaft) and Redis."""

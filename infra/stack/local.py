@@ -1,0 +1,77 @@
+"""The local stack as one thing: Kafka + Redis + topics, honouring external services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.settings import KinferSettings
+from infra.stack.kafka import KafkaNode, KafkaNodeConfig
+from infra.stack.redis import RedisConfig, RedisServer, ping
+from infra.topics import TopicLayout, ensure_topics
+from schemas import TopicNames
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    address: str
+    state: str
+    """running, stopped, external, or unreachable."""
+
+
+def kafka_node(settings: KinferSettings) -> KafkaNode:
+    return KafkaNode(KafkaNodeConfig(
+        state_dir=settings.state_dir / "kafka", port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+    ))
+
+
+def redis_server(settings: KinferSettings) -> RedisServer:
+    return RedisServer(RedisConfig(state_dir=settings.state_dir / "redis", port=settings.redis_port))
+
+
+def topic_layout(settings: KinferSettings) -> TopicLayout:
+    return TopicLayout(
+        names=TopicNames(settings.topic_prefix), regions=settings.regions,
+        request_partitions=settings.request_partitions, dispatch_partitions=settings.dispatch_partitions,
+        reply_partitions=settings.reply_partitions, replication=settings.replication,
+    )
+
+
+def up(settings: KinferSettings) -> list[str]:
+    """Start what is not external, then create missing topics. Idempotent."""
+    if not settings.external_kafka:
+        kafka_node(settings).start(timeout_s=settings.startup_timeout_s)
+    if settings.external_redis:
+        ping(settings.redis)
+    else:
+        redis_server(settings).start(timeout_s=settings.startup_timeout_s)
+    return ensure_topics(settings.bootstrap, topic_layout(settings).specs())
+
+
+def down(settings: KinferSettings) -> list[str]:
+    """Stop what `up` started (never external services). Returns what was stopped."""
+    stopped = []
+    if not settings.external_redis and redis_server(settings).stop():
+        stopped.append("redis")
+    if not settings.external_kafka and kafka_node(settings).stop():
+        stopped.append("kafka")
+    return stopped
+
+
+def status(settings: KinferSettings) -> list[ServiceStatus]:
+    out = []
+    if settings.external_kafka:
+        out.append(ServiceStatus("kafka", settings.bootstrap, "external"))
+    else:
+        out.append(ServiceStatus("kafka", settings.bootstrap, "running" if kafka_node(settings).running() else "stopped"))
+    if settings.external_redis:
+        try:
+            ping(settings.redis)
+            state = "external"
+        except Exception:  # noqa: BLE001
+            state = "unreachable"
+        out.append(ServiceStatus("redis", settings.redis, state))
+    else:
+        out.append(ServiceStatus("redis", settings.redis, "running" if redis_server(settings).running() else "stopped"))
+    return out

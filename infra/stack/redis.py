@@ -1,0 +1,85 @@
+"""A local Redis (Debian's ``redis-server``) on its own loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import structlog
+
+from infra.errors import ServiceUnreachable, StackError, StartTimeout, ToolMissing
+from infra.stack.process import ManagedProcess, log_tail, require_free_ports
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    state_dir: Path
+    port: int = 16379
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def ping(url: str, timeout_s: float = 1.0) -> None:
+    """Raise :class:`ServiceUnreachable` unless Redis at ``url`` answers PING."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ServiceUnreachable(f"Redis at {url} is not reachable: {exc}") from exc
+    finally:
+        client.close()
+
+
+class RedisServer:
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self.log_file = config.state_dir / "redis.log"
+        self.process = ManagedProcess("redis", config.state_dir / "redis.pid", config.state_dir / "redis.stdout")
+
+    def running(self) -> bool:
+        return self.process.pid() is not None
+
+    def start(self, *, timeout_s: float = 20.0) -> None:
+        """Idempotent: does nothing when this Redis already runs."""
+        if self.running():
+            log.info("redis.already_running", url=self.config.url)
+            return
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise ToolMissing("redis-server not found: run `make setup` or `apt-get install redis-server`")
+        require_free_ports({"KINFER_REDIS_PORT": self.config.port})
+        data = self.config.state_dir / "redis-data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.process.start([
+            binary, "--port", str(self.config.port), "--bind", "127.0.0.1",
+            "--dir", str(data), "--logfile", str(self.log_file),
+            "--save", "60 1000", "--appendonly", "no", "--daemonize", "no",
+        ])
+        self._wait_ready(timeout_s)
+        log.info("redis.ready", url=self.config.url)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.exited():
+                raise StackError(f"redis-server exited during start-up:\n{log_tail(self.log_file)}")
+            try:
+                ping(self.config.url, timeout_s=0.5)
+                return
+            except ServiceUnreachable:
+                if time.monotonic() >= deadline:
+                    self.process.stop(timeout_s=5)
+                    raise StartTimeout(
+                        f"redis-server did not answer within {timeout_s:.0f}s:\n{log_tail(self.log_file)}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 15.0) -> bool:
+        return self.process.stop(timeout_s)

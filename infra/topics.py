@@ -1,0 +1,100 @@
+"""The pipeline's topics, declared once, created idempotently with the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infra.errors import ServiceUnreachable, StackError
+from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.topics import TopicNames
+
+log = structlog.get_logger(__name__)
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as it must exist."""
+
+    name: str
+    partitions: int
+    replication: int = 1
+    retention_ms: int = 24 * HOUR_MS
+    cleanup_policy: str = "delete"
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def configs(self) -> dict[str, str]:
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": self.cleanup_policy,
+            "max.message.bytes": str(self.max_message_bytes),
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """Partition counts and replication of the whole pipeline."""
+
+    names: TopicNames
+    regions: tuple[str, ...]
+    request_partitions: int = 6
+    dispatch_partitions: int = 6
+    reply_partitions: int = 16
+    replication: int = 1
+
+    def specs(self) -> list[TopicSpec]:
+        r = self.replication
+        specs = [
+            TopicSpec(self.names.requests, self.request_partitions, r),
+            # Dead letters are evidence: keep them a week.
+            TopicSpec(self.names.requests_dlq, 1, r, retention_ms=7 * 24 * HOUR_MS),
+            TopicSpec(self.names.replies, self.reply_partitions, r, retention_ms=HOUR_MS),
+            TopicSpec(self.names.events, 3, r),
+        ]
+        specs += [TopicSpec(self.names.dispatch(region), self.dispatch_partitions, r) for region in self.regions]
+        return specs
+
+
+def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that are missing; returns the names created.
+
+    Existing topics are left alone (their partition count is checked: a topic with
+    fewer partitions than declared breaks reply-partition ownership and routing).
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise ServiceUnreachable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+    wanted = list(specs)
+    for spec in wanted:
+        meta = existing.get(spec.name)
+        if meta is not None and len(meta.partitions) < spec.partitions:
+            raise StackError(
+                f"topic {spec.name} has {len(meta.partitions)} partitions, fewer than the "
+                f"{spec.partitions} declared; delete it or lower the setting"
+            )
+    missing = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.configs())
+        for s in wanted if s.name not in existing
+    ]
+    if not missing:
+        return []
+    created: list[str] = []
+    for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent `up` made it
+                raise StackError(f"creating topic {name} failed: {exc}") from exc
+    log.info("topics.created", topics=created)
+    return created

@@ -1,0 +1,199 @@
+"""The asynchronous client: publish a request, await its one terminal answer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from types import TracebackType
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+from producers.config import ClientConfig
+from producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
+from producers.replies import ReplyRouter
+from schemas import (
+    ErrorReply,
+    InferenceRequest,
+    InferenceResult,
+    InvalidMessage,
+    ReplyAddress,
+    SamplingParams,
+    TopicNames,
+    encode,
+    headers,
+)
+from schemas.limits import MAX_MESSAGE_BYTES
+
+log = structlog.get_logger(__name__)
+
+
+class AsyncClient:
+    """``async with AsyncClient(config) as client: result = await client.generate("hi")``."""
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        self.config = config or ClientConfig()
+        self.topics = TopicNames(self.config.topic_prefix)
+        self._producer = Producer({
+            "bootstrap.servers": self.config.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": self.config.linger_ms,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
+        })
+        self._slots = asyncio.Semaphore(self.config.max_in_flight)
+        self._router: ReplyRouter | None = None
+        self._poller: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @property
+    def reply_address(self) -> ReplyAddress:
+        if self._router is None:
+            raise ClientClosed("client not started: use `async with` or await start()")
+        return ReplyAddress(self._router.topic, self._router.partition)
+
+    @property
+    def router(self) -> ReplyRouter:
+        if self._router is None:
+            raise ClientClosed("client not started: use `async with` or await start()")
+        return self._router
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        partition = await asyncio.to_thread(self._choose_reply_partition)
+        router = ReplyRouter(self.config.bootstrap_servers, self.topics.replies, partition)
+        await asyncio.to_thread(router.start, loop)
+        self._router = router
+        self._poller = threading.Thread(target=self._poll_producer, name="kinfer-producer", daemon=True)
+        self._poller.start()
+
+    def _choose_reply_partition(self) -> int:
+        if self.config.reply_partition is not None:
+            return self.config.reply_partition
+        admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers})
+        try:
+            meta = admin.list_topics(self.topics.replies, timeout=10)
+        except KafkaException as exc:
+            raise Unavailable(f"Kafka at {self.config.bootstrap_servers} did not answer: {exc}") from exc
+        topic = meta.topics.get(self.topics.replies)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise Unavailable(f"reply topic {self.topics.replies} does not exist; run `kinfer up` (or `kinfer topics`)")
+        return random.choice(sorted(topic.partitions))
+
+    def _poll_producer(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    async def close(self) -> None:
+        """Fail pending calls with :class:`ClientClosed` and release Kafka resources."""
+        if self._closed.is_set():
+            return
+        await asyncio.to_thread(self._producer.flush, 10)
+        self._closed.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join, 5)
+        if self._router is not None:
+            await asyncio.to_thread(self._router.close)
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def build_request(
+        self,
+        prompt: str,
+        *,
+        sampling: SamplingParams | None = None,
+        model: str = "kinfer-tiny",
+        timeout_s: float | None = None,
+        session_id: str | None = None,
+        user: str | None = None,
+        request_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> InferenceRequest:
+        """A request addressed to this client; raises :class:`InvalidRequest` on bad input."""
+        now = int(time.time() * 1000)
+        timeout = timeout_s if timeout_s is not None else self.config.timeout_s
+        try:
+            return InferenceRequest(
+                request_id=request_id or uuid.uuid4().hex, tenant=self.config.tenant, prompt=prompt,
+                reply_to=self.reply_address, model=model, sampling=sampling or SamplingParams(),
+                user=user, session_id=session_id, created_ms=now, deadline_ms=now + int(timeout * 1000),
+                traceparent=traceparent,
+            )
+        except InvalidMessage as exc:
+            raise InvalidRequest(exc.message, request_id=request_id or "") from exc
+
+    async def generate(self, prompt: str, **kwargs: object) -> InferenceResult:
+        """Build a request (see :meth:`build_request`), send it, return its result."""
+        timeout = kwargs.get("timeout_s")
+        request = self.build_request(prompt, **kwargs)  # type: ignore[arg-type]
+        return await self.submit(request, timeout_s=float(timeout) if isinstance(timeout, int | float) else None)
+
+    async def submit(self, request: InferenceRequest, *, timeout_s: float | None = None) -> InferenceResult:
+        """Send a built request and await its terminal answer; errors raise typed exceptions."""
+        if self._closed.is_set():
+            raise ClientClosed("client is closed", request_id=request.request_id)
+        timeout = timeout_s if timeout_s is not None else self.config.timeout_s
+        async with self._slots:
+            future = self.router.expect(request.request_id)
+            try:
+                await self._publish(request)
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"no answer within {timeout:.1f}s", request_id=request.request_id
+                ) from None
+            finally:
+                self.router.forget(request.request_id)
+        if isinstance(reply, ErrorReply):
+            raise from_reply(reply)
+        assert isinstance(reply, InferenceResult)
+        return reply
+
+    async def _publish(self, request: InferenceRequest) -> None:
+        value = encode(request)
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise InvalidRequest(f"encoded request is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                                 request_id=request.request_id)
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            loop.call_soon_threadsafe(_settle, delivered, err)
+
+        hdrs = headers.encode_headers({
+            headers.REQUEST_ID: request.request_id,
+            headers.TENANT: request.tenant,
+            headers.DEADLINE_MS: request.deadline_ms,
+            headers.REPLY_TOPIC: request.reply_to.topic,
+            headers.REPLY_PARTITION: request.reply_to.partition,
+            headers.SCHEMA_VERSION: request.schema_version,
+            headers.TRACEPARENT: request.traceparent,
+        })
+        while True:
+            try:
+                self._producer.produce(self.topics.requests, value=value, key=request.tenant.encode(),
+                                       headers=hdrs, on_delivery=on_delivery)
+                break
+            except BufferError:  # local queue full: wait for deliveries (backpressure)
+                await asyncio.sleep(0.01)
+        await delivered
+
+
+def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
+    if future.done():
+        return
+    if err is None:
+        future.set_result(None)
+    else:
+        future.set_exception(Unavailable(f"request not accepted by Kafka: {err}"))

@@ -1,0 +1,24 @@
+"""The client SDK's knobs; usable with no environment at all."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from schemas import DEFAULT_PREFIX
+
+
+class ClientConfig(BaseModel, frozen=True):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    """Kafka bootstrap servers."""
+    topic_prefix: str = DEFAULT_PREFIX
+    """Prefix of every pipeline topic."""
+    tenant: str = "default"
+    """Tenant sent with every request (rate limits and tiers are per tenant)."""
+    reply_partition: int | None = Field(default=None, ge=0)
+    """Partition of the shared replies topic this client reads; None = pick one at random."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """Default per-call timeout; also sets the request deadline."""
+    max_in_flight: int = Field(default=10_000, ge=1)
+    """Calls awaiting an answer at once; more wait (backpressure)."""
+    linger_ms: int = Field(default=2, ge=0)
+    """Producer batching delay."""

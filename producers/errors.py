@@ -1,0 +1,60 @@
+"""Exceptions the client raises: one per wire error code, plus client-side failures."""
+
+from __future__ import annotations
+
+from schemas import ErrorCode, ErrorReply, KinferError
+
+
+class RequestFailed(KinferError):
+    """The pipeline answered with an error; ``code`` and ``retry_after_ms`` say what to do."""
+
+    def __init__(self, message: str, *, request_id: str = "", retry_after_ms: int | None = None) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms)
+        self.request_id = request_id
+
+
+class InvalidRequest(RequestFailed):
+    """The request breaks the contract or the model's limits: fix it, do not retry."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+
+class RateLimited(RequestFailed):
+    """The tenant is over its limit: retry after ``retry_after_ms``."""
+
+    code = ErrorCode.RATE_LIMITED
+
+
+class Unavailable(RequestFailed):
+    """No healthy capacity (breaker open, Kafka down): retry later or elsewhere."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class DeadlineExceeded(RequestFailed):
+    """The deadline passed before an answer: the pipeline gave up, or the client stopped waiting."""
+
+    code = ErrorCode.DEADLINE_EXCEEDED
+
+
+class InternalError(RequestFailed):
+    """A bug or an unexpected failure in the pipeline: report it; retrying may help."""
+
+    code = ErrorCode.INTERNAL
+
+
+class ClientClosed(RequestFailed):
+    """The client was closed while the call waited; the request may still be answered."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+_BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
+    cls.code: cls for cls in (InvalidRequest, RateLimited, Unavailable, DeadlineExceeded, InternalError)
+}
+
+
+def from_reply(reply: ErrorReply) -> RequestFailed:
+    """The typed exception for an error reply."""
+    cls = _BY_CODE.get(reply.code, InternalError)
+    return cls(reply.message, request_id=reply.request_id, retry_after_ms=reply.retry_after_ms)

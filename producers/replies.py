@@ -1,0 +1,125 @@
+"""Reply correlation: one assigned reply partition, futures keyed by request id.
+
+The consumer uses ``assign()`` (no group, no commits) at the partition's high
+watermark, read before the first request is sent, so no early reply is missed.
+Replies for unknown ids (late after a timeout, another client's, duplicates)
+are dropped quietly and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from producers.errors import ClientClosed
+from schemas import InvalidMessage, Reply, TokenChunk, decode_reply
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReplyStats:
+    delivered: int = 0
+    duplicates_or_unknown: int = 0
+    undecodable: int = 0
+
+
+class ReplyRouter:
+    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.stats = ReplyStats()
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+        })
+        self._thread = threading.Thread(target=self._run, name=f"kinfer-replies-{partition}", daemon=True)
+
+    def start(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> None:
+        """Assign the partition at its current end; returns once positioned."""
+        self._loop = loop
+        tp = TopicPartition(self.topic, self.partition)
+        try:
+            _, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s)
+        except KafkaException as exc:
+            raise ClientClosed(f"cannot read reply partition {self.topic}[{self.partition}]: {exc}") from exc
+        self._consumer.assign([TopicPartition(self.topic, self.partition, high)])
+        self._thread.start()
+
+    def expect(self, request_id: str) -> asyncio.Future[Reply]:
+        assert self._loop is not None, "start() first"
+        future: asyncio.Future[Reply] = self._loop.create_future()
+        with self._lock:
+            self._pending[request_id] = future
+        return future
+
+    def forget(self, request_id: str) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                records = self._consumer.consume(500, 0.1)
+            except RuntimeError:
+                return  # consumer closed under us
+            for record in records:
+                err = record.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("replies.consume_error", error=str(err))
+                    continue
+                self._route(record.value() or b"")
+
+    def _route(self, value: bytes) -> None:
+        try:
+            reply = decode_reply(value)
+        except InvalidMessage as exc:
+            self.stats.undecodable += 1
+            log.warning("replies.undecodable", error=exc.message)
+            return
+        if isinstance(reply, TokenChunk):
+            return  # streaming arrives with the streaming API
+        with self._lock:
+            future = self._pending.pop(reply.request_id, None)
+        if future is None:
+            self.stats.duplicates_or_unknown += 1
+            return
+        self.stats.delivered += 1
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, future, reply)
+
+    def close(self, reason: str = "client closed") -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._consumer.close()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for request_id, future in pending.items():
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(
+                    _fail, future, ClientClosed(f"{reason} before an answer came", request_id=request_id)
+                )
+
+
+def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:
+    if not future.done():
+        future.set_result(reply)
+
+
+def _fail(future: asyncio.Future[Reply], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,46 @@
+"""kinfer's wire contract: messages, error codes, headers, topic names, limits.
+
+This package imports nothing else of kinfer; every stage meets the others here.
+"""
+
+from schemas.codec import decode_dead_letter, decode_event, decode_reply, decode_request, encode
+from schemas.errors import ErrorCode, InvalidMessage, KinferError
+from schemas.messages import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    ErrorReply,
+    InferenceRequest,
+    InferenceResult,
+    Reply,
+    ReplyAddress,
+    SamplingParams,
+    TokenChunk,
+    Usage,
+    WorkerEvent,
+)
+from schemas.topics import DEFAULT_PREFIX, DEFAULT_REGIONS, TopicNames
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_REGIONS",
+    "SCHEMA_VERSION",
+    "DeadLetter",
+    "ErrorCode",
+    "ErrorReply",
+    "InferenceRequest",
+    "InferenceResult",
+    "InvalidMessage",
+    "KinferError",
+    "Reply",
+    "ReplyAddress",
+    "SamplingParams",
+    "TokenChunk",
+    "TopicNames",
+    "Usage",
+    "WorkerEvent",
+    "decode_dead_letter",
+    "decode_event",
+    "decode_reply",
+    "decode_request",
+    "encode",
+]

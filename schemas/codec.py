@@ -1,0 +1,83 @@
+"""Encoding and decoding of wire messages (msgspec JSON).
+
+Decoding is where untrusted bytes become typed messages, so every failure here
+is an :class:`InvalidMessage` with a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from schemas.errors import InvalidMessage
+from schemas.messages import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    InferenceRequest,
+    Reply,
+    SamplingParams,
+    WorkerEvent,
+)
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(InferenceRequest)
+_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)  # type: ignore[arg-type]
+_event_decoder = msgspec.json.Decoder(WorkerEvent)
+_dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+_REQUEST_FIELDS = frozenset(InferenceRequest.__struct_fields__)
+_SAMPLING_FIELDS = frozenset(SamplingParams.__struct_fields__)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """JSON bytes of any wire message."""
+    return _encoder.encode(message)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidMessage(f"malformed {what}: {exc}") from exc
+
+
+def decode_request(data: bytes) -> InferenceRequest:
+    """A request from JSON bytes, refusing unknown fields of this schema version.
+
+    Unknown fields are accepted only from a newer writer (schema_version above
+    ours): that is the forward-compatibility rule. From a same-version writer
+    they are almost always typos (``max_token``) that would be silently ignored.
+    """
+    request = _decode(_request_decoder, data, "request")
+    if request.schema_version <= SCHEMA_VERSION:
+        _refuse_unknown_fields(data)
+    return request
+
+
+def _refuse_unknown_fields(data: bytes) -> None:
+    top: dict[str, Any] = _fields_decoder.decode(data)
+    unknown = sorted(top.keys() - _REQUEST_FIELDS)
+    if "sampling" in top:
+        sampling = _fields_decoder.decode(top["sampling"])
+        unknown += [f"sampling.{key}" for key in sorted(sampling.keys() - _SAMPLING_FIELDS)]
+    if unknown:
+        raise InvalidMessage(
+            f"unknown field(s) {', '.join(unknown)} for schema version {SCHEMA_VERSION}"
+        )
+
+
+def decode_reply(data: bytes) -> Reply:
+    """A result, token chunk or error reply from JSON bytes."""
+    return _decode(_reply_decoder, data, "reply")
+
+
+def decode_event(data: bytes) -> WorkerEvent:
+    return _decode(_event_decoder, data, "worker event")
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter:
+    return _decode(_dead_letter_decoder, data, "dead letter")

@@ -1,0 +1,55 @@
+"""Error codes of the wire contract and the root of kinfer's exception tree.
+
+Every package groups its own errors under :class:`KinferError`, so a caller can
+catch one root and still read a machine-readable ``code`` and ``retriable``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable reason carried by every error reply."""
+
+    INVALID_REQUEST = "invalid_request"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    INTERNAL = "internal"
+
+    @property
+    def retriable(self) -> bool:
+        """Whether sending the same request again later may succeed."""
+        return self in _RETRIABLE
+
+
+_RETRIABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL})
+
+
+class KinferError(Exception):
+    """Root of every kinfer exception.
+
+    Subclasses set ``code`` (and with it ``retriable``) as class attributes;
+    the docstring of each subclass says what the operator should do.
+    """
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def retriable(self) -> bool:
+        return self.code.retriable
+
+
+class InvalidMessage(KinferError, ValueError):
+    """A record or a constructed message breaks the wire contract; fix the sender.
+
+    A ``ValueError`` too, so msgspec reports it as a validation error on decode.
+    """
+
+    code = ErrorCode.INVALID_REQUEST

@@ -1,0 +1,52 @@
+"""Kafka header conventions.
+
+Request id, tenant, deadline, reply address and W3C trace context travel in
+headers as well as in the value, so routing and error replies never need to
+parse a body (and still work when the body cannot be parsed at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+REQUEST_ID: Final = "kinfer-request-id"
+TENANT: Final = "kinfer-tenant"
+DEADLINE_MS: Final = "kinfer-deadline-ms"
+REPLY_TOPIC: Final = "kinfer-reply-topic"
+REPLY_PARTITION: Final = "kinfer-reply-partition"
+SCHEMA_VERSION: Final = "kinfer-schema-version"
+TRACEPARENT: Final = "traceparent"
+"""W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
+
+KafkaHeaders = Sequence[tuple[str, bytes | None]]
+
+
+def encode_headers(values: Mapping[str, str | int | None]) -> list[tuple[str, bytes]]:
+    """Headers as Kafka wants them; ``None`` values are left out."""
+    return [(key, str(value).encode()) for key, value in values.items() if value is not None]
+
+
+def decode_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as text; the last value wins, unreadable values are skipped."""
+    out: dict[str, str] = {}
+    for key, raw in headers or ():
+        if raw is None:
+            continue
+        try:
+            out[key] = raw.decode()
+        except UnicodeDecodeError:
+            continue
+    return out
+
+
+def reply_address(values: Mapping[str, str]) -> tuple[str, int] | None:
+    """(topic, partition) of the reply address in decoded headers, if both are there.
+
+    Lets a stage answer a record whose body cannot be parsed at all.
+    """
+    topic = values.get(REPLY_TOPIC)
+    partition = values.get(REPLY_PARTITION, "")
+    if not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)

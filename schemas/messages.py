@@ -1,0 +1,202 @@
+"""The wire messages: what producers, streams and consumers say to each other.
+
+All messages are msgspec structs encoded as JSON. Readers ignore fields they do
+not know, so a reader of schema version N accepts version N+1 messages that only
+add optional fields (see ``codec.py`` for how same-version typos are refused).
+Limits are enforced in ``__post_init__``, which msgspec runs both when a message
+is constructed and when it is decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from schemas import limits
+from schemas.errors import ErrorCode, InvalidMessage
+
+SCHEMA_VERSION = 1
+"""Version written by this code; bumped only by additive, optional changes."""
+
+
+class ReplyAddress(msgspec.Struct, frozen=True):
+    """Where the single terminal answer (and any stream chunks) must go."""
+
+    topic: str
+    """Reply topic, normally the shared ``<prefix>.replies``."""
+    partition: int
+    """The partition the client owns and has assigned before sending."""
+
+
+class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How to pick tokens. Temperature 0 is greedy and fully deterministic."""
+
+    max_tokens: int = 64
+    """Most new tokens to generate."""
+    temperature: float = 0.0
+    """0 = greedy; higher = more random."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, in (0, 1]."""
+    seed: int | None = None
+    """Fixes the random stream for temperature > 0 (deterministic then too)."""
+    stop: tuple[str, ...] = ()
+    """Generation ends before the first occurrence of any of these."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_tokens <= limits.MAX_NEW_TOKENS:
+            raise InvalidMessage(f"max_tokens must be in 1..{limits.MAX_NEW_TOKENS}, got {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise InvalidMessage(f"temperature must be in 0..5, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidMessage(f"top_p must be in (0, 1], got {self.top_p}")
+        if len(self.stop) > limits.MAX_STOP_SEQUENCES:
+            raise InvalidMessage(f"at most {limits.MAX_STOP_SEQUENCES} stop sequences, got {len(self.stop)}")
+        if any(not s or len(s) > limits.MAX_STOP_SEQUENCE_CHARS for s in self.stop):
+            raise InvalidMessage(f"stop sequences must be 1..{limits.MAX_STOP_SEQUENCE_CHARS} chars")
+
+
+class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """One generation request, as put on ``<prefix>.requests`` (key = tenant)."""
+
+    request_id: str
+    """Client-chosen unique id; replies, de-duplication and tracing use it."""
+    tenant: str
+    """Who pays: rate limits and tiers are per tenant."""
+    prompt: str
+    """The text to continue."""
+    reply_to: ReplyAddress
+    """Where the answer goes."""
+    model: str = "kinfer-tiny"
+    """Served model name."""
+    sampling: SamplingParams = SamplingParams()
+    """Token selection."""
+    stream: bool = False
+    """Send token chunks before the final result."""
+    user: str | None = None
+    """End user, for region routing; defaults to the tenant."""
+    session_id: str | None = None
+    """Conversation id: context and worker affinity."""
+    created_ms: int = 0
+    """Unix ms when the client made the request."""
+    deadline_ms: int | None = None
+    """Unix ms after which no answer is useful; answered ``deadline_exceeded``."""
+    traceparent: str | None = None
+    """W3C trace context of the caller."""
+    schema_version: int = SCHEMA_VERSION
+    """Wire version of the writer."""
+
+    def __post_init__(self) -> None:
+        for name in ("request_id", "tenant"):
+            value = getattr(self, name)
+            if not value or len(value) > limits.MAX_ID_CHARS:
+                raise InvalidMessage(f"{name} must be 1..{limits.MAX_ID_CHARS} characters")
+        if not self.prompt:
+            raise InvalidMessage("prompt must not be empty")
+        size = len(self.prompt.encode("utf-8", "surrogatepass"))
+        if size > limits.MAX_PROMPT_BYTES:
+            raise InvalidMessage(f"prompt is {size} bytes; the limit is {limits.MAX_PROMPT_BYTES}")
+        if self.reply_to.partition < 0 or not self.reply_to.topic:
+            raise InvalidMessage("reply_to needs a topic and a partition >= 0")
+        if self.schema_version < 1:
+            raise InvalidMessage(f"schema_version must be >= 1, got {self.schema_version}")
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Token counts of one request, OpenAI-style."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="result"):
+    """The successful terminal answer."""
+
+    request_id: str
+    text: str
+    """Generated text, stop sequence excluded."""
+    finish_reason: Literal["stop", "length"]
+    """``stop``: end-of-sequence or a stop sequence; ``length``: max_tokens reached."""
+    usage: Usage
+    model: str
+    worker_id: str = ""
+    """Which worker answered (for debugging affinity)."""
+    queue_ms: float = 0.0
+    """Time from admission to the start of compute."""
+    compute_ms: float = 0.0
+    """Time in the model for the batch that held this request."""
+    schema_version: int = SCHEMA_VERSION
+
+
+class TokenChunk(msgspec.Struct, frozen=True, kw_only=True, tag="chunk"):
+    """A piece of streamed output; the final :class:`InferenceResult` follows."""
+
+    request_id: str
+    index: int
+    """0-based position of this chunk in the stream."""
+    text: str
+    schema_version: int = SCHEMA_VERSION
+
+
+class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="error"):
+    """The failed terminal answer."""
+
+    request_id: str
+    code: ErrorCode
+    message: str
+    """For humans; never parsed."""
+    retry_after_ms: int | None = None
+    """When retrying may succeed (rate limits, open breakers)."""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def retriable(self) -> bool:
+        return self.code.retriable
+
+
+Reply = InferenceResult | TokenChunk | ErrorReply
+"""Everything that may arrive on a reply address."""
+
+
+OutcomeStatus = Literal[
+    "ok", "invalid_request", "rate_limited", "unavailable", "deadline_exceeded", "internal"
+]
+"""``ok`` or an :class:`ErrorCode` value (a test keeps the two in step)."""
+
+
+class WorkerEvent(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="outcome"):
+    """Per-request outcome on ``<prefix>.events``: feeds breakers, limits and monitoring."""
+
+    request_id: str
+    tenant: str
+    region: str
+    model: str
+    status: OutcomeStatus
+    """``ok`` or the error code of the terminal answer."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    queue_ms: float = 0.0
+    compute_ms: float = 0.0
+    batch_id: str = ""
+    batch_size: int = 0
+    worker_id: str = ""
+    ts_ms: int = 0
+    """Unix ms when the outcome was decided."""
+    schema_version: int = SCHEMA_VERSION
+
+
+class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """A record the pipeline could not process, kept with its reason (``.dlq`` topics)."""
+
+    code: ErrorCode
+    reason: str
+    """Why it was refused, for humans."""
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original: bytes
+    """The record's value, unchanged (base64 in JSON)."""
+    request_id: str | None = None
+    """From the headers, when they could be read."""
+    ts_ms: int = 0
+    schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,1 @@
+"""Admission: the faust-streaming stage between clients and inference workers."""

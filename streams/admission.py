@@ -1,0 +1,97 @@
+"""The admission decision for one ingress record: pure, clock injected.
+
+Only what Kafka-free code can decide lives here; the Faust agent in ``app.py``
+turns decisions into records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from schemas import (
+    ErrorCode,
+    ErrorReply,
+    InferenceRequest,
+    InvalidMessage,
+    ReplyAddress,
+    decode_request,
+    headers,
+)
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    max_prompt_bytes: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Admit:
+    request: InferenceRequest
+    region: str
+    partition: int
+    """Explicit partition of the region's dispatch topic (session / user affinity)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    reply: ErrorReply
+    address: ReplyAddress | None
+    """None when neither body nor headers name a reply address: DLQ only."""
+    request: InferenceRequest | None
+    dead_letter_reason: str | None = None
+
+
+def decide(
+    value: bytes | None,
+    record_headers: dict[str, str],
+    *,
+    now_ms: int,
+    limits: AdmissionLimits,
+    region: str,
+    partitions: int,
+) -> Admit | Reject:
+    try:
+        request = decode_request(value or b"")
+    except InvalidMessage as exc:
+        return _malformed(record_headers, exc.message)
+    problem = _over_limits(request, limits)
+    if problem:
+        return Reject(_error(request, ErrorCode.INVALID_REQUEST, problem), request.reply_to, request, problem)
+    if request.deadline_ms is not None and request.deadline_ms <= now_ms:
+        message = f"deadline passed {now_ms - request.deadline_ms} ms before admission"
+        return Reject(_error(request, ErrorCode.DEADLINE_EXCEEDED, message), request.reply_to, request)
+    return Admit(request, region, affinity_partition(request, partitions))
+
+
+def affinity_partition(request: InferenceRequest, partitions: int) -> int:
+    """Same session (else user, else tenant) -> same partition -> same worker."""
+    key = request.session_id or request.user or request.tenant
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % partitions
+
+
+def _over_limits(request: InferenceRequest, limits: AdmissionLimits) -> str | None:
+    size = len(request.prompt.encode("utf-8", "surrogatepass"))
+    if size > limits.max_prompt_bytes:
+        return f"prompt is {size} bytes; this deployment admits at most {limits.max_prompt_bytes}"
+    if request.sampling.max_tokens > limits.max_new_tokens:
+        return f"max_tokens {request.sampling.max_tokens} is over this deployment's {limits.max_new_tokens}"
+    return None
+
+
+def _error(request: InferenceRequest, code: ErrorCode, message: str) -> ErrorReply:
+    return ErrorReply(request_id=request.request_id, code=code, message=message)
+
+
+def _malformed(record_headers: dict[str, str], reason: str) -> Reject:
+    request_id = record_headers.get(headers.REQUEST_ID, "")
+    reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
+    return Reject(reply, _header_address(record_headers), None, reason)
+
+
+
+def _header_address(record_headers: dict[str, str]) -> ReplyAddress | None:
+    found = headers.reply_address(record_headers)
+    return ReplyAddress(*found) if found else None
