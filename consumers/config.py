@@ -42,6 +42,8 @@ class WorkerConfig(BaseModel, frozen=True):
     """Longest wait to fill a batch once the first request is there."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    """A crashed worker's partitions move to another member after this long."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     """Broker aborts a transaction of a dead worker after this long."""
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas import ErrorCode, ErrorReply, InferenceRequest, InvalidMessage, ReplyAddress, decode_request, headers
+from schemas.codec import salvage_reply_target
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ def triage(
     try:
         request = decode_request(value or b"")
     except InvalidMessage as exc:
-        request_id = record_headers.get(headers.REQUEST_ID, "")
+        request_id, address = _reply_target(value or b"", record_headers)
         return Refused(
             ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=exc.message),
-            _header_address(record_headers),
+            address,
             None,
             dead_letter_reason=exc.message,
         )
@@ -64,6 +65,9 @@ def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused
 
 
 
-def _header_address(record_headers: dict[str, str]) -> ReplyAddress | None:
+def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
+    """Where to answer a refused record: headers first, else what the body still says."""
+    body_id, body_address = salvage_reply_target(value)
     found = headers.reply_address(record_headers)
-    return ReplyAddress(*found) if found else None
+    address = ReplyAddress(*found) if found else body_address
+    return record_headers.get(headers.REQUEST_ID) or body_id or "", address

@@ -71,6 +71,8 @@ class InferenceWorker:
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
             "client.id": config.worker_id,
+            "session.timeout.ms": config.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, config.session_timeout_ms // 5),
         })
         self.producer = Producer({
             "bootstrap.servers": config.bootstrap_servers,
@@ -93,14 +95,22 @@ class InferenceWorker:
         log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
         try:
             while not self._stop.is_set():
-                records = self.consumer.consume(self.config.max_batch_requests, self.config.max_wait_ms / 1000)
-                records = [r for r in records if self._usable(r)]
+                records = [r for r in self._next_records() if self._usable(r)]
                 if records:
                     self._process(records)
         finally:
             self.consumer.close()
             self.producer.flush(10)
             log.info("worker.stopped", worker=self.config.worker_id)
+
+    def _next_records(self) -> list[Message]:
+        """Wait (idle) for a first record, then up to max_wait for more, or until the batch is full."""
+        first = self.consumer.poll(0.2)
+        if first is None:
+            return []
+        more = self.config.max_batch_requests - 1
+        rest = self.consumer.consume(more, self.config.max_wait_ms / 1000) if more else []
+        return [first, *rest]
 
     def _usable(self, record: Message) -> bool:
         err = record.error()

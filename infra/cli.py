@@ -59,6 +59,20 @@ def up(timeout: Annotated[float | None, typer.Option(help="Seconds to wait for e
 
 @app.command()
 @_friendly
+def fetch() -> None:
+    """Resolve the Kafka broker jars with Maven into the state dir (`up` does this when needed)."""
+    from infra.stack import local
+    from infra.stack.kafka import find_java, resolve_jars
+
+    settings = _settings()
+    find_java()
+    libs = local.kafka_node(settings).config.libs_dir
+    resolve_jars(libs)
+    typer.echo(f"Kafka jars in {libs}")
+
+
+@app.command()
+@_friendly
 def down() -> None:
     """Stop the Kafka broker and Redis that `kinfer up` started."""
     from infra.stack import local

@@ -28,6 +28,8 @@ class KinferSettings(BaseSettings):
     """An existing Redis; when set, `kinfer up` starts no Redis."""
     state_dir: Path = Path(".kinfer")
     """Broker jars and data, Redis data, pid files and logs of the local stack."""
+    kafka_jars_dir: Path | None = None
+    """Maven-resolved broker jars; default ``<state_dir>/kafka/libs``."""
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     """Local broker's client port."""
     kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
@@ -62,7 +64,8 @@ class KinferSettings(BaseSettings):
     """console or json."""
 
     @model_validator(mode="after")
-    def _ports_differ(self) -> KinferSettings:
+    def _check(self) -> KinferSettings:
+        self.state_dir = self.state_dir.resolve()
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError(
                 f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; they must differ"

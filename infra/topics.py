@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -96,5 +97,24 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent `up` made it
                 raise StackError(f"creating topic {name} failed: {exc}") from exc
+    _wait_for_leaders(admin, created, timeout_s)
     log.info("topics.created", topics=created)
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout_s: float) -> None:
+    """Creation returns before partitions have leaders; clients that start right
+    away (reply consumers reading watermarks) would fail with NOT_LEADER."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(topics)
+    while pending:
+        meta = admin.list_topics(timeout=timeout_s).topics
+        pending = {
+            name for name in pending
+            if name not in meta or not meta[name].partitions
+            or any(p.leader < 0 for p in meta[name].partitions.values())
+        }
+        if pending and time.monotonic() > deadline:
+            raise StackError(f"topics without partition leaders after {timeout_s:.0f}s: {sorted(pending)}")
+        if pending:
+            time.sleep(0.1)

@@ -14,9 +14,10 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
+import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from producers.errors import ClientClosed
+from producers.errors import ClientClosed, Unavailable
 from schemas import InvalidMessage, Reply, TokenChunk, decode_reply
 
 log = structlog.get_logger(__name__)
@@ -51,10 +52,16 @@ class ReplyRouter:
         """Assign the partition at its current end; returns once positioned."""
         self._loop = loop
         tp = TopicPartition(self.topic, self.partition)
+        read_end = tenacity.retry(
+            retry=tenacity.retry_if_exception(_retriable),
+            stop=tenacity.stop_after_delay(timeout_s),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        )(self._consumer.get_watermark_offsets)
         try:
-            _, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            _, high = read_end(tp, timeout=timeout_s)
         except KafkaException as exc:
-            raise ClientClosed(f"cannot read reply partition {self.topic}[{self.partition}]: {exc}") from exc
+            raise Unavailable(f"cannot read reply partition {self.topic}[{self.partition}]: {exc}") from exc
         self._consumer.assign([TopicPartition(self.topic, self.partition, high)])
         self._thread.start()
 
@@ -72,7 +79,9 @@ class ReplyRouter:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                records = self._consumer.consume(500, 0.1)
+                # Block only for the first record; then drain what is there without waiting.
+                first = self._consumer.poll(0.1)
+                records = [first, *self._consumer.consume(499, 0)] if first is not None else []
             except RuntimeError:
                 return  # consumer closed under us
             for record in records:
@@ -113,6 +122,20 @@ class ReplyRouter:
                 self._loop.call_soon_threadsafe(
                     _fail, future, ClientClosed(f"{reason} before an answer came", request_id=request_id)
                 )
+
+
+_STARTUP_RETRIABLE = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
+})
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Errors of a topic that was just created or a leader that is moving."""
+    if not isinstance(exc, KafkaException):
+        return False
+    err = exc.args[0]
+    return bool(err.retriable()) or err.code() in _STARTUP_RETRIABLE
 
 
 def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:

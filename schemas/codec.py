@@ -16,6 +16,7 @@ from schemas.messages import (
     DeadLetter,
     InferenceRequest,
     Reply,
+    ReplyAddress,
     SamplingParams,
     WorkerEvent,
 )
@@ -68,6 +69,29 @@ def _refuse_unknown_fields(data: bytes) -> None:
         raise InvalidMessage(
             f"unknown field(s) {', '.join(unknown)} for schema version {SCHEMA_VERSION}"
         )
+
+
+class _Salvage(msgspec.Struct):
+    """The two fields an error reply needs, read leniently from a refused record."""
+
+    request_id: str | None = None
+    reply_to: ReplyAddress | None = None
+
+
+_salvage_decoder = msgspec.json.Decoder(_Salvage)
+
+
+def salvage_reply_target(data: bytes) -> tuple[str | None, ReplyAddress | None]:
+    """Request id and reply address of a record refused as invalid, where readable.
+
+    Lets a stage answer a request whose body is valid JSON but breaks the
+    contract (a typo'd field, a value over a limit) instead of only dead-lettering it.
+    """
+    try:
+        found = _salvage_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None, None
+    return found.request_id, found.reply_to
 
 
 def decode_reply(data: bytes) -> Reply:

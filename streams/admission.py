@@ -18,6 +18,7 @@ from schemas import (
     decode_request,
     headers,
 )
+from schemas.codec import salvage_reply_target
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def decide(
     try:
         request = decode_request(value or b"")
     except InvalidMessage as exc:
-        return _malformed(record_headers, exc.message)
+        return _malformed(value or b"", record_headers, exc.message)
     problem = _over_limits(request, limits)
     if problem:
         return Reject(_error(request, ErrorCode.INVALID_REQUEST, problem), request.reply_to, request, problem)
@@ -85,13 +86,16 @@ def _error(request: InferenceRequest, code: ErrorCode, message: str) -> ErrorRep
     return ErrorReply(request_id=request.request_id, code=code, message=message)
 
 
-def _malformed(record_headers: dict[str, str], reason: str) -> Reject:
-    request_id = record_headers.get(headers.REQUEST_ID, "")
+def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Reject:
+    request_id, address = _reply_target(value, record_headers)
     reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
-    return Reject(reply, _header_address(record_headers), None, reason)
+    return Reject(reply, address, None, reason)
 
 
 
-def _header_address(record_headers: dict[str, str]) -> ReplyAddress | None:
+def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
+    """Where to answer a refused record: headers first, else what the body still says."""
+    body_id, body_address = salvage_reply_target(value)
     found = headers.reply_address(record_headers)
-    return ReplyAddress(*found) if found else None
+    address = ReplyAddress(*found) if found else body_address
+    return record_headers.get(headers.REQUEST_ID) or body_id or "", address

@@ -45,7 +45,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
     partitions = dispatch_partitions(config.bootstrap_servers, names.dispatch(config.region))
     limits = AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens)
     app = faust.App(
-        config.app_id,
+        config.faust_id,
         broker=faust_broker_url(config.bootstrap_servers),
         datadir=str(config.data_dir),
         web_enabled=config.web_port > 0,
@@ -53,6 +53,10 @@ def create_app(config: AdmissionConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         topic_disable_leader=True,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, config.session_timeout_s / 5),
+        broker_rebalance_timeout=config.rebalance_timeout_s,
+        broker_max_poll_interval=max(60.0, config.rebalance_timeout_s),
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -14,8 +14,8 @@ class AdmissionConfig(BaseModel, frozen=True):
     """Kafka bootstrap servers."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
-    app_id: str = "kinfer-admission"
-    """Faust application id: consumer group and internal topic prefix."""
+    app_id: str | None = None
+    """Faust application id (consumer group, internal topics); default ``<prefix>-admission``."""
     region: str = "us-west"
     """Region every admitted request goes to (consistent-hash routing: issue 3)."""
     data_dir: Path = Path(".kinfer/admission")
@@ -24,7 +24,16 @@ class AdmissionConfig(BaseModel, frozen=True):
     """Largest prompt admitted (UTF-8 bytes); at most the wire limit."""
     max_new_tokens: int = Field(default=4096, ge=1, le=limits.MAX_NEW_TOKENS)
     """Largest max_tokens admitted."""
+    session_timeout_s: float = Field(default=10.0, ge=1.0, le=300.0)
+    """A dead admission worker's partitions move on after this long."""
+    rebalance_timeout_s: float = Field(default=20.0, ge=1.0, le=600.0)
+    """Longest a rebalance waits for members to rejoin (Faust's default, 60 s and a
+    1000 s poll interval, stalls the group behind crashed members)."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
     web_port: int = Field(default=0, ge=0, le=65535)
     """Faust's own web server; 0 = off."""
+
+    @property
+    def faust_id(self) -> str:
+        return self.app_id or f"{self.topic_prefix}-admission"

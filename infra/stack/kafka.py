@@ -43,6 +43,8 @@ class KafkaNodeConfig:
     node_id: int = 1
     heap: str = "512m"
     """JVM heap; small by default: this is a development broker."""
+    jars_dir: Path | None = None
+    """Where the Maven-resolved jars live; default ``<state_dir>/libs`` (tests share one)."""
 
     @property
     def bootstrap(self) -> str:
@@ -50,7 +52,7 @@ class KafkaNodeConfig:
 
     @property
     def libs_dir(self) -> Path:
-        return self.state_dir / "libs"
+        return self.jars_dir or self.state_dir / "libs"
 
     @property
     def data_dir(self) -> Path:
@@ -79,6 +81,7 @@ def find_java() -> str:
 
 def resolve_jars(libs_dir: Path) -> None:
     """Resolve the broker jars with Maven into ``libs_dir`` unless already there."""
+    libs_dir = libs_dir.resolve()  # Maven resolves relative paths against the pom's folder
     if any(libs_dir.glob("kafka_2.13-*.jar")):
         return
     mvn = shutil.which("mvn")
@@ -154,6 +157,7 @@ class KafkaNode:
         require_free_ports({"KINFER_KAFKA_PORT": cfg.port, "KINFER_KAFKA_CONTROLLER_PORT": cfg.controller_port})
         resolve_jars(cfg.libs_dir)
         voters = f"{cfg.node_id}@127.0.0.1:{cfg.controller_port}"
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(server_properties(cfg, voters))
         self._format(java)
         argv = [java, f"-Xmx{cfg.heap}", f"-Xms{cfg.heap}", "-XX:+UseG1GC",

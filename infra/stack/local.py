@@ -22,7 +22,7 @@ class ServiceStatus:
 def kafka_node(settings: KinferSettings) -> KafkaNode:
     return KafkaNode(KafkaNodeConfig(
         state_dir=settings.state_dir / "kafka", port=settings.kafka_port,
-        controller_port=settings.kafka_controller_port,
+        controller_port=settings.kafka_controller_port, jars_dir=settings.kafka_jars_dir,
     ))
 
 

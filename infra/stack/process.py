@@ -48,6 +48,10 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text[-lines:])
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Handles of services this process started: kept so they are reaped, not leaked."""
+
+
 class ManagedProcess:
     """A service started in its own session, found again through its pid file."""
 
@@ -78,6 +82,7 @@ class ManagedProcess:
                 start_new_session=True,
                 env=env,
             )
+        _CHILDREN[proc.pid] = proc
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
@@ -104,6 +109,12 @@ class ManagedProcess:
 
 
 def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

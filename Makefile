@@ -1,0 +1,60 @@
+# kinfer: `make demo` and `make test` set up whatever is missing, idempotently.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KINFER := $(VENV)/bin/kinfer
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := openjdk-17-jre-headless maven redis-server
+STAMP := $(VENV)/.kinfer-installed
+
+.PHONY: setup system-packages venv jars demo test test-fast lint bench up down clean
+
+setup: system-packages venv jars
+
+# Debian packages: Java 17 and Maven (the Kafka broker), redis-server.
+system-packages:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# The virtualenv keeps torch (a large download) between runs; reinstalled only when pyproject changes.
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+jars: venv
+	@$(KINFER) fetch
+
+demo: setup
+	$(KINFER) demo
+
+test: setup lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not integration"
+
+lint: venv
+	$(PY) -m ruff check schemas producers streams consumers infra benchmarks tests
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) -m benchmarks.pipeline_vs_engine
+
+up: setup
+	$(KINFER) up
+
+down: venv
+	$(KINFER) down
+
+clean: down
+	rm -rf .kinfer .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Factory fixtures for integration tests: topics under a test's own prefix, and
+the pipeline's stages started as a user starts them (`kinfer admission`,
+`kinfer worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.demo import wait_until_serving
+from infra.stack import local
+from infra.stack.stages import StageProcess
+from infra.topics import ensure_topics
+from schemas import TopicNames
+from tests.conftest import Services
+
+
+@dataclass
+class Pipeline:
+    services: Services
+    prefix: str
+    logs: Path
+    stages: list[StageProcess] = field(default_factory=list)
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames(self.prefix)
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> StageProcess:
+        stage = StageProcess(name, list(args), {**self.services.env(self.prefix), **(env or {})},
+                             self.logs / f"{name}-{len(self.stages)}.log")
+        self.stages.append(stage)
+        return stage
+
+    def wait_serving(self, timeout_s: float = 120.0) -> None:
+        try:
+            asyncio.run(wait_until_serving(self.services.settings(self.prefix), timeout_s))
+        except Exception:
+            for stage in self.stages:
+                print(f"--- {stage.name} (alive={stage.alive()}):\n{stage.tail(40)}")
+            raise
+
+    def stop(self) -> None:
+        for stage in reversed(self.stages):
+            stage.stop()
+
+
+@pytest.fixture
+def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str], Pipeline]]:
+    made: list[Pipeline] = []
+
+    def make(prefix: str) -> Pipeline:
+        settings = services.settings(prefix, reply_partitions=4, dispatch_partitions=3, request_partitions=3)
+        ensure_topics(services.bootstrap, local.topic_layout(settings).specs())
+        pipeline = Pipeline(services, prefix, tmp_path / "logs")
+        made.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in made:
+        pipeline.stop()
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[tuple[bytes | None, dict[str, bytes]]]:
+    """Every committed record of a topic, from the beginning to its current end.
+
+    Ends are compared with the consumer's position, not record offsets: the last
+    offset of a transactional partition is a commit marker, never delivered.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "inspect", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts}
+        consumer.assign(parts)
+        out: list[tuple[bytes | None, dict[str, bytes]]] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = consumer.poll(0.2)
+            if record is not None and not record.error():
+                out.append((record.value(), dict(record.headers() or [])))
+                continue
+            positions = {tp.partition: tp.offset for tp in consumer.position(parts)}
+            if all(ends[p] == 0 or positions[p] >= ends[p] for p in ends):
+                return out
+            assert time.monotonic() < deadline, f"timed out reading {topic}: {positions} of {ends}"
+    finally:
+        consumer.close()

@@ -1,0 +1,79 @@
+"""kinfer-tiny through the same runner the worker uses."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from consumers.engine import GenerationInput, load_runner
+from consumers.engine.tiny import build_tiny
+from consumers.engine.torch_runner import TorchRunner
+from schemas import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def runner() -> TorchRunner:
+    r = load_runner("kinfer-tiny", device="cpu")
+    assert isinstance(r, TorchRunner)
+    return r
+
+
+def prompts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdef ghij,klm") for _ in range(rng.randint(1, 60))) for _ in range(n)]
+
+
+def test_weights_are_deterministic() -> None:
+    a, b = build_tiny(), build_tiny()
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(pa, pb), name
+
+
+def test_batched_greedy_equals_one_at_a_time(runner: TorchRunner) -> None:
+    sampling = SamplingParams(max_tokens=12)
+    items = [GenerationInput(p, sampling) for p in prompts(40)]
+    alone = [runner.generate([item])[0] for item in items]
+    batched = runner.generate(items)
+    assert [o.text for o in batched] == [o.text for o in alone]
+    assert [o.completion_tokens for o in batched] == [o.completion_tokens for o in alone]
+
+
+def test_max_tokens_per_request_in_one_batch(runner: TorchRunner) -> None:
+    outs = runner.generate([GenerationInput("abc", SamplingParams(max_tokens=n)) for n in (1, 5, 9)])
+    assert [o.completion_tokens for o in outs] == [1, 5, 9] or any(o.finish_reason == "stop" for o in outs)
+    for out, n in zip(outs, (1, 5, 9), strict=True):
+        assert out.completion_tokens <= n
+        assert out.finish_reason == ("length" if out.completion_tokens == n else "stop")
+    assert outs[0].prompt_tokens == 4  # BOS + 3 bytes
+
+
+def test_stop_sequence_cuts_output(runner: TorchRunner) -> None:
+    free = runner.generate([GenerationInput("hello", SamplingParams(max_tokens=20))])[0]
+    assert len(free.text) >= 4, free
+    stop = free.text[2:4]
+    cut = runner.generate([GenerationInput("hello", SamplingParams(max_tokens=20, stop=(stop,)))])[0]
+    assert cut.finish_reason == "stop"
+    assert cut.text == free.text[: free.text.find(stop)]
+
+
+def test_seeded_sampling_is_reproducible_and_differs_by_seed(runner: TorchRunner) -> None:
+    def sample(seed: int) -> str:
+        params = SamplingParams(max_tokens=24, temperature=1.5, seed=seed)
+        return runner.generate([GenerationInput("seed me", params)])[0].text
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+
+
+def test_output_is_printable_text(runner: TorchRunner) -> None:
+    out = runner.generate([GenerationInput(p, SamplingParams(max_tokens=16)) for p in prompts(8, seed=3)])
+    assert all(ch.isprintable() or ch == "\n" for o in out for ch in o.text)
+
+
+def test_unknown_model_and_dtype_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        load_runner("gpt-17")
+    with pytest.raises(ValueError, match="dtype"):
+        load_runner("kinfer-tiny", dtype="float8")

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import pytest
+
+from infra.settings import KinferSettings
+
+
+def test_defaults_work_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("KINFER_BOOTSTRAP_SERVERS", "KINFER_REDIS_URL", "KINFER_STATE_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    s = KinferSettings()
+    assert s.bootstrap == "127.0.0.1:19092" and not s.external_kafka
+    assert s.redis == "redis://127.0.0.1:16379/0"
+    assert s.state_dir.is_absolute()
+
+
+def test_environment_builds_each_stage_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KINFER_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("KINFER_TOPIC_PREFIX", "prod")
+    monkeypatch.setenv("KINFER_MAX_WAIT_MS", "20")
+    monkeypatch.setenv("KINFER_STATE_DIR", str(tmp_path))
+    s = KinferSettings()
+    assert s.external_kafka
+    worker = s.worker_config()
+    assert (worker.bootstrap_servers, worker.topic_prefix, worker.max_wait_ms) == ("k1:9092,k2:9092", "prod", 20)
+    assert worker.consumer_group == "prod-workers-us-west"
+    assert s.admission_config().faust_id == "prod-admission"
+    assert s.client_config(tenant="acme").tenant == "acme"
+
+
+def test_cross_field_errors_name_the_values() -> None:
+    with pytest.raises(ValueError, match="both 20000"):
+        KinferSettings(kafka_port=20000, kafka_controller_port=20000)
+    with pytest.raises(ValueError, match="mars"):
+        KinferSettings(region="mars")
