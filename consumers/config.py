@@ -44,8 +44,10 @@ class WorkerConfig(BaseModel, frozen=True):
     """Prometheus /metrics port; 0 = off."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     """A crashed worker's partitions move to another member after this long."""
-    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
-    """Broker aborts a transaction of a dead worker after this long."""
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    """The broker aborts a dead worker's open transaction after this long. Until then
+    read_committed readers of the same partitions wait, so keep it short; a batch
+    (compute + produce) must finish well inside it."""
 
     @model_validator(mode="after")
     def _group(self) -> WorkerConfig:

@@ -7,7 +7,8 @@ BATCH_SIZE = Histogram(
     "kinfer_worker_batch_size", "Requests per model batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 BATCH_TOKENS = Histogram(
-    "kinfer_worker_batch_tokens", "Budgeted tokens per model batch",
+    "kinfer_worker_batch_tokens",
+    "Budgeted tokens per model batch",
     buckets=(64, 256, 512, 1024, 2048, 4096, 8192, 16384),
 )
 COMPUTE_SECONDS = Histogram("kinfer_worker_compute_seconds", "Model time per batch")

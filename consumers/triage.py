@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from schemas import ErrorCode, ErrorReply, InferenceRequest, InvalidMessage, ReplyAddress, decode_request, headers
+from schemas import (
+    ErrorCode,
+    ErrorReply,
+    InferenceRequest,
+    InvalidMessage,
+    ReplyAddress,
+    decode_request,
+    headers,
+)
 from schemas.codec import salvage_reply_target
 
 
@@ -61,8 +69,9 @@ def triage(
 
 
 def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused:
-    return Refused(ErrorReply(request_id=request.request_id, code=code, message=message), request.reply_to, request)
-
+    return Refused(
+        ErrorReply(request_id=request.request_id, code=code, message=message), request.reply_to, request
+    )
 
 
 def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:

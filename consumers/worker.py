@@ -13,10 +13,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from consumers import metrics
 from consumers.batching.budget import split_by_budget
@@ -39,15 +47,32 @@ from schemas import (
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    topic: str
+    partition: int | None
+    """None: the producer's partitioner picks (keyed)."""
+    key: bytes
+    value: bytes
+    headers: headers.KafkaHeaders
+
+
 @dataclass
 class _Outbox:
     """Records of one batch, produced inside its transaction."""
 
-    records: list[tuple[str, int | None, bytes, bytes, list[tuple[str, bytes]]]]
+    records: list[_Outgoing] = field(default_factory=list)
 
     def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
         hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
-        self.records.append((topic, partition, key.encode(), value, hdrs))
+        self.records.append(_Outgoing(topic, partition, key.encode(), value, hdrs))
+
+
+def _coordinates(record: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (never a produced) record."""
+    topic, partition, offset = record.topic(), record.partition(), record.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
 
 
 class InferenceWorker:
@@ -63,26 +88,30 @@ class InferenceWorker:
         self.topics = TopicNames(config.topic_prefix)
         self.clock_ms = clock_ms
         self._stop = threading.Event()
-        self.consumer = Consumer({
-            "bootstrap.servers": config.bootstrap_servers,
-            "group.id": config.consumer_group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "client.id": config.worker_id,
-            "session.timeout.ms": config.session_timeout_ms,
-            "heartbeat.interval.ms": max(500, config.session_timeout_ms // 5),
-        })
-        self.producer = Producer({
-            "bootstrap.servers": config.bootstrap_servers,
-            "transactional.id": f"{config.consumer_group}.{config.worker_id}",
-            "transaction.timeout.ms": config.transaction_timeout_ms,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "client.id": config.worker_id,
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "group.id": config.consumer_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "client.id": config.worker_id,
+                "session.timeout.ms": config.session_timeout_ms,
+                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 5),
+            }
+        )
+        self.producer = Producer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "transactional.id": f"{config.consumer_group}.{config.worker_id}",
+                "transaction.timeout.ms": config.transaction_timeout_ms,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "client.id": config.worker_id,
+            }
+        )
 
     def stop(self) -> None:
         """Finish the current batch, then leave the group (SIGTERM does this)."""
@@ -121,13 +150,16 @@ class InferenceWorker:
         return False
 
     def _process(self, records: list[Message]) -> None:
-        outbox = _Outbox([])
+        outbox = _Outbox()
         now = self.clock_ms()
         runnable: list[tuple[Runnable, Message]] = []
         for record in records:
             decision = triage(
-                record.value(), headers.decode_headers(record.headers()), now_ms=now,
-                count_tokens=self.runner.count_tokens, max_context=self.runner.max_context,
+                record.value(),
+                headers.decode_headers(record.headers()),
+                now_ms=now,
+                count_tokens=self.runner.count_tokens,
+                max_context=self.runner.max_context,
             )
             if isinstance(decision, Refused):
                 self._refuse(decision, record, outbox)
@@ -136,8 +168,10 @@ class InferenceWorker:
         # Earliest deadline first; requests without one go last, in arrival order.
         runnable.sort(key=lambda pair: pair[0].request.deadline_ms or 2**63)
         for batch in split_by_budget(
-            runnable, lambda pair: pair[0].tokens,
-            max_tokens=self.config.max_batch_tokens, max_items=self.config.max_batch_requests,
+            runnable,
+            lambda pair: pair[0].tokens,
+            max_tokens=self.config.max_batch_tokens,
+            max_items=self.config.max_batch_requests,
         ):
             self._run_batch([item for item, _ in batch], outbox)
         self._commit(records, outbox)
@@ -157,14 +191,27 @@ class InferenceWorker:
             metrics.QUEUE_SECONDS.observe(queue_ms / 1000)
             metrics.GENERATED_TOKENS.inc(out.completion_tokens)
             result = InferenceResult(
-                request_id=req.request_id, text=out.text, finish_reason=out.finish_reason,
-                usage=Usage(out.prompt_tokens, out.completion_tokens), model=self.runner.name,
-                worker_id=self.config.worker_id, queue_ms=queue_ms, compute_ms=compute_ms,
+                request_id=req.request_id,
+                text=out.text,
+                finish_reason=out.finish_reason,
+                usage=Usage(out.prompt_tokens, out.completion_tokens),
+                model=self.runner.name,
+                worker_id=self.config.worker_id,
+                queue_ms=queue_ms,
+                compute_ms=compute_ms,
             )
             self._reply(req.reply_to, req.request_id, encode(result), outbox)
-            self._event(req, "ok", outbox, prompt_tokens=out.prompt_tokens,
-                        completion_tokens=out.completion_tokens, queue_ms=queue_ms,
-                        compute_ms=compute_ms, batch_id=batch_id, batch_size=len(batch))
+            self._event(
+                req,
+                "ok",
+                outbox,
+                prompt_tokens=out.prompt_tokens,
+                completion_tokens=out.completion_tokens,
+                queue_ms=queue_ms,
+                compute_ms=compute_ms,
+                batch_id=batch_id,
+                batch_size=len(batch),
+            )
 
     def _refuse(self, decision: Refused, record: Message, outbox: _Outbox) -> None:
         reply = decision.reply
@@ -175,11 +222,16 @@ class InferenceWorker:
         else:
             metrics.ANSWERS.labels(reply.code.value).inc()
         if decision.dead_letter_reason is not None:
+            topic, partition, offset = _coordinates(record)
             letter = DeadLetter(
-                code=ErrorCode.INVALID_REQUEST, reason=decision.dead_letter_reason,
-                source_topic=record.topic(), source_partition=record.partition(),
-                source_offset=record.offset(), original=record.value() or b"",
-                request_id=reply.request_id or None, ts_ms=self.clock_ms(),
+                code=ErrorCode.INVALID_REQUEST,
+                reason=decision.dead_letter_reason,
+                source_topic=topic,
+                source_partition=partition,
+                source_offset=offset,
+                original=record.value() or b"",
+                request_id=reply.request_id or None,
+                ts_ms=self.clock_ms(),
             )
             outbox.add(self.topics.requests_dlq, None, reply.request_id, encode(letter), reply.request_id)
         log.info("worker.refused", request_id=reply.request_id, code=reply.code.value, reason=reply.message)
@@ -187,33 +239,43 @@ class InferenceWorker:
     def _reply(self, address: ReplyAddress, request_id: str, value: bytes, outbox: _Outbox) -> None:
         outbox.add(address.topic, address.partition, request_id, value, request_id)
 
-    def _event(self, req: InferenceRequest, status: str | ErrorCode, outbox: _Outbox, **fields: object) -> None:
+    def _event(
+        self, req: InferenceRequest, status: str | ErrorCode, outbox: _Outbox, **fields: object
+    ) -> None:
         status_text = status.value if isinstance(status, ErrorCode) else status
         metrics.ANSWERS.labels(status_text).inc()
         event = WorkerEvent(
-            request_id=req.request_id, tenant=req.tenant, region=self.config.region, model=req.model,
+            request_id=req.request_id,
+            tenant=req.tenant,
+            region=self.config.region,
+            model=req.model,
             status=status_text,  # type: ignore[arg-type]
-            worker_id=self.config.worker_id, ts_ms=self.clock_ms(), **fields,  # type: ignore[arg-type]
+            worker_id=self.config.worker_id,
+            ts_ms=self.clock_ms(),
+            **fields,  # type: ignore[arg-type]
         )
         outbox.add(self.topics.events, None, req.tenant, encode(event), req.request_id)
 
     def _commit(self, records: list[Message], outbox: _Outbox) -> None:
         """Replies, events and offsets in one transaction; on failure, rewind and redo."""
         offsets: dict[tuple[str, int], int] = {}
-        for r in records:
-            key = (r.topic(), r.partition())
-            offsets[key] = max(offsets.get(key, 0), r.offset() + 1)
+        for record in records:
+            topic, partition, offset = _coordinates(record)
+            offsets[topic, partition] = max(offsets.get((topic, partition), 0), offset + 1)
         try:
             self.producer.begin_transaction()
-            for topic, partition, key, value, hdrs in outbox.records:
-                if partition is None:
-                    self.producer.produce(topic, value=value, key=key, headers=hdrs)
+            for out in outbox.records:
+                if out.partition is None:
+                    self.producer.produce(out.topic, value=out.value, key=out.key, headers=out.headers)
                 else:
-                    self.producer.produce(topic, value=value, key=key, partition=partition, headers=hdrs)
+                    self.producer.produce(
+                        out.topic, value=out.value, key=out.key, partition=out.partition, headers=out.headers
+                    )
                 self.producer.poll(0)
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                self.consumer.consumer_group_metadata(), 30,
+                self.consumer.consumer_group_metadata(),
+                30,
             )
             self.producer.commit_transaction(60)
         except KafkaException as exc:
@@ -229,5 +291,6 @@ class InferenceWorker:
         # Rewind to what was last committed, so the batch is processed again.
         committed = self.consumer.committed([TopicPartition(t, p) for (t, p) in offsets], 10)
         for tp in committed:
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
-
+            self.consumer.seek(
+                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -46,8 +45,13 @@ def _friendly(fn: F) -> F:
 
 @app.command()
 @_friendly
-def up(timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None) -> None:
-    """Start Kafka (KRaft) and Redis unless KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL are set; create topics."""
+def up(
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None,
+) -> None:
+    """Start Kafka (KRaft) and Redis, then create topics.
+
+    Nothing is started for KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL: those are used as they are.
+    """
     from infra.stack import local
 
     settings = _settings(startup_timeout_s=timeout)
@@ -154,7 +158,9 @@ def worker(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16, float16.")] = None,
     max_batch_requests: Annotated[int | None, typer.Option(help="Most requests per batch.")] = None,
-    max_batch_tokens: Annotated[int | None, typer.Option(help="Token budget per batch (prompt + max new).")] = None,
+    max_batch_tokens: Annotated[
+        int | None, typer.Option(help="Token budget per batch (prompt + max new).")
+    ] = None,
     max_wait_ms: Annotated[int | None, typer.Option(help="Longest wait to fill a batch.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port; 0 = off.")] = None,
 ) -> None:
@@ -162,9 +168,16 @@ def worker(
     from consumers.engine import load_runner
     from consumers.worker import InferenceWorker
 
-    settings = _settings(region=region, model=model, device=device, dtype=dtype,
-                         max_batch_requests=max_batch_requests, max_batch_tokens=max_batch_tokens,
-                         max_wait_ms=max_wait_ms, metrics_port=metrics_port)
+    settings = _settings(
+        region=region,
+        model=model,
+        device=device,
+        dtype=dtype,
+        max_batch_requests=max_batch_requests,
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        metrics_port=metrics_port,
+    )
     config = settings.worker_config()
     _serve_metrics(config.metrics_port)
     runner = load_runner(config.model, device=config.device, dtype=config.dtype)
@@ -198,4 +211,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -15,8 +15,14 @@ from producers import AsyncClient, DeadlineExceeded
 from schemas import SamplingParams
 
 PROMPTS = [
-    "The quick brown fox", "Kafka keeps the log", "Once upon a time", "Batching helps when",
-    "Tokens per second", "A consistent hash ring", "Circuit breakers open", "Warm pools avoid",
+    "The quick brown fox",
+    "Kafka keeps the log",
+    "Once upon a time",
+    "Batching helps when",
+    "Tokens per second",
+    "A consistent hash ring",
+    "Circuit breakers open",
+    "Warm pools avoid",
 ]
 
 
@@ -57,10 +63,12 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
     logs = settings.state_dir / "demo"
     env = {"KINFER_STATE_DIR": str(settings.state_dir)}
     try:
-        with running([
-            StageProcess("admission", ["admission"], env, logs / "admission.log"),
-            StageProcess("worker", ["worker"], env, logs / "worker.log"),
-        ]) as stages:
+        with running(
+            [
+                StageProcess("admission", ["admission"], env, logs / "admission.log"),
+                StageProcess("worker", ["worker"], env, logs / "worker.log"),
+            ]
+        ) as stages:
             typer.echo("== started `kinfer admission` and `kinfer worker`; waiting until they serve")
             try:
                 ready = asyncio.run(wait_until_serving(settings))

@@ -68,10 +68,13 @@ class KinferSettings(BaseSettings):
         self.state_dir = self.state_dir.resolve()
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError(
-                f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; they must differ"
+                f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; "
+                "they must differ"
             )
         if self.region not in self.regions:
-            raise ValueError(f"KINFER_REGION {self.region!r} is not one of KINFER_REGIONS {list(self.regions)}")
+            raise ValueError(
+                f"KINFER_REGION {self.region!r} is not one of KINFER_REGIONS {list(self.regions)}"
+            )
         return self
 
     @property
@@ -92,19 +95,39 @@ class KinferSettings(BaseSettings):
 
     def client_config(self, **overrides: object) -> ClientConfig:
         return ClientConfig.model_validate(
-            {"bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "tenant": self.tenant, **overrides}
+            {
+                "bootstrap_servers": self.bootstrap,
+                "topic_prefix": self.topic_prefix,
+                "tenant": self.tenant,
+                **overrides,
+            }
         )
 
     def admission_config(self, **overrides: object) -> AdmissionConfig:
-        return AdmissionConfig.model_validate({
-            "bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "region": self.region,
-            "data_dir": self.state_dir / "admission", "metrics_port": self.metrics_port, **overrides,
-        })
+        return AdmissionConfig.model_validate(
+            {
+                "bootstrap_servers": self.bootstrap,
+                "topic_prefix": self.topic_prefix,
+                "region": self.region,
+                "data_dir": self.state_dir / "admission",
+                "metrics_port": self.metrics_port,
+                **overrides,
+            }
+        )
 
     def worker_config(self, **overrides: object) -> WorkerConfig:
-        return WorkerConfig.model_validate({
-            "bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix, "region": self.region,
-            "model": self.model, "device": self.device, "dtype": self.dtype,
-            "max_batch_requests": self.max_batch_requests, "max_batch_tokens": self.max_batch_tokens,
-            "max_wait_ms": self.max_wait_ms, "metrics_port": self.metrics_port, **overrides,
-        })
+        return WorkerConfig.model_validate(
+            {
+                "bootstrap_servers": self.bootstrap,
+                "topic_prefix": self.topic_prefix,
+                "region": self.region,
+                "model": self.model,
+                "device": self.device,
+                "dtype": self.dtype,
+                "max_batch_requests": self.max_batch_requests,
+                "max_batch_tokens": self.max_batch_tokens,
+                "max_wait_ms": self.max_wait_ms,
+                "metrics_port": self.metrics_port,
+                **overrides,
+            }
+        )

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import structlog
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from infra.errors import ServiceUnreachable, StackError
 from schemas.limits import MAX_MESSAGE_BYTES
@@ -60,7 +61,9 @@ class TopicLayout:
             TopicSpec(self.names.replies, self.reply_partitions, r, retention_ms=HOUR_MS),
             TopicSpec(self.names.events, 3, r),
         ]
-        specs += [TopicSpec(self.names.dispatch(region), self.dispatch_partitions, r) for region in self.regions]
+        specs += [
+            TopicSpec(self.names.dispatch(region), self.dispatch_partitions, r) for region in self.regions
+        ]
         return specs
 
 
@@ -85,7 +88,8 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
             )
     missing = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.configs())
-        for s in wanted if s.name not in existing
+        for s in wanted
+        if s.name not in existing
     ]
     if not missing:
         return []
@@ -110,8 +114,10 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout_s: float) -
     while pending:
         meta = admin.list_topics(timeout=timeout_s).topics
         pending = {
-            name for name in pending
-            if name not in meta or not meta[name].partitions
+            name
+            for name in pending
+            if name not in meta
+            or not meta[name].partitions
             or any(p.leader < 0 for p in meta[name].partitions.values())
         }
         if pending and time.monotonic() > deadline:

@@ -38,13 +38,15 @@ class AsyncClient:
     def __init__(self, config: ClientConfig | None = None) -> None:
         self.config = config or ClientConfig()
         self.topics = TopicNames(self.config.topic_prefix)
-        self._producer = Producer({
-            "bootstrap.servers": self.config.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": self.config.linger_ms,
-            "message.max.bytes": MAX_MESSAGE_BYTES,
-        })
+        self._producer = Producer(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": self.config.linger_ms,
+                "message.max.bytes": MAX_MESSAGE_BYTES,
+            }
+        )
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._router: ReplyRouter | None = None
         self._poller: threading.Thread | None = None
@@ -81,7 +83,9 @@ class AsyncClient:
             raise Unavailable(f"Kafka at {self.config.bootstrap_servers} did not answer: {exc}") from exc
         topic = meta.topics.get(self.topics.replies)
         if topic is None or topic.error is not None or not topic.partitions:
-            raise Unavailable(f"reply topic {self.topics.replies} does not exist; run `kinfer up` (or `kinfer topics`)")
+            raise Unavailable(
+                f"reply topic {self.topics.replies} does not exist; run `kinfer up` (or `kinfer topics`)"
+            )
         return random.choice(sorted(topic.partitions))
 
     def _poll_producer(self) -> None:
@@ -125,9 +129,16 @@ class AsyncClient:
         timeout = timeout_s if timeout_s is not None else self.config.timeout_s
         try:
             return InferenceRequest(
-                request_id=request_id or uuid.uuid4().hex, tenant=self.config.tenant, prompt=prompt,
-                reply_to=self.reply_address, model=model, sampling=sampling or SamplingParams(),
-                user=user, session_id=session_id, created_ms=now, deadline_ms=now + int(timeout * 1000),
+                request_id=request_id or uuid.uuid4().hex,
+                tenant=self.config.tenant,
+                prompt=prompt,
+                reply_to=self.reply_address,
+                model=model,
+                sampling=sampling or SamplingParams(),
+                user=user,
+                session_id=session_id,
+                created_ms=now,
+                deadline_ms=now + int(timeout * 1000),
                 traceparent=traceparent,
             )
         except InvalidMessage as exc:
@@ -137,7 +148,9 @@ class AsyncClient:
         """Build a request (see :meth:`build_request`), send it, return its result."""
         timeout = kwargs.get("timeout_s")
         request = self.build_request(prompt, **kwargs)  # type: ignore[arg-type]
-        return await self.submit(request, timeout_s=float(timeout) if isinstance(timeout, int | float) else None)
+        return await self.submit(
+            request, timeout_s=float(timeout) if isinstance(timeout, int | float) else None
+        )
 
     async def submit(self, request: InferenceRequest, *, timeout_s: float | None = None) -> InferenceResult:
         """Send a built request and await its terminal answer; errors raise typed exceptions."""
@@ -163,27 +176,36 @@ class AsyncClient:
     async def _publish(self, request: InferenceRequest) -> None:
         value = encode(request)
         if len(value) > MAX_MESSAGE_BYTES:
-            raise InvalidRequest(f"encoded request is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}",
-                                 request_id=request.request_id)
+            raise InvalidRequest(
+                f"encoded request is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                request_id=request.request_id,
+            )
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             loop.call_soon_threadsafe(_settle, delivered, err)
 
-        hdrs = headers.encode_headers({
-            headers.REQUEST_ID: request.request_id,
-            headers.TENANT: request.tenant,
-            headers.DEADLINE_MS: request.deadline_ms,
-            headers.REPLY_TOPIC: request.reply_to.topic,
-            headers.REPLY_PARTITION: request.reply_to.partition,
-            headers.SCHEMA_VERSION: request.schema_version,
-            headers.TRACEPARENT: request.traceparent,
-        })
+        hdrs = headers.encode_headers(
+            {
+                headers.REQUEST_ID: request.request_id,
+                headers.TENANT: request.tenant,
+                headers.DEADLINE_MS: request.deadline_ms,
+                headers.REPLY_TOPIC: request.reply_to.topic,
+                headers.REPLY_PARTITION: request.reply_to.partition,
+                headers.SCHEMA_VERSION: request.schema_version,
+                headers.TRACEPARENT: request.traceparent,
+            }
+        )
         while True:
             try:
-                self._producer.produce(self.topics.requests, value=value, key=request.tenant.encode(),
-                                       headers=hdrs, on_delivery=on_delivery)
+                self._producer.produce(
+                    self.topics.requests,
+                    value=value,
+                    key=request.tenant.encode(),
+                    headers=hdrs,
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:  # local queue full: wait for deliveries (backpressure)
                 await asyncio.sleep(0.01)

@@ -39,13 +39,15 @@ class ReplyRouter:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": False,
-        })
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": False,
+            }
+        )
         self._thread = threading.Thread(target=self._run, name=f"kinfer-replies-{partition}", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> None:
@@ -124,10 +126,15 @@ class ReplyRouter:
                 )
 
 
-_STARTUP_RETRIABLE = frozenset({
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
-})
+_STARTUP_RETRIABLE = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 def _retriable(exc: BaseException) -> bool:

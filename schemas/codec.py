@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(InferenceRequest)
-_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)  # type: ignore[arg-type]
+_reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)
 _event_decoder = msgspec.json.Decoder(WorkerEvent)
 _dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -66,9 +66,7 @@ def _refuse_unknown_fields(data: bytes) -> None:
         sampling = _fields_decoder.decode(top["sampling"])
         unknown += [f"sampling.{key}" for key in sorted(sampling.keys() - _SAMPLING_FIELDS)]
     if unknown:
-        raise InvalidMessage(
-            f"unknown field(s) {', '.join(unknown)} for schema version {SCHEMA_VERSION}"
-        )
+        raise InvalidMessage(f"unknown field(s) {', '.join(unknown)} for schema version {SCHEMA_VERSION}")
 
 
 class _Salvage(msgspec.Struct):

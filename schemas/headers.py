@@ -7,7 +7,7 @@ parse a body (and still work when the body cannot be parsed at all).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 REQUEST_ID: Final = "kinfer-request-id"
@@ -19,22 +19,33 @@ SCHEMA_VERSION: Final = "kinfer-schema-version"
 TRACEPARENT: Final = "traceparent"
 """W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
 
-KafkaHeaders = Sequence[tuple[str, bytes | None]]
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+"""Headers as the Kafka clients take and give them."""
 
 
-def encode_headers(values: Mapping[str, str | int | None]) -> list[tuple[str, bytes]]:
-    """Headers as Kafka wants them; ``None`` values are left out."""
+def encode_headers_bytes(values: Mapping[str, str | int | None]) -> list[tuple[str, bytes]]:
+    """Headers as aiokafka (Faust) takes them; ``None`` values are left out."""
     return [(key, str(value).encode()) for key, value in values.items() if value is not None]
 
 
-def decode_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+def encode_headers(values: Mapping[str, str | int | None]) -> KafkaHeaders:
+    """The same, typed as confluent-kafka takes them."""
+    out: KafkaHeaders = []
+    out.extend(encode_headers_bytes(values))
+    return out
+
+
+def decode_headers(
+    headers: Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None,
+) -> dict[str, str]:
     """Headers as text; the last value wins, unreadable values are skipped."""
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
     out: dict[str, str] = {}
-    for key, raw in headers or ():
+    for key, raw in items:
         if raw is None:
             continue
         try:
-            out[key] = raw.decode()
+            out[key] = raw if isinstance(raw, str) else raw.decode()
         except UnicodeDecodeError:
             continue
     return out

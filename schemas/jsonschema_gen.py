@@ -11,7 +11,14 @@ from pathlib import Path
 
 import msgspec
 
-from schemas.messages import DeadLetter, ErrorReply, InferenceRequest, InferenceResult, TokenChunk, WorkerEvent
+from schemas.messages import (
+    DeadLetter,
+    ErrorReply,
+    InferenceRequest,
+    InferenceResult,
+    TokenChunk,
+    WorkerEvent,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 

@@ -92,7 +92,6 @@ def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Rej
     return Reject(reply, address, None, reason)
 
 
-
 def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
     """Where to answer a refused record: headers first, else what the body still says."""
     body_id, body_address = salvage_reply_target(value)

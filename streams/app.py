@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas import DeadLetter, ErrorCode, ErrorReply, TopicNames, encode, headers
 from streams import metrics
-from streams.admission import Admit, AdmissionLimits, Reject, decide
+from streams.admission import AdmissionLimits, Admit, Reject, decide
 from streams.config import AdmissionConfig
 
 log = structlog.get_logger(__name__)
@@ -62,45 +62,78 @@ def create_app(config: AdmissionConfig) -> faust.App:
     )
     ingress = app.topic(names.requests, key_type=bytes, value_type=bytes, value_serializer="raw")
 
-    async def send(topic: str, key: str, value: bytes, partition: int | None, request_id: str,
-                   extra: dict[str, str | int | None] | None = None) -> None:
-        hdrs = headers.encode_headers({headers.REQUEST_ID: request_id, **(extra or {})})
+    async def send(
+        topic: str,
+        key: str,
+        value: bytes,
+        partition: int | None,
+        request_id: str,
+        extra: dict[str, str | int | None] | None = None,
+    ) -> None:
+        hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: request_id, **(extra or {})})
         await app.producer.send_and_wait(topic, key.encode(), value, partition, None, hdrs)
 
     async def forward(decision: Admit, raw: bytes, record_headers: list[tuple[str, bytes]]) -> None:
         req = decision.request
         await app.producer.send_and_wait(
-            names.dispatch(decision.region), req.tenant.encode(), raw, decision.partition, None, record_headers
+            names.dispatch(decision.region),
+            req.tenant.encode(),
+            raw,
+            decision.partition,
+            None,
+            record_headers,
         )
         metrics.ADMITTED.labels(decision.region).inc()
 
     async def reject(decision: Reject, event: Any) -> None:
         reply = decision.reply
         if decision.address is not None:
-            await send(decision.address.topic, reply.request_id, encode(reply), decision.address.partition,
-                       reply.request_id)
+            await send(
+                decision.address.topic,
+                reply.request_id,
+                encode(reply),
+                decision.address.partition,
+                reply.request_id,
+            )
         if decision.dead_letter_reason is not None:
             msg = event.message
             letter = DeadLetter(
-                code=reply.code, reason=decision.dead_letter_reason, source_topic=msg.topic,
-                source_partition=msg.partition, source_offset=msg.offset, original=event.value or b"",
-                request_id=reply.request_id or None, ts_ms=int(time.time() * 1000),
+                code=reply.code,
+                reason=decision.dead_letter_reason,
+                source_topic=msg.topic,
+                source_partition=msg.partition,
+                source_offset=msg.offset,
+                original=event.value or b"",
+                request_id=reply.request_id or None,
+                ts_ms=int(time.time() * 1000),
             )
             await send(names.requests_dlq, reply.request_id, encode(letter), None, reply.request_id)
             metrics.DEAD_LETTERS.inc()
         metrics.REJECTED.labels(reply.code.value).inc()
-        log.info("admission.rejected", request_id=reply.request_id, code=reply.code.value,
-                 reason=reply.message, replied=decision.address is not None)
+        log.info(
+            "admission.rejected",
+            request_id=reply.request_id,
+            code=reply.code.value,
+            reason=reply.message,
+            replied=decision.address is not None,
+        )
 
     @app.agent(ingress, name="admission")
     async def admission(stream: Any) -> None:
         async for event in stream.events():
             started = time.perf_counter()
-            raw_headers = list(event.message.headers.items() if isinstance(event.message.headers, dict)
-                               else event.message.headers or [])
+            raw_headers = list(
+                event.message.headers.items()
+                if isinstance(event.message.headers, dict)
+                else event.message.headers or []
+            )
             decision = decide(
-                event.value, _text_headers(raw_headers), now_ms=int(time.time() * 1000),
-                limits=limits, region=config.region, partitions=partitions,
+                event.value,
+                _text_headers(raw_headers),
+                now_ms=int(time.time() * 1000),
+                limits=limits,
+                region=config.region,
+                partitions=partitions,
             )
             metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
             try:
@@ -108,7 +141,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
                     await forward(decision, event.value, raw_headers)
                 else:
                     await reject(decision, event)
-            except Exception as exc:  # noqa: BLE001 - one record must never stop the processor
+            except Exception as exc:
                 log.exception("admission.record_failed", offset=event.message.offset)
                 await answer_internal(decision, exc)
 
@@ -121,8 +154,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=f"admission failed: {exc}")
         try:
             await send(address.topic, request_id, encode(reply), address.partition, request_id)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("admission.internal_reply_failed", request_id=request_id)
 
     return app
-

@@ -33,24 +33,34 @@ class Services:
     def settings(self, prefix: str, **overrides: object) -> KinferSettings:
         """Settings that point at the session's services as external ones."""
         return KinferSettings(
-            bootstrap_servers=self.bootstrap, redis_url=self.redis_url, state_dir=self.state_dir,
-            topic_prefix=prefix, **overrides,  # type: ignore[arg-type]
+            bootstrap_servers=self.bootstrap,
+            redis_url=self.redis_url,
+            state_dir=self.state_dir,
+            topic_prefix=prefix,
+            **overrides,  # type: ignore[arg-type]
         )
 
     def env(self, prefix: str) -> dict[str, str]:
         """The same, as the KINFER_ environment of a child process."""
         return {
-            "KINFER_BOOTSTRAP_SERVERS": self.bootstrap, "KINFER_REDIS_URL": self.redis_url,
-            "KINFER_STATE_DIR": str(self.state_dir), "KINFER_TOPIC_PREFIX": prefix,
+            "KINFER_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KINFER_REDIS_URL": self.redis_url,
+            "KINFER_STATE_DIR": str(self.state_dir),
+            "KINFER_TOPIC_PREFIX": prefix,
         }
 
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     state = tmp_path_factory.mktemp("stack")
-    kafka = KafkaNode(KafkaNodeConfig(
-        state_dir=state / "kafka", port=free_port(), controller_port=free_port(), jars_dir=JARS,
-    ))
+    kafka = KafkaNode(
+        KafkaNodeConfig(
+            state_dir=state / "kafka",
+            port=free_port(),
+            controller_port=free_port(),
+            jars_dir=JARS,
+        )
+    )
     redis_server = RedisServer(RedisConfig(state_dir=state / "redis", port=free_port()))
     try:
         kafka.start(timeout_s=120)

@@ -8,7 +8,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def split_by_budget(items: Sequence[T], cost: Callable[[T], int], *, max_tokens: int, max_items: int) -> list[list[T]]:
+def split_by_budget(
+    items: Sequence[T], cost: Callable[[T], int], *, max_tokens: int, max_items: int
+) -> list[list[T]]:
     """Consecutive batches whose summed cost stays within ``max_tokens`` and ``max_items``.
 
     Order is kept (the caller sorts, e.g. earliest deadline first). An item that

@@ -23,5 +23,7 @@ def load_runner(model: str, *, device: str = "auto", dtype: str = "float32") -> 
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        return TorchRunner(build_tiny(), name=model, device=resolve_device(device), dtype=getattr(torch, dtype))
+        return TorchRunner(
+            build_tiny(), name=model, device=resolve_device(device), dtype=getattr(torch, dtype)
+        )
     raise ValueError(f"unknown model {model!r}; served models: kinfer-tiny, echo")

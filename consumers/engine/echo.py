@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from consumers.engine.runner import GenerationInput, GenerationOutput
 
@@ -18,6 +19,7 @@ class EchoRunner:
         out = []
         for item in batch:
             text = item.prompt[::-1][: item.sampling.max_tokens]
-            reason = "length" if len(item.prompt) > item.sampling.max_tokens else "stop"
+            cut = len(item.prompt) > item.sampling.max_tokens
+            reason: Literal["stop", "length"] = "length" if cut else "stop"
             out.append(GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text)))
         return out

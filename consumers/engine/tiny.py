@@ -41,7 +41,9 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model)
+        )
 
     def forward(
         self, x: torch.Tensor, allowed: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
@@ -60,6 +62,9 @@ class Block(nn.Module):
 
 class TinyDecoder(nn.Module):
     """forward(ids, key_mask, positions, past) -> (logits of the last position, cache)."""
+
+    vocab_mask: torch.Tensor
+    """True for tokens generation may pick (printable ASCII, newline, EOS)."""
 
     def __init__(self, cfg: TinyConfig) -> None:
         super().__init__()
@@ -121,5 +126,7 @@ def build_tiny(cfg: TinyConfig | None = None) -> TinyDecoder:
             elif "ln" in name:
                 param.fill_(1.0)
             else:
-                param.normal_(0.0, 0.02 if "embed" in name or "pos" in name else param.shape[-1] ** -0.5, generator=gen)
+                param.normal_(
+                    0.0, 0.02 if "embed" in name or "pos" in name else param.shape[-1] ** -0.5, generator=gen
+                )
     return model.eval()

@@ -61,7 +61,10 @@ class TorchRunner:
         if not batch:
             return []
         prompts = [self.tokenizer.encode(item.prompt) for item in batch]
-        rows = [_Row(item, len(ids), make_generator(item.sampling, self.device)) for item, ids in zip(batch, prompts, strict=True)]
+        rows = [
+            _Row(item, len(ids), make_generator(item.sampling, self.device))
+            for item, ids in zip(batch, prompts, strict=True)
+        ]
         ids, key_mask, positions = self._left_pad(prompts)
         logits, cache = self.model(ids, key_mask, positions)
         last_pos = positions[:, -1]
@@ -79,8 +82,8 @@ class TorchRunner:
         ids = torch.full((len(prompts), width), self.tokenizer.pad_id, dtype=torch.long)
         key_mask = torch.zeros((len(prompts), width), dtype=torch.bool)
         for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt):] = torch.tensor(prompt)
-            key_mask[i, width - len(prompt):] = True
+            ids[i, width - len(prompt) :] = torch.tensor(prompt)
+            key_mask[i, width - len(prompt) :] = True
         positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)
         return ids.to(self.device), key_mask.to(self.device), positions.to(self.device)
 

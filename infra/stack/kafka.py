@@ -94,39 +94,44 @@ def resolve_jars(libs_dir: Path) -> None:
     libs_dir.mkdir(parents=True, exist_ok=True)
     log.info("kafka.resolve_jars", libs=str(libs_dir))
     proc = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={libs_dir}"],
-        capture_output=True, text=True, check=False,
+        [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={libs_dir}"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0 or not any(libs_dir.glob("kafka_2.13-*.jar")):
-        raise StackError(f"Maven could not resolve the Kafka jars:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise StackError(
+            f"Maven could not resolve the Kafka jars:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
 
 
 def server_properties(node: KafkaNodeConfig, voters: str) -> str:
     """The broker's configuration: single-host KRaft on loopback."""
-    return "\n".join([
-        "process.roles=broker,controller",
-        f"node.id={node.node_id}",
-        f"controller.quorum.voters={voters}",
-        f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        f"log.dirs={node.data_dir}",
-        "num.partitions=1",
-        # Topics are declared (infra/topics.py); a typo must not create one.
-        "auto.create.topics.enable=false",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        f"message.max.bytes={MAX_MESSAGE_BYTES}",
-        "log.retention.hours=24",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={node.data_dir}",
+            "num.partitions=1",
+            # Topics are declared (infra/topics.py); a typo must not create one.
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            f"message.max.bytes={MAX_MESSAGE_BYTES}",
+            "log.retention.hours=24",
+            "",
+        ]
+    )
 
 
 class KafkaNode:
@@ -154,14 +159,23 @@ class KafkaNode:
             return
         cfg = self.config
         java = find_java()
-        require_free_ports({"KINFER_KAFKA_PORT": cfg.port, "KINFER_KAFKA_CONTROLLER_PORT": cfg.controller_port})
+        require_free_ports(
+            {"KINFER_KAFKA_PORT": cfg.port, "KINFER_KAFKA_CONTROLLER_PORT": cfg.controller_port}
+        )
         resolve_jars(cfg.libs_dir)
         voters = f"{cfg.node_id}@127.0.0.1:{cfg.controller_port}"
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(server_properties(cfg, voters))
         self._format(java)
-        argv = [java, f"-Xmx{cfg.heap}", f"-Xms{cfg.heap}", "-XX:+UseG1GC",
-                *self._common_jvm_args(), "kafka.Kafka", str(self.properties_file)]
+        argv = [
+            java,
+            f"-Xmx{cfg.heap}",
+            f"-Xms{cfg.heap}",
+            "-XX:+UseG1GC",
+            *self._common_jvm_args(),
+            "kafka.Kafka",
+            str(self.properties_file),
+        ]
         self.process.start(argv)
         log.info("kafka.starting", bootstrap=cfg.bootstrap, log=str(cfg.log_file))
         self._wait_ready(timeout_s)
@@ -171,7 +185,8 @@ class KafkaNode:
         return [
             f"-Dlog4j2.configurationFile={log_config}",
             f"-Dkafka.logs.file={self.config.log_file}",
-            "-cp", f"{self.config.libs_dir}/*",
+            "-cp",
+            f"{self.config.libs_dir}/*",
         ]
 
     def _format(self, java: str) -> None:
@@ -179,9 +194,19 @@ class KafkaNode:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
-            [java, *self._common_jvm_args(), "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.properties_file)],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                *self._common_jvm_args(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise StackError(f"formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")
@@ -201,12 +226,12 @@ class KafkaNode:
                 if metadata.brokers:
                     log.info("kafka.ready", bootstrap=self.config.bootstrap)
                     return
-            except Exception:  # noqa: BLE001 - not up yet; any failure means "retry"
+            except Exception:
                 pass
             if time.monotonic() >= deadline:
                 self.process.stop(timeout_s=10)
                 raise StartTimeout(
-                    f"the Kafka broker did not answer a metadata request within {timeout_s:.0f}s "
+                    f"the Kafka broker did not answer a metadata request within {timeout_s:g}s "
                     f"(raise KINFER_STARTUP_TIMEOUT_S?); last lines of its log:\n{self._tail()}"
                 )
             time.sleep(0.25)

@@ -20,10 +20,14 @@ class ServiceStatus:
 
 
 def kafka_node(settings: KinferSettings) -> KafkaNode:
-    return KafkaNode(KafkaNodeConfig(
-        state_dir=settings.state_dir / "kafka", port=settings.kafka_port,
-        controller_port=settings.kafka_controller_port, jars_dir=settings.kafka_jars_dir,
-    ))
+    return KafkaNode(
+        KafkaNodeConfig(
+            state_dir=settings.state_dir / "kafka",
+            port=settings.kafka_port,
+            controller_port=settings.kafka_controller_port,
+            jars_dir=settings.kafka_jars_dir,
+        )
+    )
 
 
 def redis_server(settings: KinferSettings) -> RedisServer:
@@ -32,9 +36,12 @@ def redis_server(settings: KinferSettings) -> RedisServer:
 
 def topic_layout(settings: KinferSettings) -> TopicLayout:
     return TopicLayout(
-        names=TopicNames(settings.topic_prefix), regions=settings.regions,
-        request_partitions=settings.request_partitions, dispatch_partitions=settings.dispatch_partitions,
-        reply_partitions=settings.reply_partitions, replication=settings.replication,
+        names=TopicNames(settings.topic_prefix),
+        regions=settings.regions,
+        request_partitions=settings.request_partitions,
+        dispatch_partitions=settings.dispatch_partitions,
+        reply_partitions=settings.reply_partitions,
+        replication=settings.replication,
     )
 
 
@@ -64,14 +71,22 @@ def status(settings: KinferSettings) -> list[ServiceStatus]:
     if settings.external_kafka:
         out.append(ServiceStatus("kafka", settings.bootstrap, "external"))
     else:
-        out.append(ServiceStatus("kafka", settings.bootstrap, "running" if kafka_node(settings).running() else "stopped"))
+        out.append(
+            ServiceStatus(
+                "kafka", settings.bootstrap, "running" if kafka_node(settings).running() else "stopped"
+            )
+        )
     if settings.external_redis:
         try:
             ping(settings.redis)
             state = "external"
-        except Exception:  # noqa: BLE001
+        except Exception:
             state = "unreachable"
         out.append(ServiceStatus("redis", settings.redis, state))
     else:
-        out.append(ServiceStatus("redis", settings.redis, "running" if redis_server(settings).running() else "stopped"))
+        out.append(
+            ServiceStatus(
+                "redis", settings.redis, "running" if redis_server(settings).running() else "stopped"
+            )
+        )
     return out

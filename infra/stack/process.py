@@ -74,7 +74,7 @@ class ManagedProcess:
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us
+            proc = subprocess.Popen(
                 list(argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -41,7 +41,9 @@ class RedisServer:
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
         self.log_file = config.state_dir / "redis.log"
-        self.process = ManagedProcess("redis", config.state_dir / "redis.pid", config.state_dir / "redis.stdout")
+        self.process = ManagedProcess(
+            "redis", config.state_dir / "redis.pid", config.state_dir / "redis.stdout"
+        )
 
     def running(self) -> bool:
         return self.process.pid() is not None
@@ -57,11 +59,25 @@ class RedisServer:
         require_free_ports({"KINFER_REDIS_PORT": self.config.port})
         data = self.config.state_dir / "redis-data"
         data.mkdir(parents=True, exist_ok=True)
-        self.process.start([
-            binary, "--port", str(self.config.port), "--bind", "127.0.0.1",
-            "--dir", str(data), "--logfile", str(self.log_file),
-            "--save", "60 1000", "--appendonly", "no", "--daemonize", "no",
-        ])
+        self.process.start(
+            [
+                binary,
+                "--port",
+                str(self.config.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--logfile",
+                str(self.log_file),
+                "--save",
+                "60 1000",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ]
+        )
         self._wait_ready(timeout_s)
         log.info("redis.ready", url=self.config.url)
 
@@ -77,7 +93,7 @@ class RedisServer:
                 if time.monotonic() >= deadline:
                     self.process.stop(timeout_s=5)
                     raise StartTimeout(
-                        f"redis-server did not answer within {timeout_s:.0f}s:\n{log_tail(self.log_file)}"
+                        f"redis-server did not answer within {timeout_s:g}s:\n{log_tail(self.log_file)}"
                     ) from None
                 time.sleep(0.1)
 

@@ -23,9 +23,13 @@ class StageProcess:
         self.log_file = log_file
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_file.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            kinfer_argv(*args), env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+        self.proc = subprocess.Popen(
+            kinfer_argv(*args),
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def alive(self) -> bool:

@@ -33,8 +33,12 @@ class Pipeline:
         return TopicNames(self.prefix)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> StageProcess:
-        stage = StageProcess(name, list(args), {**self.services.env(self.prefix), **(env or {})},
-                             self.logs / f"{name}-{len(self.stages)}.log")
+        stage = StageProcess(
+            name,
+            list(args),
+            {**self.services.env(self.prefix), **(env or {})},
+            self.logs / f"{name}-{len(self.stages)}.log",
+        )
         self.stages.append(stage)
         return stage
 
@@ -67,14 +71,22 @@ def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str]
         pipeline.stop()
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[tuple[bytes | None, dict[str, bytes]]]:
+def read_all(
+    bootstrap: str, topic: str, timeout_s: float = 20.0
+) -> list[tuple[bytes | None, dict[str, bytes]]]:
     """Every committed record of a topic, from the beginning to its current end.
 
     Ends are compared with the consumer's position, not record offsets: the last
     offset of a transactional partition is a commit marker, never delivered.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "inspect", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "inspect",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]

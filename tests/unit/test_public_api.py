@@ -6,18 +6,43 @@ import schemas
 
 def test_schemas_exports() -> None:
     assert set(schemas.__all__) == {
-        "DEFAULT_PREFIX", "DEFAULT_REGIONS", "SCHEMA_VERSION", "DeadLetter", "ErrorCode", "ErrorReply",
-        "InferenceRequest", "InferenceResult", "InvalidMessage", "KinferError", "Reply", "ReplyAddress",
-        "SamplingParams", "TokenChunk", "TopicNames", "Usage", "WorkerEvent", "decode_dead_letter",
-        "decode_event", "decode_reply", "decode_request", "encode",
+        "DEFAULT_PREFIX",
+        "DEFAULT_REGIONS",
+        "SCHEMA_VERSION",
+        "DeadLetter",
+        "ErrorCode",
+        "ErrorReply",
+        "InferenceRequest",
+        "InferenceResult",
+        "InvalidMessage",
+        "KinferError",
+        "Reply",
+        "ReplyAddress",
+        "SamplingParams",
+        "TokenChunk",
+        "TopicNames",
+        "Usage",
+        "WorkerEvent",
+        "decode_dead_letter",
+        "decode_event",
+        "decode_reply",
+        "decode_request",
+        "encode",
     }
     assert all(hasattr(schemas, name) for name in schemas.__all__)
 
 
 def test_producers_exports() -> None:
     assert set(producers.__all__) == {
-        "AsyncClient", "ClientClosed", "ClientConfig", "DeadlineExceeded", "InternalError", "InvalidRequest",
-        "RateLimited", "RequestFailed", "Unavailable",
+        "AsyncClient",
+        "ClientClosed",
+        "ClientConfig",
+        "DeadlineExceeded",
+        "InternalError",
+        "InvalidRequest",
+        "RateLimited",
+        "RequestFailed",
+        "Unavailable",
     }
     assert all(hasattr(producers, name) for name in producers.__all__)
 
@@ -28,14 +53,21 @@ def test_layout_imports_follow_the_design() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    allowed = {"schemas": {"schemas"}, "producers": {"schemas", "producers"},
-               "streams": {"schemas", "streams"}, "consumers": {"schemas", "consumers"}}
+    allowed = {
+        "schemas": {"schemas"},
+        "producers": {"schemas", "producers"},
+        "streams": {"schemas", "streams"},
+        "consumers": {"schemas", "consumers"},
+    }
     ours = {"schemas", "producers", "streams", "consumers", "infra", "benchmarks"}
     for package, ok in allowed.items():
         for path in (root / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                )
                 for name in names:
                     top = name.split(".")[0]
                     assert top not in ours or top in ok, f"{path.relative_to(root)} imports {name}"

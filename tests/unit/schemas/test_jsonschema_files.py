@@ -5,5 +5,7 @@ from schemas.jsonschema_gen import expected_files
 
 
 def test_jsonschema_files_match_the_structs() -> None:
-    stale = [path.name for path, text in expected_files().items() if not path.exists() or path.read_text() != text]
+    stale = [
+        path.name for path, text in expected_files().items() if not path.exists() or path.read_text() != text
+    ]
     assert not stale, f"regenerate with `python -m schemas.jsonschema_gen`: {stale}"

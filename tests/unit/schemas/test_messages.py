@@ -32,7 +32,9 @@ def request(**kw: object) -> InferenceRequest:
 
 
 def test_request_round_trips() -> None:
-    req = request(sampling=SamplingParams(max_tokens=5, temperature=0.7, seed=3, stop=("\n",)), session_id="s")
+    req = request(
+        sampling=SamplingParams(max_tokens=5, temperature=0.7, seed=3, stop=("\n",)), session_id="s"
+    )
     assert decode_request(encode(req)) == req
 
 
@@ -77,7 +79,10 @@ def test_sampling_limits_hold_at_construction(kwargs: dict[str, object], needle:
 
 
 def test_limits_hold_when_decoding_too() -> None:
-    raw = b'{"request_id":"a","tenant":"t","prompt":"x","reply_to":{"topic":"r","partition":0},"sampling":{"max_tokens":0}}'
+    raw = (
+        b'{"request_id":"a","tenant":"t","prompt":"x",'
+        b'"reply_to":{"topic":"r","partition":0},"sampling":{"max_tokens":0}}'
+    )
     with pytest.raises(InvalidMessage, match="max_tokens"):
         decode_request(raw)
 
@@ -90,9 +95,9 @@ def test_malformed_bytes_are_invalid_message(raw: bytes) -> None:
 
 def test_unknown_fields_of_this_version_are_refused() -> None:
     base = msgspec.json.decode(encode(request()))
-    with pytest.raises(InvalidMessage, match="unknown field.*max_token"):
+    with pytest.raises(InvalidMessage, match=r"unknown field.*max_token"):
         decode_request(msgspec.json.encode({**base, "max_token": 5}))
-    with pytest.raises(InvalidMessage, match="sampling.temp"):
+    with pytest.raises(InvalidMessage, match=r"sampling\.temp"):
         decode_request(msgspec.json.encode({**base, "sampling": {"temp": 1}}))
 
 

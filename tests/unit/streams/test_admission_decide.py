@@ -1,7 +1,7 @@
 from collections import Counter
 
 from schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
-from streams.admission import Admit, AdmissionLimits, Reject, affinity_partition, decide
+from streams.admission import AdmissionLimits, Admit, Reject, affinity_partition, decide
 
 ADDR = ReplyAddress("t.replies", 1)
 LIMITS = AdmissionLimits(max_prompt_bytes=1000, max_new_tokens=100)

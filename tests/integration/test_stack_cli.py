@@ -1,0 +1,123 @@
+"""`kinfer up / status / down` as a user runs them, and each of their clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.stack.process import free_port
+from tests.conftest import JARS, Services
+
+
+def kinfer(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def own_stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a stack of this test's own (own ports, own state dir); always taken down."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
+    env.update(
+        {
+            "KINFER_STATE_DIR": str(tmp_path / "state"),
+            "KINFER_KAFKA_JARS_DIR": str(JARS),
+            "KINFER_KAFKA_PORT": str(free_port()),
+            "KINFER_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "KINFER_REDIS_PORT": str(free_port()),
+        }
+    )
+    yield env
+    kinfer("down", env=env)
+
+
+def test_up_is_idempotent_and_down_stops_everything(own_stack_env: dict[str, str]) -> None:
+    first = kinfer("up", env=own_stack_env)
+    assert first.returncode == 0, first.stderr
+    assert "topics created: 7" in first.stdout
+    second = kinfer("up", env=own_stack_env)
+    assert second.returncode == 0, second.stderr
+    assert "topics: all present" in second.stdout
+    status = kinfer("status", env=own_stack_env)
+    assert status.stdout.count("running") == 2, status.stdout
+    down = kinfer("down", env=own_stack_env)
+    assert "stopped: redis, kafka" in down.stdout
+    assert kinfer("status", env=own_stack_env).stdout.count("stopped") == 2
+    assert "nothing was running" in kinfer("down", env=own_stack_env).stdout
+
+
+def test_external_services_are_used_not_started(services: Services, prefix: str, tmp_path: Path) -> None:
+    env = {**os.environ, **services.env(prefix), "KINFER_STATE_DIR": str(tmp_path)}
+    result = kinfer("up", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("external") == 2
+    assert not (tmp_path / "kafka").exists() and not (tmp_path / "redis").exists()
+
+
+def test_missing_java_is_a_clear_error(own_stack_env: dict[str, str]) -> None:
+    env = {**own_stack_env, "PATH": "/nonexistent"}
+    env.pop("JAVA_HOME", None)
+    result = kinfer("up", env=env)
+    assert result.returncode == 1
+    assert "error [unavailable]: java not found" in result.stderr
+
+
+def test_missing_maven_is_a_clear_error(own_stack_env: dict[str, str], tmp_path: Path) -> None:
+    java = shutil.which("java")
+    assert java, "the suite needs Java (make setup installs it)"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(Path(java).resolve())
+    env = {**own_stack_env, "PATH": str(bin_dir), "KINFER_KAFKA_JARS_DIR": str(tmp_path / "no-jars")}
+    env.pop("JAVA_HOME", None)
+    result = kinfer("up", env=env)
+    assert result.returncode == 1
+    assert "error [unavailable]: mvn (Apache Maven) not found" in result.stderr
+
+
+def test_port_taken_names_the_port_and_setting(own_stack_env: dict[str, str]) -> None:
+    port = int(own_stack_env["KINFER_KAFKA_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        result = kinfer("up", env=own_stack_env)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "KINFER_KAFKA_PORT" in result.stderr
+
+
+def test_broker_start_timeout_prints_log_tail_and_stops_it(own_stack_env: dict[str, str]) -> None:
+    result = kinfer("up", "--timeout", "0.3", env=own_stack_env)
+    assert result.returncode == 1
+    assert "did not answer a metadata request within 0.3s" in result.stderr
+    assert "last lines of its log" in result.stderr
+    assert "kafka  stopped" in kinfer("status", env=own_stack_env).stdout
+
+
+def test_unreachable_redis_is_a_clear_error(services: Services, prefix: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    env = {**os.environ, **services.env(prefix), "KINFER_REDIS_URL": dead}
+    result = kinfer("up", env=env)
+    assert result.returncode == 1
+    assert f"error [unavailable]: Redis at {dead} is not reachable" in result.stderr
+    assert "unreachable" in kinfer("status", env=env).stdout
+
+
+def test_bad_settings_are_refused_with_the_values(own_stack_env: dict[str, str]) -> None:
+    env = {**own_stack_env, "KINFER_KAFKA_CONTROLLER_PORT": own_stack_env["KINFER_KAFKA_PORT"]}
+    result = kinfer("status", env=env)
+    assert result.returncode == 2
+    assert "must differ" in result.stderr

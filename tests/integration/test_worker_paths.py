@@ -1,0 +1,141 @@
+"""The worker's refusal paths and delivery guarantees on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Producer
+
+from consumers.engine import GenerationInput, load_runner
+from producers import AsyncClient, DeadlineExceeded, InvalidRequest
+from schemas import (
+    ErrorCode,
+    ErrorReply,
+    SamplingParams,
+    decode_event,
+    decode_reply,
+    encode,
+    headers,
+)
+from tests.integration.conftest import Pipeline, read_all
+
+
+def started(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int = 1) -> Pipeline:
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    for i in range(workers):
+        pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
+    pipeline.wait_serving()
+    return pipeline
+
+
+def test_cli_submit_prints_the_answer(make_pipeline: Callable[[str], Pipeline], prefix: str) -> None:
+    pipeline = started(make_pipeline, prefix)
+    env = {**os.environ, **pipeline.services.env(prefix)}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "submit", "hello", "--max-tokens", "12"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = (
+        load_runner("kinfer-tiny", device="cpu")
+        .generate([GenerationInput("hello", SamplingParams(max_tokens=12))])[0]
+        .text
+    )
+    assert result.stdout.rstrip("\n") == expected
+
+
+def test_refusals_reach_the_client_as_typed_errors(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = started(make_pipeline, prefix)
+
+    async def scenario() -> None:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            # Over kinfer-tiny's 1024-token context: only the worker knows the model's limit.
+            with pytest.raises(InvalidRequest, match="exceeds the model's context of 1024"):
+                await client.generate("x" * 1000, sampling=SamplingParams(max_tokens=100))
+            # Over the wire limit: refused before it reaches Kafka.
+            with pytest.raises(InvalidRequest, match="limit is"):
+                await client.generate("x" * 300_000)
+            # A deadline already past on arrival: admission answers deadline_exceeded.
+            late = client.build_request("late", timeout_s=0.001)
+            time.sleep(0.01)
+            with pytest.raises(DeadlineExceeded, match="before admission") as info:
+                await client.submit(late, timeout_s=30)
+            assert info.value.code is ErrorCode.DEADLINE_EXCEEDED and not info.value.retriable
+
+    asyncio.run(scenario())
+
+
+def test_worker_answers_expired_dispatch_without_compute(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """A request that expires between admission and the worker is answered, not run."""
+    pipeline = started(make_pipeline, prefix)
+
+    async def scenario() -> ErrorReply:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config()) as client:
+            req = client.build_request("slow queue", timeout_s=0.001)
+            waiting = client.router.expect(req.request_id)
+            raw = Producer({"bootstrap.servers": pipeline.services.bootstrap})
+            raw.produce(
+                pipeline.names.dispatch("us-west"),
+                value=encode(req),
+                partition=0,
+                headers=[(headers.REQUEST_ID, req.request_id.encode())],
+            )
+            raw.flush(10)
+            reply = await asyncio.wait_for(waiting, 60)
+            assert isinstance(reply, ErrorReply)
+            return reply
+
+    reply = asyncio.run(scenario())
+    assert reply.code is ErrorCode.DEADLINE_EXCEEDED and "before compute" in reply.message
+    events = [decode_event(v or b"") for v, _ in read_all(pipeline.services.bootstrap, pipeline.names.events)]
+    assert any(e.request_id == reply.request_id and e.status == "deadline_exceeded" for e in events)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """Two workers, 2000 requests, one SIGKILLed mid-run: each answered exactly once."""
+    n = 2000
+    pipeline = started(make_pipeline, prefix, workers=2)
+    victim = pipeline.stages[1]
+
+    async def scenario() -> tuple[int, int]:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=180)) as client:
+            sampling = SamplingParams(max_tokens=4)
+            tasks = [
+                asyncio.create_task(client.generate(f"kill test {i}", sampling=sampling, request_id=f"k{i}"))
+                for i in range(n)
+            ]
+            while sum(t.done() for t in tasks) < n // 4:
+                await asyncio.sleep(0.05)
+            victim.kill()
+            done_at_kill = sum(t.done() for t in tasks)
+            results = await asyncio.gather(*tasks)
+            assert [r.request_id for r in results] == [f"k{i}" for i in range(n)]
+            return done_at_kill, client.router.stats.duplicates_or_unknown
+
+    done_at_kill, duplicates_seen = asyncio.run(scenario())
+    assert done_at_kill < n, "the kill came too late to test anything"
+    assert duplicates_seen == 0
+    replies = [
+        decode_reply(v or b"") for v, _ in read_all(pipeline.services.bootstrap, pipeline.names.replies)
+    ]
+    per_id = collections.Counter(r.request_id for r in replies if r.request_id.startswith("k"))
+    assert len(per_id) == n and set(per_id.values()) == {1}
