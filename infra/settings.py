@@ -45,8 +45,11 @@ class KinferSettings(BaseSettings):
     region: str = "us-west"
     """Region of this admission worker's output / this inference worker's input."""
     request_partitions: int = Field(default=6, ge=1)
+    """Partitions of the ingress topic (admission parallelism)."""
     dispatch_partitions: int = Field(default=6, ge=1)
+    """Partitions of each region's dispatch topic (most workers per region)."""
     reply_partitions: int = Field(default=16, ge=1)
+    """Partitions of the shared reply topic (client instances spread over them)."""
     replication: int = Field(default=1, ge=1)
     """Replication factor of created topics."""
     tenant: str = "default"
@@ -54,10 +57,15 @@ class KinferSettings(BaseSettings):
     model: str = "kinfer-tiny"
     """Model a worker serves."""
     device: str = "auto"
+    """Worker device: auto (CUDA when present), cpu, cuda, cuda:N."""
     dtype: str = "float32"
+    """Worker weights dtype: float32, bfloat16, float16 (CUDA)."""
     max_batch_requests: int = Field(default=32, ge=1)
+    """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)
+    """Token budget of a batch (prompt + max new tokens, summed)."""
     max_wait_ms: int = Field(default=50, ge=0)
+    """Longest a worker waits to fill a batch once a request is there."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus port of the process being started; 0 = off."""
     log_format: str = "console"

@@ -118,7 +118,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
             replied=decision.address is not None,
         )
 
-    @app.agent(ingress, name="admission")
+    @app.agent(ingress, name="admission", concurrency=config.concurrency)
     async def admission(stream: Any) -> None:
         async for event in stream.events():
             started = time.perf_counter()

@@ -29,6 +29,9 @@ class AdmissionConfig(BaseModel, frozen=True):
     rebalance_timeout_s: float = Field(default=20.0, ge=1.0, le=600.0)
     """Longest a rebalance waits for members to rejoin (Faust's default, 60 s and a
     1000 s poll interval, stalls the group behind crashed members)."""
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Records decided and forwarded at once. Each forward is still acked before its
+    offset may be committed (Faust commits up to the lowest unacked offset)."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
     web_port: int = Field(default=0, ge=0, le=65535)
