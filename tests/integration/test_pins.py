@@ -19,7 +19,5 @@ def test_pinned_pair_is_installed() -> None:
 def test_broker_is_kafka_4_in_kraft_mode(services: Services) -> None:
     match = re.search(r"<kafka.version>(\d+)\.(\d+)\.(\d+)</kafka.version>", POM.read_text())
     assert match and int(match.group(1)) == 4
-    cluster = (
-        AdminClient({"bootstrap.servers": services.bootstrap}).describe_cluster(request_timeout=10).result()
-    )
-    assert cluster.controller is not None and cluster.cluster_id
+    metadata = AdminClient({"bootstrap.servers": services.bootstrap}).list_topics(timeout=10)
+    assert metadata.cluster_id and metadata.controller_id >= 0
