@@ -1,0 +1,1 @@
+"""Tiered rate limits: tier tables, token buckets, the shared Redis limiter."""

@@ -1,0 +1,1 @@
+"""Region and partition routing by consistent hashing."""
