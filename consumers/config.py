@@ -29,7 +29,7 @@ class WorkerConfig(BaseModel, frozen=True):
     worker_id: str = Field(default_factory=default_worker_id)
     """Unique per process; part of the transactional id."""
     model: str = "kinfer-tiny"
-    """Model to serve: ``kinfer-tiny`` or ``echo`` (a torch-free test model)."""
+    """Model to serve: ``kinfer-tiny``; ``echo`` and ``fail`` are torch-free test models."""
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
     dtype: str = "float32"
@@ -40,6 +40,10 @@ class WorkerConfig(BaseModel, frozen=True):
     """Token budget of a batch: prompt tokens + max new tokens, summed."""
     max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     """Longest wait to fill a batch once the first request is there."""
+    redis_url: str | None = None
+    """Where finished deterministic answers are cached for admission; None = no cache writes."""
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    """Lifetime of a cached answer."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)

@@ -30,10 +30,12 @@ from consumers import metrics
 from consumers.batching.budget import split_by_budget
 from consumers.config import WorkerConfig
 from consumers.engine import GenerationInput, ModelRunner
+from consumers.result_cache import ResultCache
 from consumers.triage import Refused, Runnable, triage
 from schemas import (
     DeadLetter,
     ErrorCode,
+    ErrorReply,
     InferenceRequest,
     InferenceResult,
     ReplyAddress,
@@ -62,6 +64,8 @@ class _Outbox:
     """Records of one batch, produced inside its transaction."""
 
     records: list[_Outgoing] = field(default_factory=list)
+    cacheable: list[tuple[InferenceRequest, InferenceResult]] = field(default_factory=list)
+    """Results to offer the response cache once the transaction committed."""
 
     def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
         hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
@@ -88,6 +92,11 @@ class InferenceWorker:
         self.topics = TopicNames(config.topic_prefix)
         self.clock_ms = clock_ms
         self._stop = threading.Event()
+        self.cache = (
+            ResultCache(config.redis_url, config.topic_prefix, config.cache_ttl_s)
+            if config.redis_url
+            else None
+        )
         self.consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -180,7 +189,23 @@ class InferenceWorker:
         batch_id = uuid.uuid4().hex[:12]
         started = time.monotonic()
         start_ms = self.clock_ms()
-        outputs = self.runner.generate([GenerationInput(r.request.prompt, r.request.sampling) for r in batch])
+        try:
+            outputs = self.runner.generate(
+                [GenerationInput(r.request.prompt, r.request.sampling) for r in batch]
+            )
+        except Exception as exc:
+            log.exception("worker.model_failed", batch_id=batch_id, size=len(batch))
+            for item in batch:
+                reply = ErrorReply(
+                    request_id=item.request.request_id,
+                    code=ErrorCode.INTERNAL,
+                    message=f"model {self.runner.name} failed: {exc}",
+                )
+                self._reply(item.request.reply_to, item.request.request_id, encode(reply), outbox)
+                self._event(
+                    item.request, ErrorCode.INTERNAL, outbox, batch_id=batch_id, batch_size=len(batch)
+                )
+            return
         compute_ms = (time.monotonic() - started) * 1000
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_TOKENS.observe(sum(r.tokens for r in batch))
@@ -201,6 +226,7 @@ class InferenceWorker:
                 compute_ms=compute_ms,
             )
             self._reply(req.reply_to, req.request_id, encode(result), outbox)
+            outbox.cacheable.append((req, result))
             self._event(
                 req,
                 "ok",
@@ -280,6 +306,9 @@ class InferenceWorker:
             self.producer.commit_transaction(60)
         except KafkaException as exc:
             self._recover(exc, offsets)
+            return
+        if self.cache is not None:
+            self.cache.store(outbox.cacheable)
 
     def _recover(self, exc: KafkaException, offsets: dict[tuple[str, int], int]) -> None:
         error = exc.args[0]

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -134,15 +135,17 @@ def submit(
 @app.command()
 @_friendly
 def admission(
-    region: Annotated[str | None, typer.Option(help="Region admitted requests go to.")] = None,
+    tiers_file: Annotated[
+        Path | None, typer.Option(help="TOML tiers and tenants (reloaded on change).")
+    ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port; 0 = off.")] = None,
 ) -> None:
-    """Run the admission stage as a Faust worker (validation, DLQ, dispatch)."""
+    """Run the admission stage as a Faust worker: validation, limits, breakers, cache, routing."""
     import faust
 
     from streams.app import create_app
 
-    settings = _settings(region=region, metrics_port=metrics_port)
+    settings = _settings(tiers_file=tiers_file, metrics_port=metrics_port)
     config = settings.admission_config()
     _serve_metrics(config.metrics_port)
     faust_app = create_app(config)

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.config import WorkerConfig
 from producers.config import ClientConfig
-from schemas import DEFAULT_PREFIX, DEFAULT_REGIONS
+from schemas import DEFAULT_PREFIX
 from streams.config import AdmissionConfig
 
 
@@ -40,8 +40,6 @@ class KinferSettings(BaseSettings):
     """How long `kinfer up` waits for each service to answer."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every topic (tests use their own)."""
-    regions: tuple[str, ...] = DEFAULT_REGIONS
-    """Regions that get a dispatch topic."""
     region: str = "us-west"
     """Region of this admission worker's output / this inference worker's input."""
     request_partitions: int = Field(default=6, ge=1)
@@ -52,6 +50,20 @@ class KinferSettings(BaseSettings):
     """Partitions of the shared reply topic (client instances spread over them)."""
     replication: int = Field(default=1, ge=1)
     """Replication factor of created topics."""
+    region_weights: dict[str, float] = Field(
+        default_factory=lambda: {"us-west": 60.0, "eu-central": 25.0, "ap-southeast": 15.0}
+    )
+    """Regions (each gets a dispatch topic) and their share of users on the routing ring (JSON)."""
+    tiers_file: Path | None = None
+    """TOML table of tiers and tenants, reloaded when it changes (see README, Admission)."""
+    breaker_min_calls: int = Field(default=500, ge=1)
+    """Calls in the window before a breaker may open."""
+    breaker_open_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker rejects before half-open probes."""
+    breaker_probes: int = Field(default=10, ge=1)
+    """Requests let through while half-open; all must succeed to close."""
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    """How long a cached deterministic answer is served."""
     tenant: str = "default"
     """Tenant the CLI client sends as."""
     model: str = "kinfer-tiny"
@@ -79,9 +91,10 @@ class KinferSettings(BaseSettings):
                 f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; "
                 "they must differ"
             )
-        if self.region not in self.regions:
+        if self.region not in self.region_weights:
             raise ValueError(
-                f"KINFER_REGION {self.region!r} is not one of KINFER_REGIONS {list(self.regions)}"
+                f"KINFER_REGION {self.region!r} is not one of KINFER_REGION_WEIGHTS "
+                f"{list(self.region_weights)}"
             )
         return self
 
@@ -116,7 +129,13 @@ class KinferSettings(BaseSettings):
             {
                 "bootstrap_servers": self.bootstrap,
                 "topic_prefix": self.topic_prefix,
-                "region": self.region,
+                "redis_url": self.redis,
+                "region_weights": self.region_weights,
+                "tiers_file": self.tiers_file,
+                "breaker_min_calls": self.breaker_min_calls,
+                "breaker_open_s": self.breaker_open_s,
+                "breaker_probes": self.breaker_probes,
+                "cache_ttl_s": self.cache_ttl_s,
                 "data_dir": self.state_dir / "admission",
                 "metrics_port": self.metrics_port,
                 **overrides,
@@ -135,6 +154,8 @@ class KinferSettings(BaseSettings):
                 "max_batch_requests": self.max_batch_requests,
                 "max_batch_tokens": self.max_batch_tokens,
                 "max_wait_ms": self.max_wait_ms,
+                "redis_url": self.redis,
+                "cache_ttl_s": self.cache_ttl_s,
                 "metrics_port": self.metrics_port,
                 **overrides,
             }

@@ -87,12 +87,12 @@ def _error(request: InferenceRequest, code: ErrorCode, message: str) -> ErrorRep
 
 
 def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Reject:
-    request_id, address = _reply_target(value, record_headers)
+    request_id, address = reply_target(value, record_headers)
     reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
     return Reject(reply, address, None, reason)
 
 
-def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
+def reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
     """Where to answer a refused record: headers first, else what the body still says."""
     body_id, body_address = salvage_reply_target(value)
     found = headers.reply_address(record_headers)

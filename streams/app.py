@@ -1,9 +1,12 @@
-"""The Faust application: the admission agent wires ``admission.decide`` to topics.
+"""The Faust application: agents and timers wire the admission controller to Kafka.
 
-The ingress topic is read as raw bytes and decoded inside the agent (Faust would
-commit past a record its value type cannot decode and drop it). The stage is
-at-least-once: every effect is keyed by request id, and each forward is acked by
-the broker before Faust may commit the source offset.
+- ``admission`` reads ``<prefix>.requests`` as raw bytes and decodes inside the
+  agent (Faust would commit past a record its value type cannot decode and drop
+  it). At-least-once: each produced record is acked before Faust may commit the
+  source offset; every effect is keyed by request id.
+- ``outcomes`` reads ``<prefix>.events`` in small batches: breakers and token settlement.
+- timers pump the delay queue, refresh the breaker view, and reload the tier file.
+Nothing blocking runs on the loop: Redis is used through ``redis.asyncio``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from typing import Any
 import faust
 import structlog
 from confluent_kafka.admin import AdminClient
+from redis.asyncio import Redis
 
-from schemas import DeadLetter, ErrorCode, ErrorReply, TopicNames, encode, headers
+from schemas import ErrorCode, ErrorReply, TopicNames, encode, headers
 from streams import metrics
-from streams.admission import AdmissionLimits, Admit, Reject, decide
+from streams.admission import AdmissionLimits, reply_target
+from streams.breakers.state import BreakerConfig
 from streams.config import AdmissionConfig
+from streams.controller import AdmissionController
+from streams.effects import Answer, Effect, Forward, Letter
+from streams.limits.tiers import ReloadingTierTable
+from streams.outcomes import OutcomeRecorder
+from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
 
@@ -27,23 +37,54 @@ def faust_broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
-def dispatch_partitions(bootstrap: str, topic: str) -> int:
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=15)
-    found = meta.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise RuntimeError(f"dispatch topic {topic} does not exist; run `kinfer up` or `kinfer topics`")
-    return len(found.partitions)
+def dispatch_partitions(bootstrap: str, names: TopicNames, regions: list[str]) -> dict[str, int]:
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).topics
+    counts = {}
+    for region in regions:
+        topic = meta.get(names.dispatch(region))
+        if topic is None or not topic.partitions:
+            raise RuntimeError(
+                f"dispatch topic {names.dispatch(region)} does not exist; run `kinfer up` or `kinfer topics`"
+            )
+        counts[region] = len(topic.partitions)
+    return counts
 
 
-def _text_headers(raw: Any) -> dict[str, str]:
-    items = raw.items() if isinstance(raw, dict) else raw
-    return headers.decode_headers(items)
+def build_controller(config: AdmissionConfig, redis: Redis) -> AdmissionController:
+    names = TopicNames(config.topic_prefix)
+    regions = list(config.region_weights)
+    return AdmissionController(
+        names=names,
+        limits=AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens),
+        router=RegionRouter(
+            config.region_weights, dispatch_partitions(config.bootstrap_servers, names, regions)
+        ),
+        tiers=ReloadingTierTable(config.tiers_file),
+        redis=redis,
+        breaker_cfg=BreakerConfig(
+            window_s=config.breaker_window_s,
+            min_calls=config.breaker_min_calls,
+            error_rate=config.breaker_error_rate,
+            open_s=config.breaker_open_s,
+            probes=config.breaker_probes,
+        ),
+        cache_ttl_s=config.cache_ttl_s,
+    )
 
 
 def create_app(config: AdmissionConfig) -> faust.App:
     names = TopicNames(config.topic_prefix)
-    partitions = dispatch_partitions(config.bootstrap_servers, names.dispatch(config.region))
-    limits = AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens)
+    redis = Redis.from_url(config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    controller = build_controller(config, redis)
+    outcomes = OutcomeRecorder(
+        redis=redis,
+        prefix=names.prefix,
+        breakers=controller.breakers,
+        limiter=controller.limiter,
+        tiers=controller.tiers,
+        health=controller.health,
+        clock_ms=controller.clock_ms,
+    )
     app = faust.App(
         config.faust_id,
         broker=faust_broker_url(config.bootstrap_servers),
@@ -61,100 +102,80 @@ def create_app(config: AdmissionConfig) -> faust.App:
         value_serializer="raw",
     )
     ingress = app.topic(names.requests, key_type=bytes, value_type=bytes, value_serializer="raw")
+    events = app.topic(names.events, key_type=bytes, value_type=bytes, value_serializer="raw")
 
-    async def send(
-        topic: str,
-        key: str,
-        value: bytes,
-        partition: int | None,
-        request_id: str,
-        extra: dict[str, str | int | None] | None = None,
-    ) -> None:
-        hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: request_id, **(extra or {})})
-        await app.producer.send_and_wait(topic, key.encode(), value, partition, None, hdrs)
-
-    async def forward(decision: Admit, raw: bytes, record_headers: list[tuple[str, bytes]]) -> None:
-        req = decision.request
-        await app.producer.send_and_wait(
-            names.dispatch(decision.region),
-            req.tenant.encode(),
-            raw,
-            decision.partition,
-            None,
-            record_headers,
-        )
-        metrics.ADMITTED.labels(decision.region).inc()
-
-    async def reject(decision: Reject, event: Any) -> None:
-        reply = decision.reply
-        if decision.address is not None:
-            await send(
-                decision.address.topic,
-                reply.request_id,
-                encode(reply),
-                decision.address.partition,
-                reply.request_id,
-            )
-        if decision.dead_letter_reason is not None:
-            msg = event.message
-            letter = DeadLetter(
-                code=reply.code,
-                reason=decision.dead_letter_reason,
-                source_topic=msg.topic,
-                source_partition=msg.partition,
-                source_offset=msg.offset,
-                original=event.value or b"",
-                request_id=reply.request_id or None,
-                ts_ms=int(time.time() * 1000),
-            )
-            await send(names.requests_dlq, reply.request_id, encode(letter), None, reply.request_id)
-            metrics.DEAD_LETTERS.inc()
-        metrics.REJECTED.labels(reply.code.value).inc()
-        log.info(
-            "admission.rejected",
-            request_id=reply.request_id,
-            code=reply.code.value,
-            reason=reply.message,
-            replied=decision.address is not None,
-        )
+    async def carry_out(effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Forward):
+                await app.producer.send_and_wait(
+                    effect.topic, effect.key, effect.value, effect.partition, None, effect.headers
+                )
+            elif isinstance(effect, Answer):
+                rid = effect.reply.request_id
+                hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})
+                await app.producer.send_and_wait(
+                    effect.address.topic,
+                    rid.encode(),
+                    encode(effect.reply),
+                    effect.address.partition,
+                    None,
+                    hdrs,
+                )
+            else:
+                assert isinstance(effect, Letter)
+                rid = effect.letter.request_id or ""
+                await app.producer.send_and_wait(
+                    names.requests_dlq,
+                    rid.encode(),
+                    encode(effect.letter),
+                    None,
+                    None,
+                    headers.encode_headers_bytes({headers.REQUEST_ID: rid}),
+                )
+                metrics.DEAD_LETTERS.inc()
 
     @app.agent(ingress, name="admission", concurrency=config.concurrency)
     async def admission(stream: Any) -> None:
         async for event in stream.events():
+            msg = event.message
+            raw_headers = list(msg.headers.items() if isinstance(msg.headers, dict) else msg.headers or [])
             started = time.perf_counter()
-            raw_headers = list(
-                event.message.headers.items()
-                if isinstance(event.message.headers, dict)
-                else event.message.headers or []
-            )
-            decision = decide(
-                event.value,
-                _text_headers(raw_headers),
-                now_ms=int(time.time() * 1000),
-                limits=limits,
-                region=config.region,
-                partitions=partitions,
-            )
-            metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
             try:
-                if isinstance(decision, Admit):
-                    await forward(decision, event.value, raw_headers)
-                else:
-                    await reject(decision, event)
+                effects = await controller.admit(
+                    event.value, raw_headers, (msg.topic, msg.partition, msg.offset)
+                )
+                metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+                await carry_out(effects)
             except Exception as exc:
-                log.exception("admission.record_failed", offset=event.message.offset)
-                await answer_internal(decision, exc)
+                log.exception("admission.record_failed", topic=msg.topic, offset=msg.offset)
+                await answer_internal(event.value or b"", raw_headers, exc)
 
-    async def answer_internal(decision: Admit | Reject, exc: Exception) -> None:
+    async def answer_internal(value: bytes, raw_headers: list[tuple[str, bytes]], exc: Exception) -> None:
         """Best effort: tell the client the pipeline failed it rather than leave it waiting."""
-        address = decision.request.reply_to if decision.request else getattr(decision, "address", None)
-        request_id = decision.request.request_id if decision.request else ""
+        request_id, address = reply_target(value, headers.decode_headers(raw_headers))
         if address is None:
             return
         reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=f"admission failed: {exc}")
         try:
-            await send(address.topic, request_id, encode(reply), address.partition, request_id)
+            await carry_out([Answer(address, reply)])
         except Exception:
             log.exception("admission.internal_reply_failed", request_id=request_id)
+
+    @app.agent(events, name="outcomes")
+    async def record_outcomes(stream: Any) -> None:
+        async for batch in stream.take(500, within=0.2):
+            await outcomes.process(batch)
+
+    @app.timer(interval=0.05)
+    async def pump_delay_queue() -> None:
+        await controller.pump_delay_queue(carry_out)
+
+    @app.timer(interval=0.25)
+    async def refresh_breakers() -> None:
+        await controller.refresh_breakers()
+
+    @app.timer(interval=5.0)
+    async def reload_tiers() -> None:
+        controller.tiers.reload()
 
     return app

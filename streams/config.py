@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from schemas import DEFAULT_PREFIX, limits
+from streams.routing.regions import DEFAULT_WEIGHTS
 
 
 class AdmissionConfig(BaseModel, frozen=True):
@@ -16,8 +17,20 @@ class AdmissionConfig(BaseModel, frozen=True):
     """Prefix of every pipeline topic."""
     app_id: str | None = None
     """Faust application id (consumer group, internal topics); default ``<prefix>-admission``."""
-    region: str = "us-west"
-    """Region every admitted request goes to (consistent-hash routing: issue 3)."""
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    """Shared state: rate-limit buckets, breakers, delay queue, response cache."""
+    region_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    """Share of users each region takes on the consistent-hash ring."""
+    tiers_file: Path | None = None
+    """TOML tier and tenant table (reloaded when it changes); None = built-in tiers, all tenants free."""
+    breaker_min_calls: int = Field(default=500, ge=1)
+    """Calls in the window before a breaker may open (see streams/breakers/state.py)."""
+    breaker_window_s: int = Field(default=60, ge=1)
+    breaker_error_rate: float = Field(default=0.05, gt=0, lt=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+    breaker_probes: int = Field(default=10, ge=1)
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    """How long a cached deterministic answer is served."""
     data_dir: Path = Path(".kinfer/admission")
     """Faust's local state."""
     max_prompt_bytes: int = Field(default=limits.MAX_PROMPT_BYTES, ge=1, le=limits.MAX_PROMPT_BYTES)

@@ -1,12 +1,23 @@
 """The admission worker's Prometheus metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-ADMITTED = Counter("kinfer_admission_admitted_total", "Requests forwarded to a region", ["region"])
-REJECTED = Counter("kinfer_admission_rejected_total", "Requests answered with an error", ["code"])
+ADMITTED = Counter("kinfer_admission_admitted_total", "Requests forwarded to a region", ["tier", "region"])
+REJECTED = Counter("kinfer_admission_rejected_total", "Requests answered with an error", ["tier", "code"])
+QUEUED = Counter("kinfer_admission_queued_total", "Requests put in the delay queue", ["tier"])
+FAILED_OVER = Counter(
+    "kinfer_admission_failed_over_total",
+    "Requests sent to another region because a breaker was open",
+    ["from_region", "to_region"],
+)
+CACHE = Counter("kinfer_admission_cache_total", "Response-cache lookups", ["result"])
+BREAKER_STATE = Gauge(
+    "kinfer_admission_breaker_state", "1 for the current state of each breaker", ["region", "model", "state"]
+)
+DELAY_QUEUE_TENANTS = Gauge("kinfer_admission_delay_queue_tenants", "Tenants with queued requests")
 DEAD_LETTERS = Counter("kinfer_admission_dead_letters_total", "Records written to the DLQ")
 DECISION_SECONDS = Histogram(
     "kinfer_admission_decision_seconds",
     "Time to decide one record",
-    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )

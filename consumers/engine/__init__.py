@@ -11,10 +11,10 @@ _DTYPES = ("float32", "bfloat16", "float16")
 
 def load_runner(model: str, *, device: str = "auto", dtype: str = "float32") -> ModelRunner:
     """The runner for a served model name."""
-    if model == "echo":
-        from consumers.engine.echo import EchoRunner
+    if model in ("echo", "fail"):
+        from consumers.engine.echo import EchoRunner, FailingRunner
 
-        return EchoRunner()
+        return EchoRunner() if model == "echo" else FailingRunner()
     if model == "kinfer-tiny":
         import torch
 
@@ -26,4 +26,4 @@ def load_runner(model: str, *, device: str = "auto", dtype: str = "float32") -> 
         return TorchRunner(
             build_tiny(), name=model, device=resolve_device(device), dtype=getattr(torch, dtype)
         )
-    raise ValueError(f"unknown model {model!r}; served models: kinfer-tiny, echo")
+    raise ValueError(f"unknown model {model!r}; served models: kinfer-tiny, echo, fail")

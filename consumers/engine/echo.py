@@ -23,3 +23,12 @@ class EchoRunner:
             reason: Literal["stop", "length"] = "length" if cut else "stop"
             out.append(GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text)))
         return out
+
+
+class FailingRunner(EchoRunner):
+    """Fails every batch: drives breaker and error-path tests (``--model fail``)."""
+
+    name = "fail"
+
+    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+        raise RuntimeError("injected model failure (model 'fail')")

@@ -212,6 +212,7 @@ class KafkaNode:
             raise StackError(f"formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")
 
     def _wait_ready(self, timeout_s: float) -> None:
+        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.config.bootstrap, "log_level": 0})
@@ -226,8 +227,8 @@ class KafkaNode:
                 if metadata.brokers:
                     log.info("kafka.ready", bootstrap=self.config.bootstrap)
                     return
-            except Exception:
-                pass
+            except KafkaException:
+                pass  # not up yet
             if time.monotonic() >= deadline:
                 self.process.stop(timeout_s=10)
                 raise StartTimeout(

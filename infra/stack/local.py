@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.errors import ServiceUnreachable
 from infra.settings import KinferSettings
 from infra.stack.kafka import KafkaNode, KafkaNodeConfig
 from infra.stack.redis import RedisConfig, RedisServer, ping
@@ -37,7 +38,7 @@ def redis_server(settings: KinferSettings) -> RedisServer:
 def topic_layout(settings: KinferSettings) -> TopicLayout:
     return TopicLayout(
         names=TopicNames(settings.topic_prefix),
-        regions=settings.regions,
+        regions=tuple(settings.region_weights),
         request_partitions=settings.request_partitions,
         dispatch_partitions=settings.dispatch_partitions,
         reply_partitions=settings.reply_partitions,
@@ -80,7 +81,7 @@ def status(settings: KinferSettings) -> list[ServiceStatus]:
         try:
             ping(settings.redis)
             state = "external"
-        except Exception:
+        except ServiceUnreachable:
             state = "unreachable"
         out.append(ServiceStatus("redis", settings.redis, state))
     else:

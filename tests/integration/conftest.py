@@ -20,6 +20,12 @@ from infra.topics import ensure_topics
 from schemas import TopicNames
 from tests.conftest import Services
 
+DEFAULT_TEST_TIERS = """
+# The suite's own tenant sends thousands of requests: give it room.
+[tenants.default]
+tier = "enterprise"
+"""
+
 
 @dataclass
 class Pipeline:
@@ -27,6 +33,16 @@ class Pipeline:
     prefix: str
     logs: Path
     stages: list[StageProcess] = field(default_factory=list)
+    tiers: str = DEFAULT_TEST_TIERS
+    """The admission stage's tier table (TOML); tests that test limits write their own."""
+
+    @property
+    def tiers_file(self) -> Path:
+        path = self.logs / f"{self.prefix}-tiers.toml"
+        if not path.exists() or path.read_text() != self.tiers:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.tiers)
+        return path
 
     @property
     def names(self) -> TopicNames:
@@ -36,7 +52,7 @@ class Pipeline:
         stage = StageProcess(
             name,
             list(args),
-            {**self.services.env(self.prefix), **(env or {})},
+            {**self.services.env(self.prefix), "KINFER_TIERS_FILE": str(self.tiers_file), **(env or {})},
             self.logs / f"{name}-{len(self.stages)}.log",
         )
         self.stages.append(stage)

@@ -35,5 +35,5 @@ def test_environment_builds_each_stage_config(monkeypatch: pytest.MonkeyPatch, t
 def test_cross_field_errors_name_the_values() -> None:
     with pytest.raises(ValueError, match="both 20000"):
         KinferSettings(kafka_port=20000, kafka_controller_port=20000)
-    with pytest.raises(ValueError, match="mars"):
+    with pytest.raises(ValueError, match="'mars' is not one of"):
         KinferSettings(region="mars")

@@ -1,0 +1,38 @@
+"""Writes finished deterministic answers to the response cache that admission reads."""
+
+from __future__ import annotations
+
+import redis
+import structlog
+
+from schemas import InferenceRequest, InferenceResult, encode
+from schemas.cache import cache_key, cache_redis_key
+
+log = structlog.get_logger(__name__)
+
+
+class ResultCache:
+    """Best effort: a cache write that fails is logged and skipped, never retried."""
+
+    def __init__(self, url: str, prefix: str, ttl_s: int) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    def store(self, results: list[tuple[InferenceRequest, InferenceResult]]) -> int:
+        entries = {}
+        for request, result in results:
+            key = cache_key(request)
+            if key is not None:
+                entries[cache_redis_key(self.prefix, key)] = encode(result)
+        if not entries:
+            return 0
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key, value in entries.items():
+                    pipe.set(key, value, ex=self.ttl_s)
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("worker.cache_write_failed", error=str(exc), entries=len(entries))
+            return 0
+        return len(entries)

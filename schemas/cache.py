@@ -1,0 +1,35 @@
+"""The response-cache key, shared by admission (reads) and workers (writes).
+
+Only deterministic requests are cacheable: greedy (temperature 0) or seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from schemas.messages import InferenceRequest
+
+
+def cache_key(request: InferenceRequest) -> str | None:
+    """Hash of model + prompt + sampling, or None when the answer may vary."""
+    s = request.sampling
+    if s.temperature != 0.0 and s.seed is None:
+        return None
+    canonical = msgspec.json.encode(
+        [
+            request.model,
+            request.prompt,
+            s.max_tokens,
+            s.temperature,
+            s.top_p,
+            s.seed if s.temperature else None,
+            list(s.stop),
+        ]
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def cache_redis_key(prefix: str, key: str) -> str:
+    return f"{prefix}:cache:{key}"

@@ -1,0 +1,1 @@
+"""Circuit breakers per (region, model), driven by worker outcomes."""

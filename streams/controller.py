@@ -1,0 +1,360 @@
+"""Admission control: validate -> rate limit (or queue) -> cache -> breaker-aware route.
+
+Each step's logic is a pure function elsewhere (``admission.decide``,
+``limits.bucket``, ``breakers.state``, ``routing``); this class composes them
+with the shared state in Redis and returns the effects for the agent to carry
+out. Redis being down never stops admission (see ``RedisHealth``): the cache is
+bypassed, limits are held per worker, paid excess is refused instead of queued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from schemas import (
+    DeadLetter,
+    ErrorCode,
+    ErrorReply,
+    InferenceRequest,
+    InferenceResult,
+    TopicNames,
+    decode_reply,
+    headers,
+)
+from schemas.cache import cache_key, cache_redis_key
+from streams import metrics
+from streams.admission import AdmissionLimits, Admit, Reject, decide
+from streams.breakers.state import BreakerConfig, Snapshot, State
+from streams.breakers.store import BreakerStore, breaker_name
+from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
+from streams.effects import Answer, Effect, Forward, Letter
+from streams.limits.bucket import LimitDecision
+from streams.limits.limiter import LocalLimiter, RedisLimiter
+from streams.limits.tiers import ReloadingTierTable, TenantPolicy
+from streams.redis_health import RedisHealth
+from streams.routing.regions import RESIDENCY_REGIONS, RegionRouter
+
+log = structlog.get_logger(__name__)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Tokens reserved at admission, settled when the worker reports real usage."""
+
+    tenant: str
+    tier: str
+    tokens: int
+
+
+class AdmissionController:
+    def __init__(
+        self,
+        *,
+        names: TopicNames,
+        limits: AdmissionLimits,
+        router: RegionRouter,
+        tiers: ReloadingTierTable,
+        redis: Redis,
+        breaker_cfg: BreakerConfig,
+        cache_ttl_s: int,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.names = names
+        self.limits = limits
+        self.router = router
+        self.tiers = tiers
+        self.redis = redis
+        self.health = RedisHealth()
+        self.limiter = RedisLimiter(redis, names.prefix)
+        self.local_limiter = LocalLimiter()
+        self.breakers = BreakerStore(redis, names.prefix, breaker_cfg)
+        self.breaker_view: dict[str, Snapshot] = {}
+        self.delay = DelayQueue(redis, names.prefix)
+        self.cache_ttl_s = cache_ttl_s
+        self.clock_ms = clock_ms
+
+    # -- one ingress record ------------------------------------------------------------
+
+    async def admit(
+        self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int]
+    ) -> list[Effect]:
+        now = self.clock_ms()
+        first = decide(
+            value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits, region="", partitions=1
+        )
+        if isinstance(first, Reject):
+            return self._rejected(first, value or b"", source)
+        request = first.request
+        policy = self.tiers.policy(request.tenant)
+        tokens = self._reserved_tokens(request)
+        if tokens > policy.tier.token_burst:
+            message = (
+                f"request needs {tokens} tokens (prompt + max_tokens); tier {policy.tier.name} "
+                f"allows at most {policy.tier.token_burst:g} at once"
+            )
+            return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
+        queued = QueuedRequest(value or b"", hdrs, now)
+        if policy.tier.over_limit == "queue" and await self._has_queue(request.tenant):
+            return await self._enqueue(request, policy, queued, 0, now)
+        decision = await self._acquire(request.tenant, policy, tokens)
+        if not decision.allowed:
+            if policy.tier.over_limit == "queue":
+                return await self._enqueue(request, policy, queued, decision.retry_after_ms, now)
+            message = f"tier {policy.tier.name} limit reached; retry after {decision.retry_after_ms} ms"
+            return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms)
+        return await self._after_limit(request, policy, tokens, value or b"", hdrs)
+
+    async def _after_limit(
+        self,
+        request: InferenceRequest,
+        policy: TenantPolicy,
+        tokens: int,
+        value: bytes,
+        hdrs: list[tuple[str, bytes]],
+    ) -> list[Effect]:
+        cached = await self._cached(request)
+        if cached is not None:
+            await self._settle(request.tenant, policy, tokens)  # nothing was computed
+            return [Answer(request.reply_to, cached)]
+        return await self._route(request, policy, tokens, value, hdrs)
+
+    async def _route(
+        self,
+        request: InferenceRequest,
+        policy: TenantPolicy,
+        tokens: int,
+        value: bytes,
+        hdrs: list[tuple[str, bytes]],
+    ) -> list[Effect]:
+        user = request.user or request.tenant
+        affinity = request.session_id or user
+        candidates = (
+            [RESIDENCY_REGIONS[policy.residency]]
+            if policy.residency
+            else list(self.router.regions.walk(user))
+        )
+        retry_after = 0
+        for region in candidates:
+            allowed, wait = await self._breaker_allows(region, request.model)
+            if not allowed:
+                retry_after = min(retry_after or wait, wait)
+                continue
+            await self._reserve(request, policy, tokens)
+            metrics.ADMITTED.labels(policy.tier.name, region).inc()
+            if region != candidates[0]:
+                metrics.FAILED_OVER.labels(candidates[0], region).inc()
+            partition = self.router.partitions[region].node(affinity)
+            return [
+                Forward(self.names.dispatch(region), partition, request.tenant.encode(), value, hdrs, region)
+            ]
+        await self._settle(request.tenant, policy, tokens)
+        pinned = f" (tenant is pinned to {candidates[0]})" if policy.residency else ""
+        message = (
+            f"no healthy region for model {request.model}: circuit open in {', '.join(candidates)}{pinned}"
+        )
+        return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, retry_after or 1000)
+
+    # -- the steps ------------------------------------------------------------------
+
+    @staticmethod
+    def _reserved_tokens(request: InferenceRequest) -> int:
+        # Byte length is exact for byte-level models and an upper bound for BPE ones;
+        # the worker's real usage settles the difference.
+        return len(request.prompt.encode("utf-8", "surrogatepass")) + 1 + request.sampling.max_tokens
+
+    async def _acquire(self, tenant: str, policy: TenantPolicy, tokens: int) -> LimitDecision:
+        async def shared() -> LimitDecision:
+            return await self.limiter.acquire(tenant, policy.tier, tokens)
+
+        return await self.health.call(
+            shared, lambda: self.local_limiter.acquire_now(tenant, policy.tier, tokens)
+        )
+
+    async def _settle(self, tenant: str, policy: TenantPolicy, delta_tokens: float) -> None:
+        async def shared() -> None:
+            await self.limiter.settle(tenant, policy.tier, delta_tokens)
+
+        await self.health.call(shared, lambda: None)
+
+    async def _reserve(self, request: InferenceRequest, policy: TenantPolicy, tokens: int) -> None:
+        async def shared() -> None:
+            record = msgspec.json.encode(Reservation(request.tenant, policy.tier.name, tokens))
+            await self.redis.set(self._reservation_key(request.request_id), record, ex=3600)
+
+        await self.health.call(shared, lambda: None)
+
+    def _reservation_key(self, request_id: str) -> str:
+        return f"{self.names.prefix}:resv:{request_id}"
+
+    async def _has_queue(self, tenant: str) -> bool:
+        async def shared() -> bool:
+            return await self.delay.waiting(tenant) > 0
+
+        return await self.health.call(shared, lambda: False)
+
+    async def _enqueue(
+        self, request: InferenceRequest, policy: TenantPolicy, item: QueuedRequest, wait_ms: int, now: int
+    ) -> list[Effect]:
+        async def shared() -> int:
+            return await self.delay.enqueue(request.tenant, item, wait_ms, now)
+
+        length = await self.health.call(shared, lambda: -1)
+        if length < 0:  # Redis down: nowhere durable to queue
+            message = f"tier {policy.tier.name} limit reached and the delay queue is unavailable"
+            return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, max(wait_ms, 1000))
+        metrics.QUEUED.labels(policy.tier.name).inc()
+        log.info("admission.queued", request_id=request.request_id, tenant=request.tenant, depth=length)
+        return []
+
+    async def _cached(self, request: InferenceRequest) -> InferenceResult | None:
+        key = cache_key(request)
+        if key is None:
+            return None
+
+        async def shared() -> bytes | None:
+            raw = await self.redis.get(cache_redis_key(self.names.prefix, key))
+            return raw if isinstance(raw, bytes) else None
+
+        raw = await self.health.call(shared, lambda: None)
+        if raw is None:
+            metrics.CACHE.labels("miss").inc()
+            return None
+        cached = decode_reply(raw)
+        if not isinstance(cached, InferenceResult):
+            return None
+        metrics.CACHE.labels("hit").inc()
+        return msgspec.structs.replace(
+            cached, request_id=request.request_id, worker_id="cache", queue_ms=0.0, compute_ms=0.0
+        )
+
+    async def _breaker_allows(self, region: str, model: str) -> tuple[bool, int]:
+        name = breaker_name(region, model)
+        snap = self.breaker_view.get(name)
+        if snap is None or snap.state is State.CLOSED:
+            return True, 0
+        now = self.clock_ms()
+        if snap.state is State.OPEN and now < snap.opened_at_ms + self.breakers.cfg.open_s * 1000:
+            return False, int(snap.opened_at_ms + self.breakers.cfg.open_s * 1000 - now)
+
+        async def shared() -> tuple[bool, int]:
+            verdict = await self.breakers.admit(name, now)
+            return verdict.allowed, verdict.retry_after_ms
+
+        return await self.health.call(shared, lambda: (False, 1000))
+
+    # -- answers -----------------------------------------------------------------------
+
+    def _refuse(
+        self,
+        request: InferenceRequest,
+        policy: TenantPolicy,
+        code: ErrorCode,
+        message: str,
+        retry_after_ms: int | None = None,
+    ) -> list[Effect]:
+        metrics.REJECTED.labels(policy.tier.name, code.value).inc()
+        reply = ErrorReply(
+            request_id=request.request_id, code=code, message=message, retry_after_ms=retry_after_ms
+        )
+        return [Answer(request.reply_to, reply)]
+
+    def _rejected(self, decision: Reject, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
+        reply = decision.reply
+        metrics.REJECTED.labels(
+            "unknown" if decision.request is None else self.tiers.policy(decision.request.tenant).tier.name,
+            reply.code.value,
+        ).inc()
+        effects: list[Effect] = []
+        if decision.address is not None:
+            effects.append(Answer(decision.address, reply))
+        if decision.dead_letter_reason is not None:
+            topic, partition, offset = source
+            effects.append(
+                Letter(
+                    DeadLetter(
+                        code=reply.code,
+                        reason=decision.dead_letter_reason,
+                        source_topic=topic,
+                        source_partition=partition,
+                        source_offset=offset,
+                        original=value,
+                        request_id=reply.request_id or None,
+                        ts_ms=self.clock_ms(),
+                    )
+                )
+            )
+        return effects
+
+    # -- background work (timers of the Faust app) ------------------------------------
+
+    async def pump_delay_queue(self, send: Callable[[list[Effect]], object]) -> int:
+        """Re-admit queued requests whose tenant has budget again, in arrival order."""
+
+        async def handle(tenant: str, item: QueuedRequest) -> PumpResult:
+            return await self._readmit(tenant, item, send)
+
+        async def shared() -> int:
+            return await self.delay.pump(handle, self.clock_ms())
+
+        return await self.health.call(shared, lambda: 0)
+
+    async def _readmit(
+        self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], object]
+    ) -> PumpResult:
+        request = decide(
+            item.value,
+            headers.decode_headers(item.headers),
+            now_ms=0,
+            limits=self.limits,
+            region="",
+            partitions=1,
+        )
+        if not isinstance(request, Admit):
+            return PumpResult(done=True)  # it was valid when queued; cannot happen
+        req = request.request
+        policy = self.tiers.policy(tenant)
+        now = self.clock_ms()
+        if req.deadline_ms is not None and req.deadline_ms <= now:
+            waited = now - item.enqueued_ms
+            await _maybe_await(
+                send(
+                    self._refuse(
+                        req,
+                        policy,
+                        ErrorCode.DEADLINE_EXCEEDED,
+                        f"deadline passed after {waited} ms in the delay queue",
+                    )
+                )
+            )
+            return PumpResult(done=True)
+        tokens = self._reserved_tokens(req)
+        decision = await self.limiter.acquire(tenant, policy.tier, tokens)
+        if not decision.allowed:
+            return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
+        await _maybe_await(send(await self._after_limit(req, policy, tokens, item.value, item.headers)))
+        return PumpResult(done=True)
+
+    async def refresh_breakers(self) -> None:
+        async def shared() -> dict[str, Snapshot]:
+            return await self.breakers.load_all()
+
+        self.breaker_view = await self.health.call(shared, lambda: self.breaker_view)
+        for name, snap in self.breaker_view.items():
+            region, _, model = name.partition("/")
+            for state in State:
+                metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
+
+
+async def _maybe_await(result: object) -> None:
+    if hasattr(result, "__await__"):
+        await result

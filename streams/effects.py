@@ -1,0 +1,32 @@
+"""What an admission decision asks the Faust agent to do. Plain data: the
+controller decides, the agent produces records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress
+
+
+@dataclass(frozen=True)
+class Forward:
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    region: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    address: ReplyAddress
+    reply: ErrorReply | InferenceResult
+
+
+@dataclass(frozen=True)
+class Letter:
+    letter: DeadLetter
+
+
+Effect = Forward | Answer | Letter

@@ -1,0 +1,103 @@
+"""Worker outcomes (``<prefix>.events``) drive the breakers and settle token reservations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from schemas import InvalidMessage, WorkerEvent, decode_event
+from streams.breakers.state import Outcomes
+from streams.breakers.store import BreakerStore, breaker_name
+from streams.limits.limiter import RedisLimiter
+from streams.limits.tiers import ReloadingTierTable
+from streams.redis_health import RedisHealth
+
+log = structlog.get_logger(__name__)
+
+SERVER_ERRORS = frozenset({"internal", "unavailable"})
+"""Outcomes that count against a breaker. Client errors (invalid_request) and
+deadline_exceeded say nothing about the region's health."""
+COUNTED = SERVER_ERRORS | {"ok"}
+
+
+def breaker_outcomes(events: Iterable[WorkerEvent]) -> dict[str, list[Outcomes]]:
+    """Per breaker, per second: calls and server errors."""
+    counts: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for e in events:
+        if e.status not in COUNTED:
+            continue
+        slot = counts[breaker_name(e.region, e.model)][e.ts_ms // 1000]
+        slot[0] += 1
+        slot[1] += e.status in SERVER_ERRORS
+    return {
+        name: [Outcomes(sec, c, err) for sec, (c, err) in sorted(per.items())] for name, per in counts.items()
+    }
+
+
+class _Reservation(msgspec.Struct):
+    tenant: str
+    tier: str
+    tokens: int
+
+
+_reservation = msgspec.json.Decoder(_Reservation)
+
+
+class OutcomeRecorder:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        prefix: str,
+        breakers: BreakerStore,
+        limiter: RedisLimiter,
+        tiers: ReloadingTierTable,
+        health: RedisHealth,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.breakers = breakers
+        self.limiter = limiter
+        self.tiers = tiers
+        self.health = health
+        self.clock_ms = clock_ms
+
+    async def process(self, raw_events: Iterable[bytes | None]) -> int:
+        events: list[WorkerEvent] = []
+        for raw in raw_events:
+            try:
+                events.append(decode_event(raw or b""))
+            except InvalidMessage as exc:
+                log.warning("outcomes.undecodable", error=exc.message)
+        if not events:
+            return 0
+
+        async def shared() -> None:
+            now = self.clock_ms()
+            for name, outcomes in breaker_outcomes(events).items():
+                await self.breakers.record(name, outcomes, now)
+            await self._settle(events)
+
+        await self.health.call(shared, lambda: None)
+        return len(events)
+
+    async def _settle(self, events: list[WorkerEvent]) -> None:
+        """Give back reserved tokens the request did not use (or take what it used beyond)."""
+        keys = [f"{self.prefix}:resv:{e.request_id}" for e in events]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.getdel(key)
+            reserved = await pipe.execute()
+        for event, raw in zip(events, reserved, strict=True):
+            if raw is None:
+                continue  # settled already (a redelivered event), or expired
+            resv = _reservation.decode(raw)
+            used = event.prompt_tokens + event.completion_tokens
+            tier = self.tiers.table.tiers.get(resv.tier)
+            if tier is not None and resv.tokens != used:
+                await self.limiter.settle(resv.tenant, tier, resv.tokens - used)
