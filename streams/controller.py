@@ -9,8 +9,10 @@ bypassed, limits are held per worker, paid excess is refused instead of queued.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -45,6 +47,26 @@ log = structlog.get_logger(__name__)
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,7 @@ class AdmissionController:
         self.delay = DelayQueue(redis, names.prefix)
         self.cache_ttl_s = cache_ttl_s
         self.clock_ms = clock_ms
+        self._locks = KeyedLocks()
 
     # -- one ingress record ------------------------------------------------------------
 
@@ -95,6 +118,15 @@ class AdmissionController:
         if isinstance(first, Reject):
             return self._rejected(first, value or b"", source)
         request = first.request
+        # Records reach the agent's concurrent actors in offset order and decoding is
+        # synchronous, so taking the tenant's lock before the first await keeps
+        # per-tenant arrival order for limits and the delay queue.
+        async with self._locks.hold(request.tenant):
+            return await self._admit_valid(request, value or b"", hdrs, now)
+
+    async def _admit_valid(
+        self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
+    ) -> list[Effect]:
         policy = self.tiers.policy(request.tenant)
         tokens = self._reserved_tokens(request)
         if tokens > policy.tier.token_burst:
@@ -103,7 +135,7 @@ class AdmissionController:
                 f"allows at most {policy.tier.token_burst:g} at once"
             )
             return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
-        queued = QueuedRequest(value or b"", hdrs, now)
+        queued = QueuedRequest(value, hdrs, now)
         if policy.tier.over_limit == "queue" and await self._has_queue(request.tenant):
             return await self._enqueue(request, policy, queued, 0, now)
         decision = await self._acquire(request.tenant, policy, tokens)
@@ -112,7 +144,7 @@ class AdmissionController:
                 return await self._enqueue(request, policy, queued, decision.retry_after_ms, now)
             message = f"tier {policy.tier.name} limit reached; retry after {decision.retry_after_ms} ms"
             return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms)
-        return await self._after_limit(request, policy, tokens, value or b"", hdrs)
+        return await self._after_limit(request, policy, tokens, value, hdrs)
 
     async def _after_limit(
         self,

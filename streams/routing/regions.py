@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from streams.routing.ring import HashRing
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"us-west": 60, "eu-central": 25, "ap-southeast": 15}
-RESIDENCY_REGIONS: Mapping[str, str] = {"eu": "eu-central"}
+RESIDENCY_REGIONS: Mapping[str, str] = {"eu": "eu-central", "us": "us-west", "apac": "ap-southeast"}
 """Residency -> the one region a pinned tenant's requests may run in."""
 
 

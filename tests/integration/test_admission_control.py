@@ -1,0 +1,209 @@
+"""Every reject, queue, fail-over and route path of admission, on the real broker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from infra.stack.process import free_port
+from infra.stack.redis import RedisConfig, RedisServer
+from producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
+from schemas import InferenceResult, SamplingParams
+from streams.routing.ring import HashRing
+from tests.integration.conftest import Pipeline
+
+TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'
+
+
+def client_for(pipeline: Pipeline, tenant: str, **overrides: object) -> AsyncClient:
+    settings = pipeline.services.settings(pipeline.prefix, tenant=tenant)
+    return AsyncClient(settings.client_config(**overrides))
+
+
+def users_routed_to(region: str, n: int) -> list[str]:
+    ring = HashRing({"us-west": 50.0, "eu-central": 50.0})
+    return [u for u in (f"user-{i}" for i in range(10_000)) if ring.node(u) == region][:n]
+
+
+def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = (
+        pipeline.tiers + "\n[tiers.tiny]\nrequests_per_min = 60\nrequest_burst = 3\n"
+        'tokens_per_min = 100000\ntoken_burst = 100000\nover_limit = "reject"\n[tenants.small]\ntier = "tiny"\n'
+    )
+    pipeline.start("admission", "admission")
+    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.wait_serving()
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "small") as client:
+            for i in range(3):
+                assert (await client.generate(f"burst {i}")).text == f"burst {i}"[::-1]
+            t0 = time.monotonic()
+            with pytest.raises(RateLimited) as info:
+                await client.generate("one too many")
+            err = info.value
+            assert err.code.value == "rate_limited" and err.retriable and err.retry_after_ms is not None
+            # One request per second refills; the wait is the true wait, rounded up.
+            true_wait_ms = 1000 - (time.monotonic() - t0) * 1000
+            assert true_wait_ms - 300 <= err.retry_after_ms <= 1000
+            await asyncio.sleep(err.retry_after_ms / 1000)
+            assert (await client.generate("after waiting")).text == "after waiting"[::-1]
+
+    asyncio.run(scenario())
+
+
+def test_paid_tier_excess_waits_in_order_survives_restart_and_expires(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = (
+        pipeline.tiers + "\n[tiers.slowpro]\nrequests_per_min = 120\nrequest_burst = 1\n"
+        'tokens_per_min = 1000000\ntoken_burst = 1000000\nover_limit = "queue"\n[tenants.payer]\ntier = "slowpro"\n'
+    )
+    admission = pipeline.start("admission", "admission")
+    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.wait_serving()
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "payer", timeout_s=60) as client:
+            finished: list[int] = []
+
+            async def one(i: int) -> InferenceResult:
+                result = await client.generate(f"queued {i}")
+                finished.append(i)
+                return result
+
+            tasks = [asyncio.create_task(one(i)) for i in range(6)]
+            await asyncio.sleep(0.05)
+            doomed = asyncio.create_task(client.generate("too late", timeout_s=1.0))
+            # Restart admission while requests wait in the queue: nothing may be lost.
+            await asyncio.sleep(0.6)
+            admission.stop()
+            pipeline.start("admission2", "admission")
+            results = await asyncio.gather(*tasks)
+            assert [r.text for r in results] == [f"queued {i}"[::-1] for i in range(6)]
+            assert finished == sorted(finished), f"per-tenant arrival order broken: {finished}"
+            with pytest.raises(DeadlineExceeded):
+                await doomed
+
+    asyncio.run(scenario())
+
+
+def test_breaker_opens_on_failing_region_and_fails_over(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = (
+        pipeline.tiers + '\n[tenants.us-only]\ntier = "enterprise"\nresidency = "us"\n'
+        '[tenants.eu-only]\ntier = "enterprise"\nresidency = "eu"\n'
+    )
+    env = {
+        "KINFER_REGION_WEIGHTS": TWO_REGIONS,
+        "KINFER_BREAKER_MIN_CALLS": "10",
+        "KINFER_BREAKER_OPEN_S": "60",
+    }
+    pipeline.start("admission", "admission", env=env)
+    pipeline.start("broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"})
+    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    us_users = users_routed_to("us-west", 40)
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "default", timeout_s=60) as client:
+            # Failing region: internal errors until the breaker has seen min_calls outcomes.
+            failures = 0
+            for user in us_users[:12]:
+                try:
+                    await client.generate("x", user=user)
+                except InternalError:
+                    failures += 1
+            assert failures >= 10
+            await asyncio.sleep(1.5)  # every admission worker sees the state within 1 s
+            # Open: users of us-west are served by the next region on the ring.
+            served = [await client.generate("fail over", user=u) for u in us_users[20:30]]
+            assert all(r.text == "fail over"[::-1] for r in served)
+        async with client_for(pipeline, "us-only", timeout_s=30) as pinned:
+            with pytest.raises(Unavailable, match="pinned to us-west") as info:
+                await pinned.generate("stay home", user=us_users[0])
+            assert info.value.retry_after_ms is not None and 0 < info.value.retry_after_ms <= 60_000
+        async with client_for(pipeline, "eu-only", timeout_s=30) as eu:
+            assert (await eu.generate("eu", user=us_users[0])).text == "ue"
+
+    asyncio.run(scenario())
+
+
+def test_deterministic_answers_come_from_the_cache_without_a_worker(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    worker = pipeline.start("worker", "worker")
+    pipeline.wait_serving()
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "default", timeout_s=30) as client:
+            first = await client.generate("cache me", sampling=SamplingParams(max_tokens=8))
+            assert first.worker_id != "cache"
+            worker.stop()
+            second = await client.generate("cache me", sampling=SamplingParams(max_tokens=8))
+            assert second.worker_id == "cache" and second.text == first.text
+            assert second.request_id != first.request_id
+            with pytest.raises(DeadlineExceeded):  # sampled without a seed: not cacheable, no worker
+                await client.generate(
+                    "cache me", sampling=SamplingParams(max_tokens=8, temperature=1.0), timeout_s=3
+                )
+
+    asyncio.run(scenario())
+
+
+def test_admission_keeps_serving_while_redis_is_down_and_recovers(
+    make_pipeline: Callable[[str], Pipeline], prefix: str, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    redis_server = RedisServer(RedisConfig(state_dir=Path(str(tmp_path)) / "own-redis", port=free_port()))
+    redis_server.start()
+    pipeline = make_pipeline(prefix)
+    metrics_port = free_port()
+    own = {"KINFER_REDIS_URL": redis_server.config.url}
+    admission = pipeline.start(
+        "admission", "admission", env={**own, "KINFER_METRICS_PORT": str(metrics_port)}
+    )
+    pipeline.start("worker", "worker", env={**own, "KINFER_MODEL": "echo"})
+    try:
+        pipeline.wait_serving()
+
+        async def send(client: AsyncClient, tag: str) -> None:
+            results = await asyncio.gather(*(client.generate(f"{tag} {i}") for i in range(20)))
+            assert [r.text for r in results] == [f"{tag} {i}"[::-1] for i in range(20)]
+
+        async def scenario() -> None:
+            async with client_for(pipeline, "default", timeout_s=60) as client:
+                await send(client, "before")
+                redis_server.stop()
+                await send(client, "during")
+                redis_server.start()
+                await asyncio.sleep(1.5)
+                await send(client, "after")
+
+        asyncio.run(scenario())
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert re.search(r"kinfer_admission_redis_up 1\.0", text), "Redis should be back in use"
+        for name in (
+            "kinfer_admission_admitted_total",
+            "kinfer_admission_rejected_total",
+            "kinfer_admission_cache_total",
+            "kinfer_admission_decision_seconds_bucket",
+        ):
+            assert name in text, name
+        log = admission.tail(400)
+        assert "redis.down_degraded_mode" in log and "redis.recovered" in log
+    finally:
+        redis_server.stop()
