@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -18,6 +17,16 @@ from streams.routing.ring import HashRing
 from tests.integration.conftest import Pipeline
 
 TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'
+TIER = """
+[tiers.{name}]
+requests_per_min = {rpm}
+request_burst = {burst}
+tokens_per_min = 1000000
+token_burst = 1000000
+over_limit = "{over}"
+[tenants.{tenant}]
+tier = "{name}"
+"""
 
 
 def client_for(pipeline: Pipeline, tenant: str, **overrides: object) -> AsyncClient:
@@ -34,10 +43,7 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
     pipeline = make_pipeline(prefix)
-    pipeline.tiers = (
-        pipeline.tiers + "\n[tiers.tiny]\nrequests_per_min = 60\nrequest_burst = 3\n"
-        'tokens_per_min = 100000\ntoken_burst = 100000\nover_limit = "reject"\n[tenants.small]\ntier = "tiny"\n'
-    )
+    pipeline.tiers += TIER.format(name="tiny", rpm=60, burst=3, over="reject", tenant="small")
     pipeline.start("admission", "admission")
     pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
     pipeline.wait_serving()
@@ -46,14 +52,13 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
         async with client_for(pipeline, "small") as client:
             for i in range(3):
                 assert (await client.generate(f"burst {i}")).text == f"burst {i}"[::-1]
-            t0 = time.monotonic()
             with pytest.raises(RateLimited) as info:
                 await client.generate("one too many")
             err = info.value
             assert err.code.value == "rate_limited" and err.retriable and err.retry_after_ms is not None
-            # One request per second refills; the wait is the true wait, rounded up.
-            true_wait_ms = 1000 - (time.monotonic() - t0) * 1000
-            assert true_wait_ms - 300 <= err.retry_after_ms <= 1000
+            # One request per second refills: the wait is at most that, and waiting it is enough.
+            # (Its exactness against a simulated clock: tests/integration/test_rate_limits_redis.py.)
+            assert 0 < err.retry_after_ms <= 1000
             await asyncio.sleep(err.retry_after_ms / 1000)
             assert (await client.generate("after waiting")).text == "after waiting"[::-1]
 
@@ -64,10 +69,7 @@ def test_paid_tier_excess_waits_in_order_survives_restart_and_expires(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
     pipeline = make_pipeline(prefix)
-    pipeline.tiers = (
-        pipeline.tiers + "\n[tiers.slowpro]\nrequests_per_min = 120\nrequest_burst = 1\n"
-        'tokens_per_min = 1000000\ntoken_burst = 1000000\nover_limit = "queue"\n[tenants.payer]\ntier = "slowpro"\n'
-    )
+    pipeline.tiers += TIER.format(name="slowpro", rpm=120, burst=1, over="queue", tenant="payer")
     admission = pipeline.start("admission", "admission")
     pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
     pipeline.wait_serving()
