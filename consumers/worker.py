@@ -39,6 +39,7 @@ from schemas import (
     InferenceRequest,
     InferenceResult,
     ReplyAddress,
+    TokenChunk,
     TopicNames,
     Usage,
     WorkerEvent,
@@ -121,6 +122,15 @@ class InferenceWorker:
                 "client.id": config.worker_id,
             }
         )
+        # Token chunks of streaming requests: outside the transactions (see _chunk_sink).
+        self.chunk_producer = Producer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                "client.id": f"{config.worker_id}-chunks",
+            }
+        )
 
     def stop(self) -> None:
         """Finish the current batch, then leave the group (SIGTERM does this)."""
@@ -139,6 +149,7 @@ class InferenceWorker:
         finally:
             self.consumer.close()
             self.producer.flush(10)
+            self.chunk_producer.flush(10)
             log.info("worker.stopped", worker=self.config.worker_id)
 
     def _next_records(self) -> list[Message]:
@@ -191,7 +202,8 @@ class InferenceWorker:
         start_ms = self.clock_ms()
         try:
             outputs = self.runner.generate(
-                [GenerationInput(r.request.prompt, r.request.sampling) for r in batch]
+                [GenerationInput(r.request.prompt, r.request.sampling) for r in batch],
+                on_text=self._chunk_sink(batch) if any(r.request.stream for r in batch) else None,
             )
         except Exception as exc:
             log.exception("worker.model_failed", batch_id=batch_id, size=len(batch))
@@ -238,6 +250,28 @@ class InferenceWorker:
                 batch_id=batch_id,
                 batch_size=len(batch),
             )
+
+    def _chunk_sink(self, batch: list[Runnable]) -> Callable[[int, str], None]:
+        """Token chunks go out at once, outside the batch's transaction: a read_committed
+        client would otherwise see them only with the final result. At-least-once; the
+        chunk index lets the client drop a repeat."""
+        counters = [0] * len(batch)
+
+        def sink(row: int, text: str) -> None:
+            req = batch[row].request
+            if not req.stream:
+                return
+            chunk = TokenChunk(request_id=req.request_id, index=counters[row], text=text)
+            counters[row] += 1
+            self.chunk_producer.produce(
+                req.reply_to.topic,
+                value=encode(chunk),
+                key=req.request_id.encode(),
+                partition=req.reply_to.partition,
+            )
+            self.chunk_producer.poll(0)
+
+        return sink
 
     def _refuse(self, decision: Refused, record: Message, outbox: _Outbox) -> None:
         reply = decision.reply
@@ -288,6 +322,9 @@ class InferenceWorker:
         for record in records:
             topic, partition, offset = _coordinates(record)
             offsets[topic, partition] = max(offsets.get((topic, partition), 0), offset + 1)
+        # A stream's chunks must be on the log before its final result.
+        if self.chunk_producer.flush(10):
+            log.warning("worker.chunks_unflushed", pending=len(self.chunk_producer))
         try:
             self.producer.begin_transaction()
             for out in outbox.records:

@@ -7,8 +7,11 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
+import msgspec
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -23,6 +26,7 @@ from schemas import (
     InvalidMessage,
     ReplyAddress,
     SamplingParams,
+    TokenChunk,
     TopicNames,
     encode,
     headers,
@@ -172,6 +176,36 @@ class AsyncClient:
             raise from_reply(reply)
         assert isinstance(reply, InferenceResult)
         return reply
+
+    async def stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[TokenChunk | InferenceResult]:
+        """Token chunks as they are generated, then the final result (always last).
+
+        ``async for item in client.stream("Once"): ...``; errors raise the same typed
+        exceptions as :meth:`generate`. Takes :meth:`build_request`'s keyword arguments.
+        """
+        timeout = float(kwargs.get("timeout_s") or self.config.timeout_s)
+        request = msgspec.structs.replace(self.build_request(prompt, **kwargs), stream=True)
+        if self._closed.is_set():
+            raise ClientClosed("client is closed", request_id=request.request_id)
+        deadline = time.monotonic() + timeout
+        async with self._slots:
+            queue = self.router.expect_stream(request.request_id)
+            try:
+                await self._publish(request)
+                while True:
+                    try:
+                        reply = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+                    except TimeoutError:
+                        raise DeadlineExceeded(
+                            f"stream not finished within {timeout:.1f}s", request_id=request.request_id
+                        ) from None
+                    if isinstance(reply, ErrorReply):
+                        raise from_reply(reply)
+                    yield reply
+                    if isinstance(reply, InferenceResult):
+                        return
+            finally:
+                self.router.forget(request.request_id)
 
     async def _publish(self, request: InferenceRequest) -> None:
         value = encode(request)

@@ -18,7 +18,7 @@ import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from producers.errors import ClientClosed, Unavailable
-from schemas import InvalidMessage, Reply, TokenChunk, decode_reply
+from schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +36,7 @@ class ReplyRouter:
         self.partition = partition
         self.stats = ReplyStats()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,9 +75,18 @@ class ReplyRouter:
             self._pending[request_id] = future
         return future
 
+    def expect_stream(self, request_id: str) -> asyncio.Queue[Reply]:
+        """Chunks in order, repeats dropped, then the terminal reply."""
+        assert self._loop is not None, "start() first"
+        queue: asyncio.Queue[Reply] = asyncio.Queue()
+        with self._lock:
+            self._streams[request_id] = _Stream(queue)
+        return queue
+
     def forget(self, request_id: str) -> None:
         with self._lock:
             self._pending.pop(request_id, None)
+            self._streams.pop(request_id, None)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -101,15 +111,25 @@ class ReplyRouter:
             self.stats.undecodable += 1
             log.warning("replies.undecodable", error=exc.message)
             return
-        if isinstance(reply, TokenChunk):
-            return  # streaming arrives with the streaming API
         with self._lock:
-            future = self._pending.pop(reply.request_id, None)
+            stream = self._streams.get(reply.request_id)
+            if stream is not None:
+                if not stream.accepts(reply):
+                    self.stats.duplicates_or_unknown += 1
+                    return
+                if not isinstance(reply, TokenChunk):
+                    del self._streams[reply.request_id]
+            elif isinstance(reply, TokenChunk):
+                return  # chunks of a call that does not stream (or gave up): ignored
+            future = None if stream is not None else self._pending.pop(reply.request_id, None)
+        assert self._loop is not None
+        if stream is not None:
+            self._loop.call_soon_threadsafe(stream.queue.put_nowait, reply)
+            return
         if future is None:
             self.stats.duplicates_or_unknown += 1
             return
         self.stats.delivered += 1
-        assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve, future, reply)
 
     def close(self, reason: str = "client closed") -> None:
@@ -119,6 +139,15 @@ class ReplyRouter:
         self._consumer.close()
         with self._lock:
             pending, self._pending = self._pending, {}
+            streams, self._streams = self._streams, {}
+        for request_id, stream in streams.items():
+            if self._loop is not None and not self._loop.is_closed():
+                closed = ErrorReply(
+                    request_id=request_id,
+                    code=ErrorCode.UNAVAILABLE,
+                    message=f"{reason} before the stream ended",
+                )
+                self._loop.call_soon_threadsafe(stream.queue.put_nowait, closed)
         for request_id, future in pending.items():
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(
@@ -135,6 +164,22 @@ _STARTUP_RETRIABLE = frozenset(
         KafkaError._TIMED_OUT,
     }
 )
+
+
+class _Stream:
+    """A streaming call's queue and the next chunk index it expects."""
+
+    def __init__(self, queue: asyncio.Queue[Reply]) -> None:
+        self.queue = queue
+        self.next_index = 0
+
+    def accepts(self, reply: Reply) -> bool:
+        if not isinstance(reply, TokenChunk):
+            return True
+        if reply.index < self.next_index:
+            return False  # a repeat (chunks are at-least-once)
+        self.next_index = reply.index + 1
+        return True
 
 
 def _retriable(exc: BaseException) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from consumers.engine.runner import GenerationInput, GenerationOutput
+from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
 
 
 class EchoRunner:
@@ -15,12 +15,17 @@ class EchoRunner:
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
 
-    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+    def generate(
+        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+    ) -> list[GenerationOutput]:
         out = []
-        for item in batch:
+        for row, item in enumerate(batch):
             text = item.prompt[::-1][: item.sampling.max_tokens]
             cut = len(item.prompt) > item.sampling.max_tokens
             reason: Literal["stop", "length"] = "length" if cut else "stop"
+            if on_text is not None:
+                for start in range(0, len(text), 4):
+                    on_text(row, text[start : start + 4])
             out.append(GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text)))
         return out
 
@@ -30,5 +35,7 @@ class FailingRunner(EchoRunner):
 
     name = "fail"
 
-    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+    def generate(
+        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+    ) -> list[GenerationOutput]:
         raise RuntimeError("injected model failure (model 'fail')")

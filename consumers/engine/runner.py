@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -23,6 +23,10 @@ class GenerationOutput:
     completion_tokens: int
 
 
+TokenSink = Callable[[int, str], None]
+"""Called with (index in the batch, new text) as text becomes final, for streaming."""
+
+
 class ModelRunner(Protocol):
     """Runs one batch of generations; implementations may hold torch state."""
 
@@ -36,6 +40,12 @@ class ModelRunner(Protocol):
 
     def count_tokens(self, prompt: str) -> int: ...
 
-    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
-        """One output per input, in order. Blocking: call it off any event loop."""
+    def generate(
+        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+    ) -> list[GenerationOutput]:
+        """One output per input, in order. Blocking: call it off any event loop.
+
+        ``on_text`` receives each row's text as it becomes final: never a stop
+        sequence or a part of one, never half a UTF-8 character.
+        """
         ...

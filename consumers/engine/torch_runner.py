@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from consumers.engine.runner import GenerationInput, GenerationOutput
+from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
 from consumers.engine.sampling import make_generator, pick
 from consumers.engine.tiny import KVCache, TinyDecoder
 from consumers.engine.tokenizer import ByteTokenizer
@@ -31,6 +32,16 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     finish: Literal["stop", "length"] | None = None
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
+    )
+    streamed: int = 0
+    """Characters of ``text`` already handed to the sink."""
+
+    @property
+    def holdback(self) -> int:
+        """Trailing characters that may still turn out to start a stop sequence."""
+        return max((len(s) for s in self.item.sampling.stop), default=1) - 1
 
 
 class TorchRunner:
@@ -57,7 +68,9 @@ class TorchRunner:
         return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     @torch.inference_mode()
-    def generate(self, batch: Sequence[GenerationInput]) -> list[GenerationOutput]:
+    def generate(
+        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+    ) -> list[GenerationOutput]:
         if not batch:
             return []
         prompts = [self.tokenizer.encode(item.prompt) for item in batch]
@@ -70,6 +83,8 @@ class TorchRunner:
         last_pos = positions[:, -1]
         for _ in range(max(item.sampling.max_tokens for item in batch)):
             step = self._step(rows, logits)
+            if on_text is not None:
+                self._stream(rows, on_text)
             if all(row.finish for row in rows):
                 break
             key_mask = torch.cat([key_mask, torch.ones_like(key_mask[:, :1])], dim=1)
@@ -106,13 +121,21 @@ class TorchRunner:
             self._advance(row, token)
         return step
 
+    @staticmethod
+    def _stream(rows: list[_Row], on_text: TokenSink) -> None:
+        for i, row in enumerate(rows):
+            final = len(row.text) if row.finish else max(row.streamed, len(row.text) - row.holdback)
+            if final > row.streamed:
+                on_text(i, row.text[row.streamed : final])
+                row.streamed = final
+
     def _advance(self, row: _Row, token: int) -> None:
         sampling = row.item.sampling
         if token == self.tokenizer.eos_id:
             row.finish = "stop"
             return
         row.tokens.append(token)
-        row.text = self.tokenizer.decode(row.tokens)
+        row.text += row.decoder.decode(bytes([token]) if token < 256 else b"")
         for stop in sampling.stop:
             cut = row.text.find(stop)
             if cut >= 0:

@@ -77,3 +77,19 @@ def test_unknown_model_and_dtype_are_refused() -> None:
         load_runner("gpt-17")
     with pytest.raises(ValueError, match="dtype"):
         load_runner("kinfer-tiny", dtype="float8")
+
+
+def test_streamed_text_adds_up_to_the_final_text_and_never_leaks_a_stop(runner: TorchRunner) -> None:
+    free = runner.generate([GenerationInput("stream", SamplingParams(max_tokens=24))])[0].text
+    stop = free[6:8]
+    items = [
+        GenerationInput("stream", SamplingParams(max_tokens=24, stop=(stop,))),
+        GenerationInput("other prompt", SamplingParams(max_tokens=10)),
+        GenerationInput("stream", SamplingParams(max_tokens=24)),
+    ]
+    pieces: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    outs = runner.generate(items, on_text=lambda row, text: pieces[row].append(text))
+    for row, out in enumerate(outs):
+        assert "".join(pieces[row]) == out.text
+    assert stop not in "".join(pieces[0]) and outs[0].text == free[: free.find(stop)]
+    assert len(pieces[2]) > 1, "text should arrive in several pieces"
