@@ -33,7 +33,9 @@ class WorkerConfig(BaseModel, frozen=True):
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
     dtype: str = "float32"
-    """float32, bfloat16 or float16 (CUDA)."""
+    """float32 or bfloat16 on CPU; float16, bfloat16 or float32 on CUDA."""
+    quantize: str = "none"
+    """``int8``: dynamic int8 quantization of linear layers (CPU, from float32)."""
     max_batch_requests: int = Field(default=32, ge=1, le=1024)
     """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)

@@ -1,6 +1,6 @@
 """The worker's Prometheus metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ANSWERS = Counter("kinfer_worker_answers_total", "Terminal answers sent", ["status"])
 BATCH_SIZE = Histogram(
@@ -15,3 +15,4 @@ COMPUTE_SECONDS = Histogram("kinfer_worker_compute_seconds", "Model time per bat
 QUEUE_SECONDS = Histogram("kinfer_worker_queue_seconds", "Request creation to start of compute")
 GENERATED_TOKENS = Counter("kinfer_worker_generated_tokens_total", "New tokens generated")
 ABORTED_TRANSACTIONS = Counter("kinfer_worker_aborted_transactions_total", "Reply transactions aborted")
+PARAMETER_BYTES = Gauge("kinfer_worker_parameter_bytes", "Memory of the served model's weights")

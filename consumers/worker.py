@@ -140,7 +140,15 @@ class InferenceWorker:
         self.producer.init_transactions(30)
         source = self.topics.dispatch(self.config.region)
         self.consumer.subscribe([source])
-        log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
+        weights = getattr(self.runner, "parameter_bytes", lambda: 0)()
+        metrics.PARAMETER_BYTES.set(weights)
+        log.info(
+            "worker.started",
+            topic=source,
+            group=self.config.consumer_group,
+            model=self.runner.name,
+            parameter_bytes=weights,
+        )
         try:
             while not self._stop.is_set():
                 records = [r for r in self._next_records() if self._usable(r)]

@@ -159,7 +159,10 @@ def worker(
     region: Annotated[str | None, typer.Option(help="Serve <prefix>.dispatch.<region>.")] = None,
     model: Annotated[str | None, typer.Option(help="kinfer-tiny, or echo (torch-free test model).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16, float16.")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 or bfloat16 (CPU); float16/bfloat16 (CUDA).")
+    ] = None,
+    quantize: Annotated[str | None, typer.Option(help="none, or int8 (dynamic, CPU).")] = None,
     max_batch_requests: Annotated[int | None, typer.Option(help="Most requests per batch.")] = None,
     max_batch_tokens: Annotated[
         int | None, typer.Option(help="Token budget per batch (prompt + max new).")
@@ -176,6 +179,7 @@ def worker(
         model=model,
         device=device,
         dtype=dtype,
+        quantize=quantize,
         max_batch_requests=max_batch_requests,
         max_batch_tokens=max_batch_tokens,
         max_wait_ms=max_wait_ms,
@@ -183,7 +187,11 @@ def worker(
     )
     config = settings.worker_config()
     _serve_metrics(config.metrics_port)
-    runner = load_runner(config.model, device=config.device, dtype=config.dtype)
+    try:
+        runner = load_runner(config.model, device=config.device, dtype=config.dtype, quantize=config.quantize)
+    except ValueError as exc:
+        typer.echo(f"error [invalid_settings]: {exc}", err=True)
+        raise typer.Exit(2) from exc
     inference = InferenceWorker(config, runner)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: inference.stop())

@@ -72,6 +72,8 @@ class KinferSettings(BaseSettings):
     """Worker device: auto (CUDA when present), cpu, cuda, cuda:N."""
     dtype: str = "float32"
     """Worker weights dtype: float32, bfloat16, float16 (CUDA)."""
+    quantize: str = "none"
+    """Worker weight quantization: none, or int8 (dynamic, CPU)."""
     max_batch_requests: int = Field(default=32, ge=1)
     """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)
@@ -151,6 +153,7 @@ class KinferSettings(BaseSettings):
                 "model": self.model,
                 "device": self.device,
                 "dtype": self.dtype,
+                "quantize": self.quantize,
                 "max_batch_requests": self.max_batch_requests,
                 "max_batch_tokens": self.max_batch_tokens,
                 "max_wait_ms": self.max_wait_ms,

@@ -9,8 +9,14 @@ __all__ = ["GenerationInput", "GenerationOutput", "ModelRunner", "load_runner"]
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-def load_runner(model: str, *, device: str = "auto", dtype: str = "float32") -> ModelRunner:
-    """The runner for a served model name."""
+def load_runner(
+    model: str, *, device: str = "auto", dtype: str = "float32", quantize: str = "none"
+) -> ModelRunner:
+    """The runner for a served model name.
+
+    ``dtype``: float32 or bfloat16 on CPU; float16 or bfloat16 (or float32) on CUDA.
+    ``quantize="int8"``: dynamic int8 quantization of the linear layers (CPU only).
+    """
     if model in ("echo", "fail"):
         from consumers.engine.echo import EchoRunner, FailingRunner
 
@@ -19,11 +25,17 @@ def load_runner(model: str, *, device: str = "auto", dtype: str = "float32") -> 
         import torch
 
         from consumers.engine.tiny import build_tiny
-        from consumers.engine.torch_runner import TorchRunner, resolve_device
+        from consumers.engine.torch_runner import TorchRunner, quantize_int8, resolve_device
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        return TorchRunner(
-            build_tiny(), name=model, device=resolve_device(device), dtype=getattr(torch, dtype)
-        )
+        where = resolve_device(device)
+        if dtype == "float16" and where.type == "cpu":
+            raise ValueError("float16 is for CUDA; on the CPU use float32 or bfloat16")
+        if quantize not in ("none", "int8"):
+            raise ValueError(f"quantize must be none or int8, got {quantize!r}")
+        if quantize == "int8" and (where.type != "cpu" or dtype != "float32"):
+            raise ValueError("int8 dynamic quantization runs on the CPU from float32 weights")
+        net = quantize_int8(build_tiny()) if quantize == "int8" else build_tiny()
+        return TorchRunner(net, name=model, device=where, dtype=getattr(torch, dtype))
     raise ValueError(f"unknown model {model!r}; served models: kinfer-tiny, echo, fail")

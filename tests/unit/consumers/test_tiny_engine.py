@@ -93,3 +93,23 @@ def test_streamed_text_adds_up_to_the_final_text_and_never_leaks_a_stop(runner: 
         assert "".join(pieces[row]) == out.text
     assert stop not in "".join(pieces[0]) and outs[0].text == free[: free.find(stop)]
     assert len(pieces[2]) > 1, "text should arrive in several pieces"
+
+
+def test_bfloat16_and_int8_halve_or_better_the_weights_and_still_generate() -> None:
+    sampling = SamplingParams(max_tokens=8)
+    fp32 = load_runner("kinfer-tiny", device="cpu")
+    for runner in (
+        load_runner("kinfer-tiny", device="cpu", dtype="bfloat16"),
+        load_runner("kinfer-tiny", device="cpu", quantize="int8"),
+    ):
+        assert isinstance(runner, TorchRunner) and isinstance(fp32, TorchRunner)
+        assert runner.parameter_bytes() <= fp32.parameter_bytes() / 2
+        out = runner.generate([GenerationInput("hello", sampling)])[0]
+        assert out.completion_tokens >= 1 and out.text.isprintable()
+
+
+def test_impossible_precision_choices_are_refused() -> None:
+    with pytest.raises(ValueError, match="float16 is for CUDA"):
+        load_runner("kinfer-tiny", device="cpu", dtype="float16")
+    with pytest.raises(ValueError, match="int8"):
+        load_runner("kinfer-tiny", device="cpu", dtype="bfloat16", quantize="int8")
