@@ -1,19 +1,19 @@
-"""The inference worker: Kafka consume -> triage -> batched generation -> transactional replies.
+"""The inference worker: consume -> triage -> continuous batch -> transactional replies.
 
-Replies, outcome events and the consumed offsets are committed in one Kafka
-transaction (consume-transform-produce). A worker killed mid-batch leaves an
-open transaction that the broker aborts; the group hands its partitions to
-another member, which answers the same requests once for read_committed
-readers (the reply clients are).
+Requests join the running batch between decode steps and leave when they
+finish (iteration-level batching), so short requests never wait behind long
+ones. Answers, outcome events and the consumed offsets are committed in Kafka
+transactions (consume-transform-produce); offsets only advance up to the first
+record not yet answered. A worker killed mid-batch leaves an open transaction
+the broker aborts; its partitions move to another member, which answers the
+same requests once for read_committed readers (the reply clients are).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import structlog
 from confluent_kafka import (
@@ -27,50 +27,19 @@ from confluent_kafka import (
 )
 
 from consumers import metrics
-from consumers.batching.budget import split_by_budget
+from consumers.batching.offsets import OffsetTracker
+from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
-from consumers.engine import GenerationInput, ModelRunner
+from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
+from consumers.outbox import Job, Outbox, result_of
 from consumers.result_cache import ResultCache
-from consumers.triage import Refused, Runnable, triage
-from schemas import (
-    DeadLetter,
-    ErrorCode,
-    ErrorReply,
-    InferenceRequest,
-    InferenceResult,
-    ReplyAddress,
-    TokenChunk,
-    TopicNames,
-    Usage,
-    WorkerEvent,
-    encode,
-    headers,
-)
+from consumers.triage import Refused, triage
+from schemas import DeadLetter, ErrorCode, TokenChunk, TopicNames, encode, headers
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class _Outgoing:
-    topic: str
-    partition: int | None
-    """None: the producer's partitioner picks (keyed)."""
-    key: bytes
-    value: bytes
-    headers: headers.KafkaHeaders
-
-
-@dataclass
-class _Outbox:
-    """Records of one batch, produced inside its transaction."""
-
-    records: list[_Outgoing] = field(default_factory=list)
-    cacheable: list[tuple[InferenceRequest, InferenceResult]] = field(default_factory=list)
-    """Results to offer the response cache once the transaction committed."""
-
-    def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
-        hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
-        self.records.append(_Outgoing(topic, partition, key.encode(), value, hdrs))
+COMMIT_INTERVAL_S = 0.02
+"""While the batch runs, answers are committed at most this often (one transaction each)."""
 
 
 def _coordinates(record: Message) -> tuple[str, int, int]:
@@ -98,6 +67,17 @@ class InferenceWorker:
             if config.redis_url
             else None
         )
+        self.running = runner.batch()
+        self.waiting: WaitingQueue[Job] = WaitingQueue(
+            max_tokens=config.max_batch_tokens,
+            max_rows=config.max_batch_requests,
+            max_wait_ms=config.max_wait_ms,
+        )
+        self.offsets = OffsetTracker()
+        self.outbox = self._new_outbox()
+        self._last_commit = 0.0
+        self._started_ms: dict[str, int] = {}
+        self._chunk_counts: dict[str, int] = {}
         self.consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -122,7 +102,7 @@ class InferenceWorker:
                 "client.id": config.worker_id,
             }
         )
-        # Token chunks of streaming requests: outside the transactions (see _chunk_sink).
+        # Token chunks of streaming requests: outside the transactions (see _on_text).
         self.chunk_producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -132,14 +112,19 @@ class InferenceWorker:
             }
         )
 
+    def _new_outbox(self) -> Outbox:
+        return Outbox(self.topics, self.config.region, self.config.worker_id)
+
     def stop(self) -> None:
-        """Finish the current batch, then leave the group (SIGTERM does this)."""
+        """Finish what is running, answer it, then leave the group (SIGTERM does this)."""
         self._stop.set()
+
+    # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
         self.producer.init_transactions(30)
         source = self.topics.dispatch(self.config.region)
-        self.consumer.subscribe([source])
+        self.consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
         weights = getattr(self.runner, "parameter_bytes", lambda: 0)()
         metrics.PARAMETER_BYTES.set(weights)
         log.info(
@@ -151,23 +136,39 @@ class InferenceWorker:
         )
         try:
             while not self._stop.is_set():
-                records = [r for r in self._next_records() if self._usable(r)]
-                if records:
-                    self._process(records)
+                self._turn()
+            self._drain()
         finally:
             self.consumer.close()
             self.producer.flush(10)
             self.chunk_producer.flush(10)
             log.info("worker.stopped", worker=self.config.worker_id)
 
-    def _next_records(self) -> list[Message]:
-        """Wait (idle) for a first record, then up to max_wait for more, or until the batch is full."""
-        first = self.consumer.poll(0.2)
-        if first is None:
-            return []
-        more = self.config.max_batch_requests - 1
-        rest = self.consumer.consume(more, self.config.max_wait_ms / 1000) if more else []
-        return [first, *rest]
+    def _turn(self) -> None:
+        """One iteration: take in records, let waiting requests join, decode one step, commit."""
+        for record in self._poll():
+            self._take_in(record)
+        now = self.clock_ms()
+        for job in self.waiting.expired(now):
+            self._answer_late(job, now)
+        self._join(now)
+        if len(self.running):
+            self._step()
+        if self.outbox and (
+            not len(self.running) or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S
+        ):
+            self._commit()
+
+    def _poll(self) -> list[Message]:
+        """Never wait while sequences are decoding; when idle, wait for work (or the batch wait)."""
+        if len(self.running):
+            timeout = 0.0
+        elif len(self.waiting):
+            timeout = min(0.2, self.waiting.wait_ms(self.clock_ms()) / 1000)
+        else:
+            timeout = 0.2
+        records = self.consumer.consume(self.config.max_batch_requests, timeout)
+        return [r for r in records if self._usable(r)]
 
     def _usable(self, record: Message) -> bool:
         err = record.error()
@@ -177,161 +178,170 @@ class InferenceWorker:
             log.warning("worker.consume_error", error=str(err))
         return False
 
-    def _process(self, records: list[Message]) -> None:
-        outbox = _Outbox()
+    def _drain(self) -> None:
+        """On stop: finish running sequences and commit; waiting ones go back uncommitted."""
+        while len(self.running):
+            self._step()
+        if self.outbox:
+            self._commit()
+
+    # -- intake --------------------------------------------------------------------------
+
+    def _take_in(self, record: Message) -> None:
+        topic, partition, offset = _coordinates(record)
+        self.offsets.consumed((topic, partition), offset)
         now = self.clock_ms()
-        runnable: list[tuple[Runnable, Message]] = []
-        for record in records:
-            decision = triage(
-                record.value(),
-                headers.decode_headers(record.headers()),
-                now_ms=now,
-                count_tokens=self.runner.count_tokens,
-                max_context=self.runner.max_context,
-            )
-            if isinstance(decision, Refused):
-                self._refuse(decision, record, outbox)
-            else:
-                runnable.append((decision, record))
-        # Earliest deadline first; requests without one go last, in arrival order.
-        runnable.sort(key=lambda pair: pair[0].request.deadline_ms or 2**63)
-        for batch in split_by_budget(
-            runnable,
-            lambda pair: pair[0].tokens,
-            max_tokens=self.config.max_batch_tokens,
-            max_items=self.config.max_batch_requests,
-        ):
-            self._run_batch([item for item, _ in batch], outbox)
-        self._commit(records, outbox)
-
-    def _run_batch(self, batch: list[Runnable], outbox: _Outbox) -> None:
-        batch_id = uuid.uuid4().hex[:12]
-        started = time.monotonic()
-        start_ms = self.clock_ms()
-        try:
-            outputs = self.runner.generate(
-                [GenerationInput(r.request.prompt, r.request.sampling) for r in batch],
-                on_text=self._chunk_sink(batch) if any(r.request.stream for r in batch) else None,
-            )
-        except Exception as exc:
-            log.exception("worker.model_failed", batch_id=batch_id, size=len(batch))
-            for item in batch:
-                reply = ErrorReply(
-                    request_id=item.request.request_id,
-                    code=ErrorCode.INTERNAL,
-                    message=f"model {self.runner.name} failed: {exc}",
-                )
-                self._reply(item.request.reply_to, item.request.request_id, encode(reply), outbox)
-                self._event(
-                    item.request, ErrorCode.INTERNAL, outbox, batch_id=batch_id, batch_size=len(batch)
-                )
+        decision = triage(
+            record.value(),
+            headers.decode_headers(record.headers()),
+            now_ms=now,
+            count_tokens=self.runner.count_tokens,
+            max_context=self.runner.max_context,
+        )
+        if isinstance(decision, Refused):
+            self._refuse(decision, record, now)
+            self.offsets.answered((topic, partition), offset)
             return
-        compute_ms = (time.monotonic() - started) * 1000
-        metrics.BATCH_SIZE.observe(len(batch))
-        metrics.BATCH_TOKENS.observe(sum(r.tokens for r in batch))
-        metrics.COMPUTE_SECONDS.observe(compute_ms / 1000)
-        for item, out in zip(batch, outputs, strict=True):
-            req = item.request
-            queue_ms = float(max(0, start_ms - req.created_ms)) if req.created_ms else 0.0
-            metrics.QUEUE_SECONDS.observe(queue_ms / 1000)
-            metrics.GENERATED_TOKENS.inc(out.completion_tokens)
-            result = InferenceResult(
-                request_id=req.request_id,
-                text=out.text,
-                finish_reason=out.finish_reason,
-                usage=Usage(out.prompt_tokens, out.completion_tokens),
-                model=self.runner.name,
-                worker_id=self.config.worker_id,
-                queue_ms=queue_ms,
-                compute_ms=compute_ms,
-            )
-            self._reply(req.reply_to, req.request_id, encode(result), outbox)
-            outbox.cacheable.append((req, result))
-            self._event(
-                req,
-                "ok",
-                outbox,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                queue_ms=queue_ms,
-                compute_ms=compute_ms,
-                batch_id=batch_id,
-                batch_size=len(batch),
-            )
+        job = Job(decision.request, decision.tokens, (topic, partition), offset, now)
+        self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now)
 
-    def _chunk_sink(self, batch: list[Runnable]) -> Callable[[int, str], None]:
-        """Token chunks go out at once, outside the batch's transaction: a read_committed
-        client would otherwise see them only with the final result. At-least-once; the
-        chunk index lets the client drop a repeat."""
-        counters = [0] * len(batch)
-
-        def sink(row: int, text: str) -> None:
-            req = batch[row].request
-            if not req.stream:
-                return
-            chunk = TokenChunk(request_id=req.request_id, index=counters[row], text=text)
-            counters[row] += 1
-            self.chunk_producer.produce(
-                req.reply_to.topic,
-                value=encode(chunk),
-                key=req.request_id.encode(),
-                partition=req.reply_to.partition,
-            )
-            self.chunk_producer.poll(0)
-
-        return sink
-
-    def _refuse(self, decision: Refused, record: Message, outbox: _Outbox) -> None:
+    def _refuse(self, decision: Refused, record: Message, now: int) -> None:
         reply = decision.reply
         if decision.address is not None:
-            self._reply(decision.address, reply.request_id, encode(reply), outbox)
+            self.outbox.reply(decision.address, reply.request_id, encode(reply))
         if decision.request is not None:
-            self._event(decision.request, reply.code, outbox)
-        else:
-            metrics.ANSWERS.labels(reply.code.value).inc()
+            self.outbox.event(self.outbox.outcome(decision.request, reply.code.value, now))
+        metrics.ANSWERS.labels(reply.code.value).inc()
         if decision.dead_letter_reason is not None:
             topic, partition, offset = _coordinates(record)
-            letter = DeadLetter(
-                code=ErrorCode.INVALID_REQUEST,
-                reason=decision.dead_letter_reason,
-                source_topic=topic,
-                source_partition=partition,
-                source_offset=offset,
-                original=record.value() or b"",
-                request_id=reply.request_id or None,
-                ts_ms=self.clock_ms(),
+            self.outbox.dead_letter(
+                DeadLetter(
+                    code=ErrorCode.INVALID_REQUEST,
+                    reason=decision.dead_letter_reason,
+                    source_topic=topic,
+                    source_partition=partition,
+                    source_offset=offset,
+                    original=record.value() or b"",
+                    request_id=reply.request_id or None,
+                    ts_ms=now,
+                )
             )
-            outbox.add(self.topics.requests_dlq, None, reply.request_id, encode(letter), reply.request_id)
         log.info("worker.refused", request_id=reply.request_id, code=reply.code.value, reason=reply.message)
 
-    def _reply(self, address: ReplyAddress, request_id: str, value: bytes, outbox: _Outbox) -> None:
-        outbox.add(address.topic, address.partition, request_id, value, request_id)
-
-    def _event(
-        self, req: InferenceRequest, status: str | ErrorCode, outbox: _Outbox, **fields: object
-    ) -> None:
-        status_text = status.value if isinstance(status, ErrorCode) else status
-        metrics.ANSWERS.labels(status_text).inc()
-        event = WorkerEvent(
-            request_id=req.request_id,
-            tenant=req.tenant,
-            region=self.config.region,
-            model=req.model,
-            status=status_text,  # type: ignore[arg-type]
-            worker_id=self.config.worker_id,
-            ts_ms=self.clock_ms(),
-            **fields,  # type: ignore[arg-type]
+    def _answer_late(self, job: Job, now: int) -> None:
+        waited = now - job.consumed_ms
+        self.outbox.error(
+            job.request,
+            ErrorCode.DEADLINE_EXCEEDED,
+            f"deadline passed after {waited} ms waiting for a batch slot",
+            now,
         )
-        outbox.add(self.topics.events, None, req.tenant, encode(event), req.request_id)
+        self.outbox.answered.append((job.source, job.offset))
+        metrics.ANSWERS.labels(ErrorCode.DEADLINE_EXCEEDED.value).inc()
 
-    def _commit(self, records: list[Message], outbox: _Outbox) -> None:
-        """Replies, events and offsets in one transaction; on failure, rewind and redo."""
-        offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            topic, partition, offset = _coordinates(record)
-            offsets[topic, partition] = max(offsets.get((topic, partition), 0), offset + 1)
-        # A stream's chunks must be on the log before its final result.
-        if self.chunk_producer.flush(10):
+    # -- the model -------------------------------------------------------------------
+
+    def _join(self, now: int) -> None:
+        budget_used = sum(job.tokens for job in self._running_jobs())
+        jobs = self.waiting.take(now, rows=len(self.running), tokens=budget_used)
+        if not jobs:
+            return
+        for job in jobs:
+            self._started_ms[job.request.request_id] = now
+            metrics.QUEUE_SECONDS.observe(max(0, now - (job.request.created_ms or now)) / 1000)
+        metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
+        metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
+        try:
+            self.running.join(
+                [(job, GenerationInput(job.request.prompt, job.request.sampling)) for job in jobs]
+            )
+        except Exception as exc:
+            log.exception("worker.model_failed", stage="prefill", size=len(jobs))
+            self._fail(jobs, exc)
+
+    def _running_jobs(self) -> list[Job]:
+        return list(self.running.keys())
+
+    def _step(self) -> None:
+        started = time.monotonic()
+        try:
+            finished = self.running.step(self._on_text)
+        except Exception as exc:
+            log.exception("worker.model_failed", stage="decode", size=len(self.running))
+            jobs = self._running_jobs()
+            self.running = self.runner.batch()
+            self._fail(jobs, exc)
+            return
+        metrics.COMPUTE_SECONDS.observe(time.monotonic() - started)
+        for job, out in finished:
+            self._finish(job, out)
+
+    def _finish(self, job: Job, out: GenerationOutput) -> None:
+        now = self.clock_ms()
+        started = self._started_ms.pop(job.request.request_id, now)
+        self._chunk_counts.pop(job.request.request_id, None)
+        queue_ms = float(max(0, started - job.request.created_ms)) if job.request.created_ms else 0.0
+        compute_ms = float(now - started)
+        result = result_of(
+            job,
+            out.text,
+            out.finish_reason,
+            out.prompt_tokens,
+            out.completion_tokens,
+            model=self.runner.name,
+            worker_id=self.config.worker_id,
+            queue_ms=queue_ms,
+            compute_ms=compute_ms,
+        )
+        event = self.outbox.outcome(
+            job.request,
+            "ok",
+            now,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            queue_ms=queue_ms,
+            compute_ms=compute_ms,
+            batch_size=len(self.running) + 1,
+        )
+        self.outbox.result(job, result, event)
+        metrics.ANSWERS.labels("ok").inc()
+        metrics.GENERATED_TOKENS.inc(out.completion_tokens)
+
+    def _fail(self, jobs: list[Job], exc: Exception) -> None:
+        now = self.clock_ms()
+        for job in jobs:
+            self._started_ms.pop(job.request.request_id, None)
+            self.outbox.error(job.request, ErrorCode.INTERNAL, f"model {self.runner.name} failed: {exc}", now)
+            self.outbox.answered.append((job.source, job.offset))
+            metrics.ANSWERS.labels(ErrorCode.INTERNAL.value).inc()
+
+    def _on_text(self, job: Job, text: str) -> None:
+        """Token chunks go out at once, outside the transactions: a read_committed client
+        would otherwise see them only with the final result. At-least-once; the chunk
+        index lets the client drop a repeat."""
+        req = job.request
+        if not req.stream:
+            return
+        index = self._chunk_counts.get(req.request_id, 0)
+        self._chunk_counts[req.request_id] = index + 1
+        chunk = TokenChunk(request_id=req.request_id, index=index, text=text)
+        self.chunk_producer.produce(
+            req.reply_to.topic,
+            value=encode(chunk),
+            key=req.request_id.encode(),
+            partition=req.reply_to.partition,
+        )
+        self.chunk_producer.poll(0)
+
+    # -- delivery -------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Answers, events and the offsets they free, in one transaction."""
+        outbox, self.outbox = self.outbox, self._new_outbox()
+        for tp, offset in outbox.answered:
+            self.offsets.answered(tp, offset)
+        offsets = self.offsets.committable()
+        if self.chunk_producer.flush(10):  # a stream's chunks must precede its result
             log.warning("worker.chunks_unflushed", pending=len(self.chunk_producer))
         try:
             self.producer.begin_transaction()
@@ -343,28 +353,48 @@ class InferenceWorker:
                         out.topic, value=out.value, key=out.key, partition=out.partition, headers=out.headers
                     )
                 self.producer.poll(0)
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                self.consumer.consumer_group_metadata(),
-                30,
-            )
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    self.consumer.consumer_group_metadata(),
+                    30,
+                )
             self.producer.commit_transaction(60)
         except KafkaException as exc:
-            self._recover(exc, offsets)
+            self._recover(exc)
             return
+        self._last_commit = time.monotonic()
+        self.offsets.mark_committed(offsets)
         if self.cache is not None:
             self.cache.store(outbox.cacheable)
 
-    def _recover(self, exc: KafkaException, offsets: dict[tuple[str, int], int]) -> None:
+    def _recover(self, exc: KafkaException) -> None:
+        """An aborted commit: forget everything unanswered and re-read from the committed offsets."""
         error = exc.args[0]
         metrics.ABORTED_TRANSACTIONS.inc()
         log.error("worker.transaction_failed", error=str(error), retriable=error.retriable())
         if error.fatal():
             raise exc  # fenced by a newer instance: this process must not go on
         self.producer.abort_transaction(30)
-        # Rewind to what was last committed, so the batch is processed again.
-        committed = self.consumer.committed([TopicPartition(t, p) for (t, p) in offsets], 10)
-        for tp in committed:
+        assignment = self.consumer.assignment()
+        self._forget([(tp.topic, tp.partition) for tp in assignment])
+        for tp in self.consumer.committed(assignment, 10):
             self.consumer.seek(
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
             )
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""
+        if self.outbox:
+            self._commit()
+        self._forget([(tp.topic, tp.partition) for tp in partitions])
+
+    def _forget(self, tps: list[tuple[str, int]]) -> None:
+        gone = set(tps)
+        dropped = self.running.remove(lambda job: job.source not in gone)
+        dropped += self.waiting.remove(lambda job: job.source not in gone)
+        for job in dropped:
+            self._started_ms.pop(job.request.request_id, None)
+        self.offsets.forget(tps)
+        if dropped:
+            log.info("worker.dropped_for_rebalance", requests=len(dropped), partitions=sorted(gone))

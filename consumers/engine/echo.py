@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Literal, TypeVar
 
 from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+
+K = TypeVar("K")
 
 
 class EchoRunner:
@@ -14,6 +16,9 @@ class EchoRunner:
 
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
+
+    def batch(self) -> OneStepBatch[Any]:
+        return OneStepBatch(self)
 
     def generate(
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
@@ -39,3 +44,32 @@ class FailingRunner(EchoRunner):
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
     ) -> list[GenerationOutput]:
         raise RuntimeError("injected model failure (model 'fail')")
+
+
+class OneStepBatch(Generic[K]):
+    """A running batch for runners without a decode loop: everything finishes in one step."""
+
+    def __init__(self, runner: EchoRunner) -> None:
+        self.runner = runner
+        self.items: list[tuple[K, GenerationInput]] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def keys(self) -> list[K]:
+        return [key for key, _ in self.items]
+
+    def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None:
+        self.items += items
+
+    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+        items, self.items = self.items, []
+        keys = [key for key, _ in items]
+        sink = (lambda row, text: on_text(keys[row], text)) if on_text is not None else None
+        outputs = self.runner.generate([item for _, item in items], sink)
+        return list(zip(keys, outputs, strict=True))
+
+    def remove(self, keep: Callable[[K], bool]) -> list[K]:
+        dropped = [key for key, _ in self.items if not keep(key)]
+        self.items = [(key, item) for key, item in self.items if keep(key)]
+        return dropped

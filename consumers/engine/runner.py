@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from schemas import SamplingParams
 
@@ -27,6 +27,29 @@ TokenSink = Callable[[int, str], None]
 """Called with (index in the batch, new text) as text becomes final, for streaming."""
 
 
+K = TypeVar("K")
+
+
+class RunningBatch(Protocol[K]):
+    """Sequences decoding together; they join and leave between steps (keys are the caller's)."""
+
+    def __len__(self) -> int: ...
+
+    def keys(self) -> list[K]:
+        """Keys of the sequences decoding now."""
+        ...
+
+    def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None: ...
+
+    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+        """Advance every sequence one token; return the ones that finished (they leave)."""
+        ...
+
+    def remove(self, keep: Callable[[K], bool]) -> list[K]:
+        """Drop sequences whose key ``keep`` refuses (their partitions moved away)."""
+        ...
+
+
 class ModelRunner(Protocol):
     """Runs one batch of generations; implementations may hold torch state."""
 
@@ -39,6 +62,10 @@ class ModelRunner(Protocol):
         ...
 
     def count_tokens(self, prompt: str) -> int: ...
+
+    def batch(self) -> RunningBatch[Any]:
+        """An empty continuous batch."""
+        ...
 
     def generate(
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None

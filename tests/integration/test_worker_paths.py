@@ -139,3 +139,49 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
     ]
     per_id = collections.Counter(r.request_id for r in replies if r.request_id.startswith("k"))
     assert len(per_id) == n and set(per_id.values()) == {1}
+
+
+def test_short_requests_do_not_wait_behind_a_long_one(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = started(make_pipeline, prefix)
+
+    async def scenario() -> tuple[float, list[float]]:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=120)) as client:
+            t0 = time.monotonic()
+
+            async def timed(prompt: str, max_tokens: int) -> float:
+                await client.generate(prompt, sampling=SamplingParams(max_tokens=max_tokens, stop=()))
+                return time.monotonic() - t0
+
+            long_task = asyncio.create_task(timed("a very long story", 900))
+            await asyncio.sleep(0.3)  # the long one is decoding
+            shorts = await asyncio.gather(*(timed(f"short {i}", 4) for i in range(8)))
+            return await long_task, shorts
+
+    long_done, shorts_done = asyncio.run(scenario())
+    assert max(shorts_done) < long_done, (shorts_done, long_done)
+
+
+def test_sigterm_finishes_running_work_and_leaves_cleanly(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = started(make_pipeline, prefix, workers=2)
+    leaving = pipeline.stages[1]
+
+    async def scenario() -> int:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=120)) as client:
+            tasks = [
+                asyncio.create_task(client.generate(f"term {i}", sampling=SamplingParams(max_tokens=6)))
+                for i in range(400)
+            ]
+            while sum(t.done() for t in tasks) < 50:
+                await asyncio.sleep(0.05)
+            code = await asyncio.to_thread(leaving.stop, 60)
+            results = await asyncio.gather(*tasks)
+            assert len({r.request_id for r in results}) == 400
+            assert client.router.stats.duplicates_or_unknown == 0
+            return code
+
+    assert asyncio.run(scenario()) == 0
+    assert "worker.stopped" in leaving.tail(50)

@@ -113,3 +113,26 @@ def test_impossible_precision_choices_are_refused() -> None:
         load_runner("kinfer-tiny", device="cpu", dtype="float16")
     with pytest.raises(ValueError, match="int8"):
         load_runner("kinfer-tiny", device="cpu", dtype="bfloat16", quantize="int8")
+
+
+def test_sequences_joining_mid_decode_get_the_same_tokens_and_leave_early(runner: TorchRunner) -> None:
+    long_item = GenerationInput("a long story", SamplingParams(max_tokens=60))
+    shorts = [GenerationInput(p, SamplingParams(max_tokens=5)) for p in prompts(6, seed=9)]
+    alone = {f"s{i}": runner.generate([s])[0].text for i, s in enumerate(shorts)}
+    alone["long"] = runner.generate([long_item])[0].text
+
+    running = runner.batch()
+    running.join([("long", long_item)])
+    finished_at: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    step = 0
+    while running or step == 0:
+        if step in (3, 10):  # requests arriving while the long one decodes
+            half = 0 if step == 3 else 3
+            running.join([(f"s{i}", shorts[i]) for i in range(half, half + 3)])
+        for key, out in running.step():
+            finished_at[key], texts[key] = step, out.text
+        step += 1
+    assert texts == alone
+    assert all(finished_at[f"s{i}"] < finished_at["long"] for i in range(6))
+    assert max(finished_at[f"s{i}"] for i in range(3)) <= 3 + 5

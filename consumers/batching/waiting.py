@@ -1,0 +1,87 @@
+"""Requests waiting to join the running batch: earliest deadline first, within a
+token budget, and held back up to ``max_wait`` to fill an idle engine. Pure: the
+clock is passed in."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+NO_DEADLINE = 2**62
+
+
+@dataclass(order=True)
+class _Entry(Generic[T]):
+    deadline_ms: int
+    seq: int
+    arrived_ms: int = field(compare=False)
+    tokens: int = field(compare=False)
+    item: T = field(compare=False)
+
+
+class WaitingQueue(Generic[T]):
+    def __init__(self, *, max_tokens: int, max_rows: int, max_wait_ms: int) -> None:
+        self.max_tokens = max_tokens
+        self.max_rows = max_rows
+        self.max_wait_ms = max_wait_ms
+        self._heap: list[_Entry[T]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, item: T, *, tokens: int, deadline_ms: int | None, now_ms: int) -> None:
+        entry = _Entry(deadline_ms or NO_DEADLINE, next(self._seq), now_ms, tokens, item)
+        heapq.heappush(self._heap, entry)
+
+    def expired(self, now_ms: int) -> list[T]:
+        """Remove and return requests whose deadline passed while they waited."""
+        out = []
+        while self._heap and self._heap[0].deadline_ms <= now_ms:
+            out.append(heapq.heappop(self._heap).item)
+        return out
+
+    def take(self, now_ms: int, *, rows: int, tokens: int) -> list[T]:
+        """What may join a batch that already holds ``rows`` sequences and ``tokens`` budget.
+
+        An idle engine (rows == 0) waits until the budget or the row limit is full,
+        or the oldest request has waited ``max_wait_ms``; a running one takes what
+        fits at once (it is stepping anyway). An item larger than the whole budget
+        still runs, alone.
+        """
+        if not self._heap:
+            return []
+        if rows == 0 and not self._full() and now_ms - self._oldest() < self.max_wait_ms:
+            return []
+        taken: list[T] = []
+        while self._heap and rows + len(taken) < self.max_rows:
+            head = self._heap[0]
+            if (taken or rows) and tokens + head.tokens > self.max_tokens:
+                break
+            taken.append(heapq.heappop(self._heap).item)
+            tokens += head.tokens
+        return taken
+
+    def remove(self, keep: Callable[[T], bool]) -> list[T]:
+        """Drop items for which ``keep(item)`` is false; returns them."""
+        dropped = [e.item for e in self._heap if not keep(e.item)]
+        self._heap = [e for e in self._heap if keep(e.item)]
+        heapq.heapify(self._heap)
+        return dropped
+
+    def wait_ms(self, now_ms: int) -> float:
+        """How long an idle engine should still wait before taking what is there."""
+        if not self._heap:
+            return float("inf")
+        return max(0.0, self.max_wait_ms - (now_ms - self._oldest()))
+
+    def _full(self) -> bool:
+        return len(self._heap) >= self.max_rows or sum(e.tokens for e in self._heap) >= self.max_tokens
+
+    def _oldest(self) -> int:
+        return min(e.arrived_ms for e in self._heap)

@@ -1,0 +1,123 @@
+"""The records one commit will produce, built from the worker's answers.
+
+Everything here is pure: messages are built and collected; ``worker.py``
+produces them inside a Kafka transaction together with the consumed offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas import (
+    DeadLetter,
+    ErrorCode,
+    ErrorReply,
+    InferenceRequest,
+    InferenceResult,
+    ReplyAddress,
+    TopicNames,
+    Usage,
+    WorkerEvent,
+    encode,
+    headers,
+)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    partition: int | None
+    """None: the producer's partitioner picks (keyed)."""
+    key: bytes
+    value: bytes
+    headers: headers.KafkaHeaders
+
+
+@dataclass(frozen=True)
+class Job:
+    """A dispatched request the worker owes an answer, with where it came from."""
+
+    request: InferenceRequest
+    tokens: int
+    """Prompt tokens + max new tokens: its share of the batch budget."""
+    source: tuple[str, int]
+    offset: int
+    consumed_ms: int
+
+
+@dataclass
+class Outbox:
+    names: TopicNames
+    region: str
+    worker_id: str
+    records: list[Outgoing] = field(default_factory=list)
+    cacheable: list[tuple[InferenceRequest, InferenceResult]] = field(default_factory=list)
+    """Results to offer the response cache once the transaction committed."""
+    answered: list[tuple[tuple[str, int], int]] = field(default_factory=list)
+    """(partition, offset) of every record this outbox answers."""
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
+        hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
+        self.records.append(Outgoing(topic, partition, key.encode(), value, hdrs))
+
+    def reply(self, address: ReplyAddress, request_id: str, value: bytes) -> None:
+        self.add(address.topic, address.partition, request_id, value, request_id)
+
+    def result(self, job: Job, result: InferenceResult, event: WorkerEvent) -> None:
+        self.reply(job.request.reply_to, job.request.request_id, encode(result))
+        self.cacheable.append((job.request, result))
+        self.event(event)
+        self.answered.append((job.source, job.offset))
+
+    def error(
+        self, request: InferenceRequest, code: ErrorCode, message: str, now_ms: int, **fields: object
+    ) -> None:
+        reply = ErrorReply(request_id=request.request_id, code=code, message=message)
+        self.reply(request.reply_to, request.request_id, encode(reply))
+        self.event(self.outcome(request, code.value, now_ms, **fields))
+
+    def outcome(self, request: InferenceRequest, status: str, now_ms: int, **fields: object) -> WorkerEvent:
+        return WorkerEvent(
+            request_id=request.request_id,
+            tenant=request.tenant,
+            region=self.region,
+            model=request.model,
+            status=status,  # type: ignore[arg-type]
+            worker_id=self.worker_id,
+            ts_ms=now_ms,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def event(self, event: WorkerEvent) -> None:
+        self.add(self.names.events, None, event.tenant, encode(event), event.request_id)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        rid = letter.request_id or ""
+        self.add(self.names.requests_dlq, None, rid, encode(letter), rid)
+
+
+def result_of(
+    job: Job,
+    text: str,
+    finish: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    model: str,
+    worker_id: str,
+    queue_ms: float,
+    compute_ms: float,
+) -> InferenceResult:
+    return InferenceResult(
+        request_id=job.request.request_id,
+        text=text,
+        finish_reason=finish,  # type: ignore[arg-type]
+        usage=Usage(prompt_tokens, completion_tokens),
+        model=model,
+        worker_id=worker_id,
+        queue_ms=queue_ms,
+        compute_ms=compute_ms,
+    )

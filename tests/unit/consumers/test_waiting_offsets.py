@@ -1,0 +1,63 @@
+from consumers.batching.offsets import OffsetTracker
+from consumers.batching.waiting import WaitingQueue
+
+
+def queue() -> WaitingQueue[str]:
+    return WaitingQueue(max_tokens=100, max_rows=4, max_wait_ms=50)
+
+
+def test_idle_engine_waits_for_max_wait_then_takes() -> None:
+    q = queue()
+    q.add("a", tokens=10, deadline_ms=None, now_ms=0)
+    assert q.take(10, rows=0, tokens=0) == []
+    assert q.wait_ms(10) == 40
+    assert q.take(50, rows=0, tokens=0) == ["a"]
+
+
+def test_full_budget_or_rows_releases_at_once() -> None:
+    q = queue()
+    q.add("big", tokens=100, deadline_ms=None, now_ms=0)
+    assert q.take(1, rows=0, tokens=0) == ["big"]
+    for i in range(4):
+        q.add(f"r{i}", tokens=1, deadline_ms=None, now_ms=0)
+    assert q.take(1, rows=0, tokens=0) == ["r0", "r1", "r2", "r3"]
+
+
+def test_earliest_deadline_first_then_arrival() -> None:
+    q = queue()
+    q.add("late", tokens=1, deadline_ms=None, now_ms=0)
+    q.add("soon", tokens=1, deadline_ms=500, now_ms=1)
+    q.add("sooner", tokens=1, deadline_ms=200, now_ms=2)
+    assert q.take(100, rows=0, tokens=0) == ["sooner", "soon", "late"]
+
+
+def test_running_engine_takes_what_fits_the_budget_without_waiting() -> None:
+    q = queue()
+    for name, tokens in (("a", 30), ("b", 50), ("c", 30)):
+        q.add(name, tokens=tokens, deadline_ms=None, now_ms=0)
+    assert q.take(0, rows=1, tokens=20) == ["a", "b"]
+    assert q.take(0, rows=3, tokens=100) == []
+    assert q.take(0, rows=3, tokens=70) == ["c"]
+
+
+def test_expired_requests_are_taken_out() -> None:
+    q = queue()
+    q.add("x", tokens=1, deadline_ms=5, now_ms=0)
+    q.add("y", tokens=1, deadline_ms=50, now_ms=0)
+    assert q.expired(10) == ["x"] and len(q) == 1
+
+
+def test_offsets_commit_only_up_to_the_first_unanswered() -> None:
+    t = OffsetTracker()
+    tp = ("topic", 0)
+    for offset in (5, 6, 7):
+        t.consumed(tp, offset)
+    t.answered(tp, 6)
+    t.answered(tp, 7)
+    assert t.committable() == {tp: 5}
+    t.mark_committed({tp: 5})
+    assert t.committable() == {}
+    t.answered(tp, 5)
+    assert t.committable() == {tp: 8}
+    t.forget([tp])
+    assert t.committable() == {} and t.pending() == 0
