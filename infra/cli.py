@@ -153,24 +153,45 @@ def admission(
     worker.execute_from_commandline()
 
 
-@app.command()
+@app.command(
+    epilog="Connection and topics come from KINFER_BOOTSTRAP_SERVERS, KINFER_REDIS_URL (response cache "
+    "writes) and KINFER_TOPIC_PREFIX. Every option also reads KINFER_<OPTION> (e.g. KINFER_MAX_WAIT_MS)."
+)
 @_friendly
 def worker(
     region: Annotated[str | None, typer.Option(help="Serve <prefix>.dispatch.<region>.")] = None,
-    model: Annotated[str | None, typer.Option(help="kinfer-tiny, or echo (torch-free test model).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="kinfer-tiny; echo and fail are torch-free test models.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = None,
     dtype: Annotated[
         str | None, typer.Option(help="float32 or bfloat16 (CPU); float16/bfloat16 (CUDA).")
     ] = None,
     quantize: Annotated[str | None, typer.Option(help="none, or int8 (dynamic, CPU).")] = None,
-    max_batch_requests: Annotated[int | None, typer.Option(help="Most requests per batch.")] = None,
+    max_batch_requests: Annotated[int | None, typer.Option(help="Most sequences decoding together.")] = None,
     max_batch_tokens: Annotated[
-        int | None, typer.Option(help="Token budget per batch (prompt + max new).")
+        int | None, typer.Option(help="Token budget of the running batch (prompt + max new, summed).")
     ] = None,
-    max_wait_ms: Annotated[int | None, typer.Option(help="Longest wait to fill a batch.")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port; 0 = off.")] = None,
+    max_wait_ms: Annotated[
+        int | None,
+        typer.Option(help="An idle worker waits this long to fill a batch once a request is there."),
+    ] = None,
+    group_id: Annotated[
+        str | None, typer.Option(help="Consumer group; default <prefix>-workers-<region>.")
+    ] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Unique per process; part of the transactional id.")
+    ] = None,
+    session_timeout_ms: Annotated[
+        int | None, typer.Option(help="A crashed worker's partitions move after this long.")
+    ] = None,
+    transaction_timeout_ms: Annotated[
+        int | None, typer.Option(help="The broker aborts a dead worker's open transaction after this long.")
+    ] = None,
+    cache_ttl_s: Annotated[int | None, typer.Option(help="Lifetime of cached deterministic answers.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port; 0 = off.")] = None,
 ) -> None:
-    """Run an inference worker: consume dispatched requests, run the model, reply."""
+    """Run an inference worker: consume dispatched requests, batch them continuously, reply."""
     from consumers.engine import load_runner
     from consumers.worker import InferenceWorker
 
@@ -183,9 +204,16 @@ def worker(
         max_batch_requests=max_batch_requests,
         max_batch_tokens=max_batch_tokens,
         max_wait_ms=max_wait_ms,
+        cache_ttl_s=cache_ttl_s,
         metrics_port=metrics_port,
     )
-    config = settings.worker_config()
+    extra = {
+        "group_id": group_id,
+        "worker_id": worker_id,
+        "session_timeout_ms": session_timeout_ms,
+        "transaction_timeout_ms": transaction_timeout_ms,
+    }
+    config = settings.worker_config(**{k: v for k, v in extra.items() if v is not None})
     _serve_metrics(config.metrics_port)
     try:
         runner = load_runner(config.model, device=config.device, dtype=config.dtype, quantize=config.quantize)
