@@ -21,7 +21,7 @@ def load_runner(
         from consumers.engine.echo import EchoRunner, FailingRunner
 
         return EchoRunner() if model == "echo" else FailingRunner()
-    if model == "kinfer-tiny":
+    if model == "kinfer-tiny" or _is_local_hf(model):
         import torch
 
         from consumers.engine.tiny import build_tiny
@@ -36,6 +36,23 @@ def load_runner(
             raise ValueError(f"quantize must be none or int8, got {quantize!r}")
         if quantize == "int8" and (where.type != "cpu" or dtype != "float32"):
             raise ValueError("int8 dynamic quantization runs on the CPU from float32 weights")
-        net = quantize_int8(build_tiny()) if quantize == "int8" else build_tiny()
-        return TorchRunner(net, name=model, device=where, dtype=getattr(torch, dtype))
-    raise ValueError(f"unknown model {model!r}; served models: kinfer-tiny, echo, fail")
+        if model == "kinfer-tiny":
+            net: torch.nn.Module = build_tiny()
+            name, codec = model, None
+        else:
+            from consumers.engine.hf import load_hf
+
+            net, codec, name = load_hf(model)
+        if quantize == "int8":
+            net = quantize_int8(net)
+        return TorchRunner(net, name=name, device=where, dtype=getattr(torch, dtype), tokenizer=codec)
+    raise ValueError(
+        f"unknown model {model!r}: serve kinfer-tiny, a local Hugging Face directory, "
+        "or the test models echo and fail"
+    )
+
+
+def _is_local_hf(name: str) -> bool:
+    from consumers.engine.hf import is_hf_directory
+
+    return is_hf_directory(name)

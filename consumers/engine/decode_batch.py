@@ -10,17 +10,15 @@ greedy tokens are the same whatever it is batched with (tested).
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 import torch
 
+from consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
 from consumers.engine.runner import GenerationInput, GenerationOutput
 from consumers.engine.sampling import make_generator, pick
-from consumers.engine.tiny import KVCache, TinyDecoder
-from consumers.engine.tokenizer import ByteTokenizer
 
 K = TypeVar("K")
 
@@ -33,12 +31,10 @@ class SequenceState(Generic[K]):
     item: GenerationInput
     prompt_len: int
     gen: torch.Generator | None
+    detok: Detokenizer
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     finish: Literal["stop", "length"] | None = None
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
-    )
     streamed: int = 0
     """Characters of ``text`` already handed to the sink."""
 
@@ -52,7 +48,7 @@ class SequenceState(Generic[K]):
 
 
 class DecodeBatch(Generic[K]):
-    def __init__(self, model: TinyDecoder, tokenizer: ByteTokenizer, device: torch.device) -> None:
+    def __init__(self, model: CausalLM, tokenizer: TextCodec, device: torch.device) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -82,7 +78,9 @@ class DecodeBatch(Generic[K]):
         ids, mask, positions = self._left_pad(prompts)
         logits, cache = self.model(ids, mask, positions)
         new_rows = [
-            SequenceState(key, item, len(p), make_generator(item.sampling, self.device))
+            SequenceState(
+                key, item, len(p), make_generator(item.sampling, self.device), self.tokenizer.detokenizer()
+            )
             for (key, item), p in zip(items, prompts, strict=True)
         ]
         if not self.rows:
@@ -138,11 +136,11 @@ class DecodeBatch(Generic[K]):
 
     def _advance(self, row: SequenceState[K], token: int) -> None:
         sampling = row.item.sampling
-        if token == self.tokenizer.eos_id:
+        if token in self.tokenizer.eos_ids:
             row.finish = "stop"
             return
         row.tokens.append(token)
-        row.text += row.decoder.decode(bytes([token]) if token < 256 else b"")
+        row.text += row.detok.push(token)
         for stop in sampling.stop:
             cut = row.text.find(stop)
             if cut >= 0:
@@ -151,7 +149,7 @@ class DecodeBatch(Generic[K]):
                 return
         if (
             len(row.tokens) >= sampling.max_tokens
-            or row.prompt_len + len(row.tokens) >= self.model.cfg.max_context
+            or row.prompt_len + len(row.tokens) >= self.model.max_context
         ):
             row.finish = "length"
 

@@ -14,10 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from consumers.engine.model_api import KVCache
 from consumers.engine.tokenizer import EOS, VOCAB_SIZE
-
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
-"""Per layer: keys and values, each (batch, heads, seq, head_dim)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,10 @@ class TinyDecoder(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.register_buffer("vocab_mask", _printable_mask(cfg.vocab_size), persistent=False)
+
+    @property
+    def max_context(self) -> int:
+        return self.cfg.max_context
 
     def forward(
         self,

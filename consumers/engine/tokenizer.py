@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import codecs
+
 BOS = 256
 EOS = 257
 PAD = 258
 VOCAB_SIZE = 259
 
 
+class ByteDetokenizer:
+    """UTF-8 bytes in, whole characters out."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def push(self, token: int) -> str:
+        return self._decoder.decode(bytes([token])) if token < 256 else ""
+
+
 class ByteTokenizer:
     bos_id = BOS
     eos_id = EOS
     pad_id = PAD
+    eos_ids = frozenset({EOS})
     vocab_size = VOCAB_SIZE
+
+    def detokenizer(self) -> ByteDetokenizer:
+        return ByteDetokenizer()
 
     def encode(self, text: str) -> list[int]:
         """BOS followed by the text's UTF-8 bytes."""

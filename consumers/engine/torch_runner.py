@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 
 from consumers.engine.decode_batch import DecodeBatch
+from consumers.engine.model_api import CausalLM, TextCodec
 from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from consumers.engine.tiny import TinyDecoder
 from consumers.engine.tokenizer import ByteTokenizer
 
 
@@ -20,7 +20,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def quantize_int8(model: TinyDecoder) -> TinyDecoder:
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantization of every nn.Linear (weights int8, activations float)."""
     from torch.ao.quantization import quantize_dynamic
 
@@ -28,7 +28,7 @@ def quantize_int8(model: TinyDecoder) -> TinyDecoder:
         # torch points to torchao for new code; this API still works and needs no extra package.
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=UserWarning)
-        quantized: TinyDecoder = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+        quantized: torch.nn.Module = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
     return quantized
 
 
@@ -42,12 +42,21 @@ def tensor_bytes(value: object) -> int:
 
 
 class TorchRunner:
-    """A :class:`ModelRunner` for decoder models with kinfer-tiny's forward signature."""
+    """A :class:`ModelRunner` over any :class:`CausalLM` module and its tokenizer."""
 
-    def __init__(self, model: TinyDecoder, *, name: str, device: torch.device, dtype: torch.dtype) -> None:
-        self.model = model.to(device=device, dtype=dtype)
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        name: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        tokenizer: TextCodec | None = None,
+    ) -> None:
+        self.module = model.to(device=device, dtype=dtype).eval()
+        self.model: CausalLM = self.module  # type: ignore[assignment]
         self.device = device
-        self.tokenizer = ByteTokenizer()
+        self.tokenizer: TextCodec = tokenizer or ByteTokenizer()
         self._name = name
 
     @property
@@ -56,14 +65,14 @@ class TorchRunner:
 
     @property
     def max_context(self) -> int:
-        return self.model.cfg.max_context
+        return self.model.max_context
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer.encode(prompt))
 
     def parameter_bytes(self) -> int:
         """Memory of the weights as held (int8 packed weights count one byte each)."""
-        return sum(tensor_bytes(v) for v in self.model.state_dict().values())
+        return sum(tensor_bytes(v) for v in self.module.state_dict().values())
 
     def batch(self) -> DecodeBatch[int]:
         """An empty continuous batch over this runner's model."""

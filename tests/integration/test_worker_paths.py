@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -25,6 +26,7 @@ from schemas import (
     headers,
 )
 from tests.integration.conftest import Pipeline, read_all
+from tests.model_dirs import make_model_dir
 
 
 def started(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int = 1) -> Pipeline:
@@ -185,3 +187,26 @@ def test_sigterm_finishes_running_work_and_leaves_cleanly(
 
     assert asyncio.run(scenario()) == 0
     assert "worker.stopped" in leaving.tail(50)
+
+
+def test_worker_serves_a_local_hugging_face_directory(
+    make_pipeline: Callable[[str], Pipeline], prefix: str, tmp_path: Path
+) -> None:
+    model_dir = make_model_dir(tmp_path / "tiny-llama")
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    pipeline.start("worker", "worker", "--model", str(model_dir))
+    pipeline.wait_serving()
+    sampling = SamplingParams(max_tokens=10)
+
+    async def scenario() -> list[str]:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            results = await asyncio.gather(
+                *(client.generate(p, sampling=sampling) for p in ("Kafka", "Workers"))
+            )
+            assert all(r.model == "tiny-llama" for r in results)
+            return [r.text for r in results]
+
+    runner = load_runner(str(model_dir), device="cpu")
+    expected = [runner.generate([GenerationInput(p, sampling)])[0].text for p in ("Kafka", "Workers")]
+    assert asyncio.run(scenario()) == expected

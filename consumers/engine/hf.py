@@ -1,0 +1,100 @@
+"""Local Hugging Face causal-LM directories (config, safetensors, tokenizer) via
+``transformers``, an optional extra: ``pip install 'kinfer[hf]'``.
+
+Only local files are read (``local_files_only``): kinfer never downloads at run
+time. The model runs in the same continuous batch as kinfer-tiny: left-padded
+input, explicit positions and a per-layer KV cache converted to and from
+transformers' ``DynamicCache``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from consumers.engine.model_api import KVCache
+
+
+def is_hf_directory(name: str) -> bool:
+    path = Path(name)
+    return path.is_dir() and (path / "config.json").exists()
+
+
+class HFCausalLM(nn.Module):
+    """Adapts a transformers causal LM to the :class:`CausalLM` call."""
+
+    def __init__(self, model: Any, max_context: int) -> None:
+        super().__init__()
+        self.inner = model
+        self._max_context = max_context
+
+    @property
+    def max_context(self) -> int:
+        return self._max_context
+
+    def forward(
+        self, ids: torch.Tensor, key_mask: torch.Tensor, positions: torch.Tensor, past: KVCache | None = None
+    ) -> tuple[torch.Tensor, KVCache]:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        for layer, (keys, values) in enumerate(past or []):
+            cache.update(keys, values, layer)
+        out = self.inner(
+            input_ids=ids, attention_mask=key_mask.long(), position_ids=positions, cache=cache, use_cache=True
+        )
+        new_cache: Any = getattr(out, "past_key_values", None) or cache
+        return out.logits[:, -1], [(layer.keys, layer.values) for layer in new_cache.layers]
+
+
+class HFDetokenizer:
+    """Decodes the whole sequence each step and hands out the new suffix; text ending in
+    a replacement character (half a multi-byte character) waits for the next token."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.tokens: list[int] = []
+        self.emitted = 0
+
+    def push(self, token: int) -> str:
+        self.tokens.append(token)
+        text: str = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.emitted = text[self.emitted :], len(text)
+        return new
+
+
+class HFCodec:
+    def __init__(self, tokenizer: Any, eos_ids: frozenset[int]) -> None:
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(eos_ids, default=0))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def detokenizer(self) -> HFDetokenizer:
+        return HFDetokenizer(self.tokenizer)
+
+
+def load_hf(path: str) -> tuple[HFCausalLM, HFCodec, str]:
+    """(model, codec, served name) of a local directory; raises ValueError when unusable."""
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ValueError(
+            f"{path} is a Hugging Face model; install the extra: pip install 'kinfer[hf]'"
+        ) from exc
+    config = json.loads((Path(path) / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    eos = config.get("eos_token_id", tokenizer.eos_token_id)
+    eos_ids = frozenset(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    max_context = int(config.get("max_position_embeddings") or tokenizer.model_max_length or 2048)
+    return HFCausalLM(model, max_context), HFCodec(tokenizer, eos_ids), Path(path).resolve().name

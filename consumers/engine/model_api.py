@@ -1,0 +1,38 @@
+"""What the decode batch needs from a model and its tokenizer, whatever their origin."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per layer: keys and values, each (batch, kv_heads, seq, head_dim)."""
+
+
+class CausalLM(Protocol):
+    """A decoder that takes left-padded input and a per-layer KV cache."""
+
+    @property
+    def max_context(self) -> int: ...
+
+    def __call__(
+        self, ids: torch.Tensor, key_mask: torch.Tensor, positions: torch.Tensor, past: KVCache | None = None
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Logits of each row's last position (B, vocab) and the extended cache."""
+        ...
+
+
+class Detokenizer(Protocol):
+    def push(self, token: int) -> str:
+        """Text that became final with this token (may be empty)."""
+        ...
+
+
+class TextCodec(Protocol):
+    pad_id: int
+    eos_ids: frozenset[int]
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def detokenizer(self) -> Detokenizer: ...
