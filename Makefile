@@ -49,6 +49,7 @@ lint: venv
 
 bench: setup
 	$(PY) -m benchmarks.pipeline_vs_engine
+	$(PY) -m benchmarks.warm_vs_cold
 
 up: setup
 	$(KINFER) up

@@ -14,7 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
+import redis
 import structlog
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -32,11 +34,13 @@ from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
 from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
+from consumers.pool.registry import PoolRegistry
 from consumers.result_cache import ResultCache
 from consumers.triage import Refused, triage
-from schemas import DeadLetter, ErrorCode, TokenChunk, TopicNames, encode, headers
+from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicNames, encode, headers
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 COMMIT_INTERVAL_S = 0.02
 """While the batch runs, answers are committed at most this often (one transaction each)."""
@@ -78,19 +82,13 @@ class InferenceWorker:
         self._last_commit = 0.0
         self._started_ms: dict[str, int] = {}
         self._chunk_counts: dict[str, int] = {}
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": config.bootstrap_servers,
-                "group.id": config.consumer_group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "client.id": config.worker_id,
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 5),
-            }
+        self.pool = (
+            PoolRegistry(config.redis_url, config.topic_prefix, config.region) if config.redis_url else None
         )
+        self.pool_available = True
+        self._last_heartbeat = 0.0
+        self._last_busy_ms = 0
+        self.consumer = self._new_consumer()
         self.producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -112,6 +110,21 @@ class InferenceWorker:
             }
         )
 
+    def _new_consumer(self) -> Consumer:
+        return Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "group.id": self.config.consumer_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "client.id": self.config.worker_id,
+                "session.timeout.ms": self.config.session_timeout_ms,
+                "heartbeat.interval.ms": max(500, self.config.session_timeout_ms // 5),
+            }
+        )
+
     def _new_outbox(self) -> Outbox:
         return Outbox(self.topics, self.config.region, self.config.worker_id)
 
@@ -121,39 +134,101 @@ class InferenceWorker:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, *, standby: bool = False) -> None:
+        """Serve until stopped. ``standby``: load and warm the model, then wait to be
+        promoted by the pool controller before joining the group; a released worker
+        goes back to standby with its model still loaded."""
         self.producer.init_transactions(30)
-        source = self.topics.dispatch(self.config.region)
-        self.consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
         weights = getattr(self.runner, "parameter_bytes", lambda: 0)()
         metrics.PARAMETER_BYTES.set(weights)
-        log.info(
-            "worker.started",
-            topic=source,
-            group=self.config.consumer_group,
-            model=self.runner.name,
-            parameter_bytes=weights,
-        )
+        log.info("worker.ready", model=self.runner.name, parameter_bytes=weights, standby=standby)
+        waiting_for_promotion = standby
         try:
+            if standby:
+                self._warm_up()
             while not self._stop.is_set():
-                self._turn()
-            self._drain()
+                if waiting_for_promotion and not self._promoted():
+                    continue
+                released = self._serve()
+                waiting_for_promotion = released
         finally:
-            self.consumer.close()
+            self._pool_call(lambda pool: pool.leave(self.config.worker_id))
             self.producer.flush(10)
             self.chunk_producer.flush(10)
             log.info("worker.stopped", worker=self.config.worker_id)
+
+    def _serve(self) -> bool:
+        """Consume and answer until stopped or released; True when released (back to standby)."""
+        source = self.topics.dispatch(self.config.region)
+        self.consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
+        released = False
+        try:
+            while not self._stop.is_set() and not released:
+                self._turn()
+                released = self._pool_tick("active") == "release"
+            self._drain()
+        finally:
+            self.consumer.close()
+        if released:
+            log.info("worker.released", worker=self.config.worker_id)
+            self.consumer = self._new_consumer()
+        return released
+
+    def _warm_up(self) -> None:
+        """Run the model once so a promotion pays for no lazy allocation or kernel load."""
+        started = time.monotonic()
+        self.runner.generate([GenerationInput("warm up", SamplingParams(max_tokens=4))])
+        log.info("worker.warm", seconds=round(time.monotonic() - started, 3))
+
+    def _promoted(self) -> bool:
+        """Standby: heartbeat and wait (1 s at most) for a promotion."""
+        return self._pool_tick("standby", wait_s=1.0) == "promote"
+
+    def _pool_tick(self, state: str, wait_s: float = 0.0) -> str | None:
+        """Heartbeat (at most once a second unless waiting) and take the next pool command."""
+        if self.pool is None:
+            return None
+        now = time.monotonic()
+        if wait_s == 0.0 and now - self._last_heartbeat < 1.0:
+            return None
+        self._last_heartbeat = now
+        busy = self._last_busy_ms if state == "active" else 0
+
+        def tick(pool: PoolRegistry) -> str | None:
+            pool.heartbeat(self.config.worker_id, state, self.clock_ms(), busy)
+            return pool.next_command(self.config.worker_id, wait_s)
+
+        command = self._pool_call(tick)
+        if command is None and wait_s:
+            time.sleep(0 if self.pool_available else wait_s)
+        return command
+
+    def _pool_call(self, fn: Callable[[PoolRegistry], T]) -> T | None:
+        if self.pool is None:
+            return None
+        try:
+            result = fn(self.pool)
+        except redis.RedisError as exc:
+            if self.pool_available:
+                log.warning("worker.pool_unreachable", error=str(exc))
+            self.pool_available = False
+            return None
+        self.pool_available = True
+        return result
 
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
         for record in self._poll():
             self._take_in(record)
+            self._last_busy_ms = self.clock_ms()
         now = self.clock_ms()
         for job in self.waiting.expired(now):
             self._answer_late(job, now)
         self._join(now)
         if len(self.running):
             self._step()
+            self._last_busy_ms = self.clock_ms()
         if self.outbox and (
             not len(self.running) or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S
         ):
@@ -264,11 +339,11 @@ class InferenceWorker:
 
     def _step(self) -> None:
         started = time.monotonic()
+        jobs = self._running_jobs()  # before the step: a failing step may have let go of them
         try:
             finished = self.running.step(self._on_text)
         except Exception as exc:
-            log.exception("worker.model_failed", stage="decode", size=len(self.running))
-            jobs = self._running_jobs()
+            log.exception("worker.model_failed", stage="decode", size=len(jobs))
             self.running = self.runner.batch()
             self._fail(jobs, exc)
             return

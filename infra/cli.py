@@ -190,6 +190,12 @@ def worker(
     ] = None,
     cache_ttl_s: Annotated[int | None, typer.Option(help="Lifetime of cached deterministic answers.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port; 0 = off.")] = None,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby", help="Load and warm the model; join the group only when `kinfer pool` promotes."
+        ),
+    ] = False,
 ) -> None:
     """Run an inference worker: consume dispatched requests, batch them continuously, reply."""
     from consumers.engine import load_runner
@@ -223,7 +229,43 @@ def worker(
     inference = InferenceWorker(config, runner)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: inference.stop())
-    inference.run()
+    inference.run(standby=standby)
+
+
+@app.command()
+@_friendly
+def pool(
+    region: Annotated[str | None, typer.Option(help="The region whose workers this controls.")] = None,
+    lag_threshold: Annotated[
+        int, typer.Option(help="Unprocessed records that call for another worker.")
+    ] = 100,
+    idle_release_s: Annotated[float, typer.Option(help="Release an active worker idle this long.")] = 300.0,
+    min_active: Annotated[int, typer.Option(help="Never release below this many active workers.")] = 1,
+    interval_s: Annotated[float, typer.Option(help="How often to look.")] = 1.0,
+) -> None:
+    """Run the warm-pool controller: promote standby workers on lag, release idle ones."""
+    import threading
+
+    from consumers.pool.controller import PoolController
+    from consumers.pool.policy import PoolConfig
+
+    settings = _settings(region=region)
+    worker_cfg = settings.worker_config()
+    cfg = PoolConfig(
+        lag_threshold=lag_threshold, idle_release_ms=int(idle_release_s * 1000), min_active=min_active
+    )
+    controller = PoolController(
+        bootstrap=settings.bootstrap,
+        redis_url=settings.redis,
+        prefix=settings.topic_prefix,
+        region=settings.region,
+        group=worker_cfg.consumer_group,
+        cfg=cfg,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    controller.run(stop, interval_s)
 
 
 @app.command()

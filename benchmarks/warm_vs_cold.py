@@ -1,0 +1,154 @@
+"""Cold start vs warm promotion: time from "we need a worker" to the first answer.
+
+    python -m benchmarks.warm_vs_cold [--rounds 3]
+
+cold: a request waits; `kinfer worker` is started (imports, model build, group join).
+warm: a request waits; a `kinfer worker --standby` that already loaded and warmed
+      its model is promoted (group join only).
+Own Kafka + Redis on free ports; writes benchmarks/results/warm_vs_cold.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from consumers.pool.registry import PoolRegistry
+from infra.settings import KinferSettings
+from infra.stack import local
+from infra.stack.process import free_port
+from infra.stack.stages import StageProcess, running
+from producers import AsyncClient
+from schemas import SamplingParams
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def first_answer(settings: KinferSettings, start: Callable[[], object], prompt: str) -> float:
+    """Send a request, then call ``start()``; seconds from start to the answer.
+
+    Each measurement uses its own prompt: a repeated greedy prompt would be
+    answered from the response cache without any worker.
+    """
+    async with AsyncClient(settings.client_config(timeout_s=180)) as client:
+        pending = asyncio.create_task(client.generate(prompt, sampling=SamplingParams(max_tokens=4)))
+        await asyncio.sleep(0.2)  # the request is admitted and waiting
+        t0 = time.monotonic()
+        start()
+        await pending
+        return time.monotonic() - t0
+
+
+def wait_standby(registry: PoolRegistry, worker_id: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(m.worker_id == worker_id and m.state == "standby" for m in registry.members()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{worker_id} never became a warm standby")
+        time.sleep(0.1)
+
+
+def measure_cold(settings: KinferSettings, env: dict[str, str], logs: Path, i: int) -> float:
+    started: list[StageProcess] = []
+    try:
+        return asyncio.run(
+            first_answer(
+                settings,
+                lambda: started.append(StageProcess("cold", ["worker"], env, logs / f"cold{i}.log")),
+                f"cold start {i}",
+            )
+        )
+    finally:
+        for stage in started:
+            stage.stop()
+
+
+def measure_warm(
+    settings: KinferSettings, env: dict[str, str], logs: Path, registry: PoolRegistry, i: int
+) -> float:
+    worker_id = f"warm{i}"
+    standby = StageProcess(
+        "warm", ["worker", "--standby", "--worker-id", worker_id], env, logs / f"{worker_id}.log"
+    )
+    try:
+        wait_standby(registry, worker_id)
+        return asyncio.run(
+            first_answer(settings, lambda: registry.send(worker_id, "promote"), f"warm start {i}")
+        )
+    finally:
+        standby.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    cold: list[float] = []
+    warm: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="kinfer-bench-") as state:
+        settings = KinferSettings(
+            state_dir=Path(state),
+            kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            redis_port=free_port(),
+        )
+        local.up(settings)
+        external = settings.model_copy(
+            update={"bootstrap_servers": settings.bootstrap, "redis_url": settings.redis}
+        )
+        env = {
+            "KINFER_BOOTSTRAP_SERVERS": settings.bootstrap,
+            "KINFER_REDIS_URL": settings.redis,
+            "KINFER_STATE_DIR": state,
+        }
+        logs = Path(state) / "logs"
+        registry = PoolRegistry(settings.redis, settings.topic_prefix, settings.region)
+        try:
+            with running([StageProcess("admission", ["admission"], env, logs / "admission.log")]):
+                for i in range(args.rounds):
+                    cold.append(measure_cold(external, env, logs, i))
+                    warm.append(measure_warm(external, env, logs, registry, i))
+                    print(f"round {i}: cold {cold[-1]:.2f}s, warm {warm[-1]:.2f}s")
+        finally:
+            local.down(settings)
+    report = {
+        "rounds": args.rounds,
+        "cold_s": cold,
+        "warm_s": warm,
+        "cold_median_s": statistics.median(cold),
+        "warm_median_s": statistics.median(warm),
+        "cold_over_warm": statistics.median(cold) / statistics.median(warm),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "warm_vs_cold.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(cold, warm, RESULTS / "warm_vs_cold.png")
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_s") or "median" in k}, indent=2))
+
+
+def plot(cold: list[float], warm: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.boxplot([cold, warm], tick_labels=["cold start", "warm promotion"])
+    for x, values in ((1, cold), (2, warm)):
+        ax.scatter([x] * len(values), values, color="#4477aa", zorder=3)
+    ax.set_ylabel("seconds to first answer")
+    ax.set_title("kinfer worker: cold start vs warm standby promotion")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The warm pool: standby workers with a loaded model, promoted and released by a controller."""

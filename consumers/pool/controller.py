@@ -1,0 +1,62 @@
+"""`kinfer pool`: watches a region's consumer lag and pool members, promotes and releases."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from consumers.pool.policy import Action, PoolConfig, decide
+from consumers.pool.registry import PoolRegistry
+from schemas import TopicNames
+
+log = structlog.get_logger(__name__)
+
+
+class PoolController:
+    def __init__(
+        self, *, bootstrap: str, redis_url: str, prefix: str, region: str, group: str, cfg: PoolConfig
+    ) -> None:
+        self.topic = TopicNames(prefix).dispatch(region)
+        self.registry = PoolRegistry(redis_url, prefix, region)
+        self.cfg = cfg
+        # Same group id, never subscribed: reads the group's committed offsets without joining it.
+        self._offsets = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        self._last_promotion_ms = 0
+
+    def lag(self) -> int:
+        """Records on the dispatch topic the group has not committed past."""
+        meta = self._offsets.list_topics(self.topic, timeout=10).topics[self.topic]
+        parts = [TopicPartition(self.topic, p) for p in meta.partitions]
+        committed = {tp.partition: tp.offset for tp in self._offsets.committed(parts, timeout=10)}
+        total = 0
+        for tp in parts:
+            low, high = self._offsets.get_watermark_offsets(tp, timeout=10)
+            done = committed.get(tp.partition, -1)
+            total += high - (done if done >= 0 else low)
+        return total
+
+    def tick(self, now_ms: int | None = None) -> list[Action]:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        lag = self.lag()
+        actions = decide(self.registry.members(), lag, now, self._last_promotion_ms, self.cfg)
+        for action in actions:
+            self.registry.send(action.worker_id, action.kind)
+            if action.kind == "promote":
+                self._last_promotion_ms = now
+            log.info(f"pool.{action.kind}", worker=action.worker_id, reason=action.reason, lag=lag)
+        return actions
+
+    def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        log.info("pool.started", topic=self.topic, cfg=self.cfg)
+        while not stop.is_set():
+            try:
+                self.tick()
+            except KafkaException as exc:
+                log.warning("pool.kafka_error", error=str(exc))
+            stop.wait(interval_s)
+        self._offsets.close()

@@ -1,0 +1,59 @@
+"""When to promote a standby worker and when to release an idle one. Pure; time passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Member:
+    worker_id: str
+    state: Literal["standby", "active"]
+    last_seen_ms: int
+    """Heartbeat; members silent for longer than ``PoolConfig.dead_after_ms`` are ignored."""
+    last_busy_ms: int
+    """When it last had work (active members)."""
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    lag_threshold: int = 100
+    """Unprocessed dispatch records (summed over partitions) that call for more workers."""
+    idle_release_ms: int = 5 * 60_000
+    """An active worker with no work for this long is released back to standby."""
+    min_active: int = 1
+    """Never release below this many active workers."""
+    promote_cooldown_ms: int = 10_000
+    """After a promotion, wait this long for it to take effect before promoting again."""
+    dead_after_ms: int = 5_000
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Literal["promote", "release"]
+    worker_id: str
+    reason: str
+
+
+def decide(
+    members: list[Member], lag: int, now_ms: int, last_promotion_ms: int, cfg: PoolConfig
+) -> list[Action]:
+    alive = [m for m in members if now_ms - m.last_seen_ms <= cfg.dead_after_ms]
+    active = [m for m in alive if m.state == "active"]
+    standby = sorted((m for m in alive if m.state == "standby"), key=lambda m: m.worker_id)
+    # No active worker at all: any waiting record calls for one (scale from zero).
+    needs_capacity = lag >= cfg.lag_threshold or (not active and lag > 0)
+    if needs_capacity and standby and now_ms - last_promotion_ms >= cfg.promote_cooldown_ms:
+        why = f"lag {lag} >= {cfg.lag_threshold}" if active else "no active worker"
+        return [Action("promote", standby[0].worker_id, why)]
+    if needs_capacity:
+        return []
+    idle = sorted(
+        (m for m in active if now_ms - m.last_busy_ms >= cfg.idle_release_ms), key=lambda m: m.last_busy_ms
+    )
+    releasable = max(0, len(active) - cfg.min_active)
+    return [
+        Action("release", m.worker_id, f"idle {(now_ms - m.last_busy_ms) // 1000} s")
+        for m in idle[:releasable]
+    ]

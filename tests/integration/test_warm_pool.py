@@ -1,0 +1,45 @@
+"""Standby workers promoted by `kinfer pool` on demand, released when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from consumers.pool.registry import PoolRegistry
+from producers import AsyncClient
+from tests.integration.conftest import Pipeline
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_standby_is_promoted_on_demand_and_released_when_idle(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    registry = PoolRegistry(pipeline.services.redis_url, prefix, "us-west")
+
+    def states() -> dict[str, str]:
+        now = int(time.time() * 1000)
+        return {m.worker_id: m.state for m in registry.members() if now - m.last_seen_ms < 5000}
+
+    pipeline.start("admission", "admission")
+    pipeline.start("standby", "worker", "--standby", "--worker-id", "warm-1")
+    wait_for(lambda: states() == {"warm-1": "standby"}, 120, "the standby worker to register warm")
+
+    pipeline.start("pool", "pool", "--idle-release-s", "3", "--min-active", "0", "--interval-s", "0.5")
+    pipeline.wait_serving()  # the probe is answered only once the pool promoted the standby
+    assert states() == {"warm-1": "active"}
+
+    async def one() -> str:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            return (await client.generate("after promotion")).text
+
+    assert asyncio.run(one())
+    wait_for(lambda: states() == {"warm-1": "standby"}, 30, "the idle worker to be released")
+    assert "worker.released" in pipeline.stages[1].tail(200)
