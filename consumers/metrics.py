@@ -16,3 +16,9 @@ QUEUE_SECONDS = Histogram("kinfer_worker_queue_seconds", "Request creation to st
 GENERATED_TOKENS = Counter("kinfer_worker_generated_tokens_total", "New tokens generated")
 ABORTED_TRANSACTIONS = Counter("kinfer_worker_aborted_transactions_total", "Reply transactions aborted")
 PARAMETER_BYTES = Gauge("kinfer_worker_parameter_bytes", "Memory of the served model's weights")
+TOKENS_PER_SECOND = Gauge(
+    "kinfer_worker_tokens_per_second", "New tokens generated per second (last interval)"
+)
+CPU_UTILISATION = Gauge("kinfer_worker_cpu_utilisation", "Share of the machine's cores this worker kept busy")
+GPU_UTILISATION = Gauge("kinfer_worker_gpu_utilisation", "GPU busy share reported by NVML (CUDA workers)")
+GPU_MEMORY_BYTES = Gauge("kinfer_worker_gpu_memory_bytes", "GPU memory allocated by torch (CUDA workers)")

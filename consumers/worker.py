@@ -36,6 +36,7 @@ from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
 from consumers.result_cache import ResultCache
+from consumers.telemetry import DeviceSampler
 from consumers.triage import Refused, triage
 from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicNames, encode, headers
 
@@ -88,6 +89,7 @@ class InferenceWorker:
         self.pool_available = True
         self._last_heartbeat = 0.0
         self._last_busy_ms = 0
+        self.telemetry = DeviceSampler(config.device)
         self.consumer = self._new_consumer()
         self.producer = Producer(
             {
@@ -381,6 +383,7 @@ class InferenceWorker:
         self.outbox.result(job, result, event)
         metrics.ANSWERS.labels("ok").inc()
         metrics.GENERATED_TOKENS.inc(out.completion_tokens)
+        self.telemetry.generated(out.completion_tokens)
 
     def _fail(self, jobs: list[Job], exc: Exception) -> None:
         now = self.clock_ms()

@@ -1,0 +1,50 @@
+"""Throughput and device use of a worker, sampled every few seconds into gauges."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import structlog
+
+from consumers import metrics
+
+log = structlog.get_logger(__name__)
+
+
+class DeviceSampler:
+    def __init__(self, device: str, every_s: float = 5.0) -> None:
+        self.device = device
+        self.every_s = every_s
+        self._wall = time.monotonic()
+        self._cpu = time.process_time()
+        self._tokens = 0
+        self._pending_tokens = 0
+        self._cores = os.cpu_count() or 1
+
+    def generated(self, tokens: int) -> None:
+        self._pending_tokens += tokens
+
+    def maybe_sample(self) -> None:
+        now = time.monotonic()
+        elapsed = now - self._wall
+        if elapsed < self.every_s:
+            return
+        cpu = time.process_time()
+        metrics.TOKENS_PER_SECOND.set(self._pending_tokens / elapsed)
+        # Share of the machine's cores this process kept busy (all threads, torch's included).
+        metrics.CPU_UTILISATION.set((cpu - self._cpu) / elapsed / self._cores)
+        self._wall, self._cpu, self._pending_tokens = now, cpu, 0
+        if self.device.startswith("cuda"):
+            self._sample_gpu()
+
+    def _sample_gpu(self) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+        metrics.GPU_MEMORY_BYTES.set(torch.cuda.memory_allocated())
+        try:
+            metrics.GPU_UTILISATION.set(torch.cuda.utilization() / 100)
+        except (RuntimeError, ModuleNotFoundError) as exc:  # needs NVML (nvidia-ml-py)
+            log.debug("worker.gpu_utilisation_unavailable", error=str(exc))

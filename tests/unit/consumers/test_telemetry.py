@@ -1,0 +1,13 @@
+from consumers import metrics
+from consumers.telemetry import DeviceSampler
+
+
+def test_sampler_reports_tokens_per_second_and_cpu_share() -> None:
+    sampler = DeviceSampler("cpu", every_s=0.05)
+    sampler.generated(100)
+    deadline_spin = 0
+    while sampler._pending_tokens and deadline_spin < 10_000_000:  # busy: give the CPU share something
+        deadline_spin += 1
+        sampler.maybe_sample()
+    assert metrics.TOKENS_PER_SECOND._value.get() > 0
+    assert 0 < metrics.CPU_UTILISATION._value.get() <= 1.0
