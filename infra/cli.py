@@ -234,6 +234,27 @@ def worker(
 
 @app.command()
 @_friendly
+def gateway(
+    port: Annotated[int | None, typer.Option(help="HTTP port (KINFER_GATEWAY_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (KINFER_GATEWAY_HOST).")] = None,
+) -> None:
+    """Serve the OpenAI-compatible HTTP API; every call becomes a Kafka request."""
+    import uvicorn
+
+    from producers.gateway.app import create_app
+
+    settings = _settings(gateway_port=port, gateway_host=host)
+    config = settings.gateway_config()
+    if not config.api_keys and not config.allow_anonymous:
+        typer.echo(
+            "warning: no KINFER_API_KEYS and anonymous calls refused: every call will get 401", err=True
+        )
+    client_config = settings.client_config(timeout_s=config.timeout_s)
+    uvicorn.run(create_app(config, client_config), host=config.host, port=config.port, log_level="warning")
+
+
+@app.command()
+@_friendly
 def pool(
     region: Annotated[str | None, typer.Option(help="The region whose workers this controls.")] = None,
     lag_threshold: Annotated[

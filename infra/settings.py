@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.config import WorkerConfig
 from producers.config import ClientConfig
+from producers.gateway.config import GatewayConfig
 from schemas import DEFAULT_PREFIX
 from streams.config import AdmissionConfig
 
@@ -64,6 +65,18 @@ class KinferSettings(BaseSettings):
     """Requests let through while half-open; all must succeed to close."""
     cache_ttl_s: int = Field(default=3600, ge=1)
     """How long a cached deterministic answer is served."""
+    gateway_host: str = "127.0.0.1"
+    """Where `kinfer gateway` listens."""
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    """The gateway's HTTP port."""
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Gateway API keys as a JSON object tenant -> key; the key decides the tenant (and tier)."""
+    gateway_allow_anonymous: bool = False
+    """Serve calls without a key as KINFER_TENANT (development only)."""
+    gateway_models: tuple[str, ...] = ("kinfer-tiny",)
+    """Models the gateway lists and accepts (JSON list)."""
+    gateway_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest a gateway call waits for its answer (then 504)."""
     tenant: str = "default"
     """Tenant the CLI client sends as."""
     model: str = "kinfer-tiny"
@@ -119,11 +132,23 @@ class KinferSettings(BaseSettings):
     def client_config(self, **overrides: object) -> ClientConfig:
         return ClientConfig.model_validate(
             {
+                "redis_url": self.redis,
                 "bootstrap_servers": self.bootstrap,
                 "topic_prefix": self.topic_prefix,
                 "tenant": self.tenant,
                 **overrides,
             }
+        )
+
+    def gateway_config(self) -> GatewayConfig:
+        return GatewayConfig(
+            host=self.gateway_host,
+            port=self.gateway_port,
+            api_keys=self.api_keys,
+            allow_anonymous=self.gateway_allow_anonymous,
+            anonymous_tenant=self.tenant,
+            models=self.gateway_models,
+            timeout_s=self.gateway_timeout_s,
         )
 
     def admission_config(self, **overrides: object) -> AdmissionConfig:

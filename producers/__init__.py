@@ -1,5 +1,6 @@
 """Putting requests on Kafka and reading the answers: the client SDK."""
 
+from producers.chat import ChatMessage
 from producers.client import AsyncClient
 from producers.config import ClientConfig
 from producers.errors import (
@@ -11,9 +12,12 @@ from producers.errors import (
     RequestFailed,
     Unavailable,
 )
+from producers.sync_client import Client
 
 __all__ = [
     "AsyncClient",
+    "ChatMessage",
+    "Client",
     "ClientClosed",
     "ClientConfig",
     "DeadlineExceeded",

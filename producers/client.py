@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -15,10 +15,14 @@ import msgspec
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
+from redis.asyncio import Redis
 
+from producers import chat
+from producers.chat import ChatMessage
 from producers.config import ClientConfig
 from producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
 from producers.replies import ReplyRouter
+from producers.sessions import SessionStore
 from schemas import (
     ErrorReply,
     InferenceRequest,
@@ -55,6 +59,7 @@ class AsyncClient:
         self._router: ReplyRouter | None = None
         self._poller: threading.Thread | None = None
         self._closed = threading.Event()
+        self._session_store: SessionStore | None = None
 
     @property
     def reply_address(self) -> ReplyAddress:
@@ -106,6 +111,8 @@ class AsyncClient:
             await asyncio.to_thread(self._poller.join, 5)
         if self._router is not None:
             await asyncio.to_thread(self._router.close)
+        if self._session_store is not None:
+            await self._session_store.client.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         await self.start()
@@ -127,14 +134,20 @@ class AsyncClient:
         user: str | None = None,
         request_id: str | None = None,
         traceparent: str | None = None,
+        tenant: str | None = None,
+        deadline_ms: int | None = None,
     ) -> InferenceRequest:
-        """A request addressed to this client; raises :class:`InvalidRequest` on bad input."""
+        """A request addressed to this client; raises :class:`InvalidRequest` on bad input.
+
+        ``tenant`` overrides the configured one (the gateway sends for many tenants);
+        ``deadline_ms`` (Unix ms) overrides now + timeout.
+        """
         now = int(time.time() * 1000)
         timeout = timeout_s if timeout_s is not None else self.config.timeout_s
         try:
             return InferenceRequest(
                 request_id=request_id or uuid.uuid4().hex,
-                tenant=self.config.tenant,
+                tenant=tenant or self.config.tenant,
                 prompt=prompt,
                 reply_to=self.reply_address,
                 model=model,
@@ -142,7 +155,7 @@ class AsyncClient:
                 user=user,
                 session_id=session_id,
                 created_ms=now,
-                deadline_ms=now + int(timeout * 1000),
+                deadline_ms=deadline_ms if deadline_ms is not None else now + int(timeout * 1000),
                 traceparent=traceparent,
             )
         except InvalidMessage as exc:
@@ -155,6 +168,40 @@ class AsyncClient:
         return await self.submit(
             request, timeout_s=float(timeout) if isinstance(timeout, int | float) else None
         )
+
+    async def chat(
+        self, messages: Sequence[ChatMessage], *, session_id: str | None = None, **kwargs: Any
+    ) -> InferenceResult:
+        """Answer the last message of a conversation.
+
+        With ``session_id`` the session's earlier turns (kept in Redis, see
+        ``ClientConfig.redis_url``) are prepended, and this turn is stored after the
+        answer; ``session_id`` also keeps the conversation on one worker.
+        """
+        history = await self._history(session_id)
+        sampling = chat.with_turn_end(kwargs.pop("sampling", None) or SamplingParams())
+        result = await self.generate(
+            chat.render([*history, *messages]), sampling=sampling, session_id=session_id, **kwargs
+        )
+        if session_id is not None:
+            await self._sessions().append(session_id, [*messages, ChatMessage("assistant", result.text)])
+        return result
+
+    async def _history(self, session_id: str | None) -> list[ChatMessage]:
+        return [] if session_id is None else await self._sessions().history(session_id)
+
+    def _sessions(self) -> SessionStore:
+        if self._session_store is None:
+            if self.config.redis_url is None:
+                raise InvalidRequest("chat sessions need ClientConfig.redis_url (KINFER_REDIS_URL)")
+            self._session_store = SessionStore(
+                Redis.from_url(self.config.redis_url),
+                self.config.topic_prefix,
+                ttl_s=self.config.session_ttl_s,
+                max_messages=self.config.session_max_messages,
+                max_bytes=self.config.session_max_bytes,
+            )
+        return self._session_store
 
     async def submit(self, request: InferenceRequest, *, timeout_s: float | None = None) -> InferenceResult:
         """Send a built request and await its terminal answer; errors raise typed exceptions."""

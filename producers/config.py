@@ -22,3 +22,11 @@ class ClientConfig(BaseModel, frozen=True):
     """Calls awaiting an answer at once; more wait (backpressure)."""
     linger_ms: int = Field(default=2, ge=0)
     """Producer batching delay."""
+    redis_url: str | None = None
+    """Where chat sessions keep their history; None = chat() without session_id only."""
+    session_ttl_s: int = Field(default=3600, ge=1)
+    """A session's history expires this long after its last turn."""
+    session_max_messages: int = Field(default=64, ge=2)
+    """Most messages kept per session (oldest dropped first)."""
+    session_max_bytes: int = Field(default=64 * 1024, ge=1)
+    """Most history prepended to a chat call (oldest dropped first)."""

@@ -25,6 +25,7 @@ from schemas import (
     ErrorReply,
     InferenceRequest,
     InferenceResult,
+    TokenChunk,
     TopicNames,
     decode_reply,
     headers,
@@ -157,6 +158,9 @@ class AdmissionController:
         cached = await self._cached(request)
         if cached is not None:
             await self._settle(request.tenant, policy, tokens)  # nothing was computed
+            if request.stream:  # a streaming caller gets the whole text as one chunk first
+                chunk = TokenChunk(request_id=request.request_id, index=0, text=cached.text)
+                return [Answer(request.reply_to, chunk), Answer(request.reply_to, cached)]
             return [Answer(request.reply_to, cached)]
         return await self._route(request, policy, tokens, value, hdrs)
 
@@ -171,10 +175,15 @@ class AdmissionController:
         user = request.user or request.tenant
         affinity = request.session_id or user
         candidates = (
-            [RESIDENCY_REGIONS[policy.residency]]
+            [RESIDENCY_REGIONS.get(policy.residency, "")]
             if policy.residency
             else list(self.router.regions.walk(user))
         )
+        if policy.residency and candidates[0] not in self.router.partitions:
+            message = (
+                f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
+            )
+            return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
         retry_after = 0
         for region in candidates:
             allowed, wait = await self._breaker_allows(region, request.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress
+from schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Forward:
 @dataclass(frozen=True)
 class Answer:
     address: ReplyAddress
-    reply: ErrorReply | InferenceResult
+    reply: ErrorReply | InferenceResult | TokenChunk
 
 
 @dataclass(frozen=True)

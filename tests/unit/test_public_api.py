@@ -35,6 +35,8 @@ def test_schemas_exports() -> None:
 def test_producers_exports() -> None:
     assert set(producers.__all__) == {
         "AsyncClient",
+        "ChatMessage",
+        "Client",
         "ClientClosed",
         "ClientConfig",
         "DeadlineExceeded",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from consumers.engine import GenerationInput, load_runner
 from consumers.engine.torch_runner import TorchRunner
@@ -51,3 +52,25 @@ def test_streamed_pieces_add_up(hf_runner: TorchRunner) -> None:
 def test_a_directory_without_config_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown model"):
         load_runner(str(tmp_path))
+
+
+def test_greedy_tokens_match_transformers_own_generate(hf_runner: TorchRunner) -> None:
+    """Our KV-cache handling against the library's reference decoding."""
+    from consumers.engine.hf import HFCausalLM, HFCodec
+
+    assert isinstance(hf_runner.module, HFCausalLM) and isinstance(hf_runner.tokenizer, HFCodec)
+    model, tokenizer = hf_runner.module.inner, hf_runner.tokenizer.tokenizer
+    for prompt in ("Kafka", "Workers batch requests"):
+        ids = torch.tensor([hf_runner.tokenizer.encode(prompt)])
+        with torch.inference_mode():
+            reference = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=8,
+                do_sample=False,
+                min_new_tokens=8,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        expected = tokenizer.decode(reference[0, ids.shape[1] :], skip_special_tokens=True)
+        ours = hf_runner.generate([GenerationInput(prompt, SamplingParams(max_tokens=8))])[0].text
+        assert ours == expected[: len(ours)] and (len(ours) == len(expected) or ours != "")

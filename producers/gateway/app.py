@@ -1,0 +1,200 @@
+"""`kinfer gateway`: POST /v1/chat/completions, POST /v1/completions, GET /v1/models.
+
+Each call is a Kafka request sent by one shared :class:`AsyncClient` (its tenant
+from the caller's API key), answered from the reply topic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from producers import chat
+from producers.chat import ChatMessage
+from producers.client import AsyncClient
+from producers.config import ClientConfig
+from producers.errors import RequestFailed
+from producers.gateway import wire
+from producers.gateway.config import GatewayConfig
+from producers.gateway.errors import error_response, from_failure
+from schemas import InferenceResult, SamplingParams, TokenChunk
+
+
+def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
+    client = AsyncClient(client_config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await client.start()
+        yield
+        await client.close()
+
+    app = FastAPI(title="kinfer gateway", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request body", "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(
+            400,
+            f"{where}: {first['msg']}" if where else str(first["msg"]),
+            "invalid_request_error",
+            "invalid_request",
+        )
+
+    @app.exception_handler(RequestFailed)
+    async def failed(_request: Request, exc: RequestFailed) -> JSONResponse:
+        return from_failure(exc)
+
+    def tenant_of(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        return config.tenant_for(key or None)
+
+    def unauthorized() -> JSONResponse:
+        return error_response(
+            401,
+            "missing or unknown API key (Authorization: Bearer <key>)",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+
+    def model_check(model: str) -> JSONResponse | None:
+        if model in config.models:
+            return None
+        return error_response(
+            404,
+            f"the model {model!r} does not exist; served: {', '.join(config.models)}",
+            "invalid_request_error",
+            "model_not_found",
+        )
+
+    def sampling(body: wire._Common) -> SamplingParams:
+        return SamplingParams(
+            max_tokens=body.new_tokens(),
+            temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
+            stop=body.stops(),
+        )
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        if tenant_of(request) is None:
+            return unauthorized()
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "kinfer"} for m in config.models
+                ],
+            }
+        )
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: wire.ChatCompletionRequest, request: Request) -> Response:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return unauthorized()
+        if (missing := model_check(body.model)) is not None:
+            return missing
+        messages = [ChatMessage(m.role, m.content) for m in body.messages]
+        params: dict[str, Any] = {
+            "sampling": sampling(body),
+            "model": body.model,
+            "user": body.user,
+            "tenant": tenant,
+            "timeout_s": config.timeout_s,
+        }
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return await stream_chat(messages, params, body.model, include_usage)
+        result = await client.chat(messages, **params)
+        return JSONResponse(wire.chat_completion(result, body.model))
+
+    @app.post("/v1/completions")
+    async def completions(body: wire.CompletionRequest, request: Request) -> Response:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return unauthorized()
+        if (missing := model_check(body.model)) is not None:
+            return missing
+        params: dict[str, Any] = {
+            "sampling": sampling(body),
+            "model": body.model,
+            "user": body.user,
+            "tenant": tenant,
+            "timeout_s": config.timeout_s,
+        }
+        if body.stream:
+            return await stream_completion(body.prompt, params, body.model)
+        result = await client.generate(body.prompt, **params)
+        return JSONResponse(wire.completion(result, body.model))
+
+    async def first_and_rest(
+        items: AsyncIterator[TokenChunk | InferenceResult],
+    ) -> AsyncIterator[TokenChunk | InferenceResult]:
+        """Waits for the first item before the response starts, so an early error is a
+        proper HTTP error (status and headers) rather than a broken stream."""
+        first = await anext(items)
+
+        async def chain() -> AsyncIterator[TokenChunk | InferenceResult]:
+            yield first
+            async for item in items:
+                yield item
+
+        return chain()
+
+    async def stream_chat(
+        messages: list[ChatMessage], params: dict[str, Any], model: str, include_usage: bool
+    ) -> Response:
+        params["sampling"] = chat.with_turn_end(params["sampling"])
+        items = await first_and_rest(client.stream(chat.render(messages), **params))
+
+        async def events() -> AsyncIterator[str]:
+            started = False
+            async for item in items:
+                rid = item.request_id
+                if not started:
+                    started = True
+                    yield sse(wire.chat_chunk(rid, model, {"role": "assistant", "content": ""}, None))
+                if isinstance(item, TokenChunk):
+                    yield sse(wire.chat_chunk(rid, model, {"content": item.text}, None))
+                else:
+                    yield sse(wire.chat_chunk(rid, model, {}, item.finish_reason))
+                    if include_usage:
+                        yield sse(
+                            {
+                                **wire.chat_chunk(rid, model, {}, None),
+                                "choices": [],
+                                "usage": wire.usage(item),
+                            }
+                        )
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def stream_completion(prompt: str, params: dict[str, Any], model: str) -> Response:
+        items = await first_and_rest(client.stream(prompt, **params))
+
+        async def events() -> AsyncIterator[str]:
+            async for item in items:
+                if isinstance(item, TokenChunk):
+                    yield sse(wire.completion_chunk(item.request_id, model, item.text, None))
+                else:
+                    yield sse(wire.completion_chunk(item.request_id, model, "", item.finish_reason))
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def sse(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body)}\n\n"

@@ -1,0 +1,36 @@
+"""SDK errors as OpenAI-style HTTP errors: status, body, and rate-limit headers."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi.responses import JSONResponse
+
+from producers.errors import RequestFailed
+from schemas import ErrorCode
+
+_STATUS = {
+    ErrorCode.INVALID_REQUEST: (400, "invalid_request_error"),
+    ErrorCode.RATE_LIMITED: (429, "rate_limit_exceeded"),
+    ErrorCode.UNAVAILABLE: (503, "service_unavailable"),
+    ErrorCode.DEADLINE_EXCEEDED: (504, "timeout"),
+    ErrorCode.INTERNAL: (500, "server_error"),
+}
+
+
+def error_response(
+    status: int, message: str, err_type: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def from_failure(exc: RequestFailed) -> JSONResponse:
+    status, err_type = _STATUS.get(exc.code, (500, "server_error"))
+    headers: dict[str, str] = {}
+    if exc.retry_after_ms is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))
+        if exc.code is ErrorCode.RATE_LIMITED:
+            headers["x-ratelimit-reset-requests"] = f"{exc.retry_after_ms}ms"
+            headers["x-ratelimit-remaining-requests"] = "0"
+    return error_response(status, exc.message, err_type, exc.code.value, headers)

@@ -1,0 +1,145 @@
+"""The OpenAI-compatible gateway, with the official `openai` client and raw HTTP for each error."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+
+from infra.stack.process import free_port
+from tests.integration.conftest import Pipeline
+
+KEYS = {"default": "sk-default", "small": "sk-small", "us-only": "sk-us", "apac-only": "sk-apac"}
+TIERS = """
+[tenants.default]
+tier = "enterprise"
+residency = "eu"
+[tiers.tiny]
+requests_per_min = 6
+request_burst = 1
+tokens_per_min = 1000000
+token_burst = 1000000
+over_limit = "reject"
+[tenants.small]
+tier = "tiny"
+residency = "eu"
+[tenants.us-only]
+tier = "enterprise"
+residency = "us"
+[tenants.apac-only]
+tier = "enterprise"
+residency = "apac"
+"""
+REGIONS = '{"eu-central": 1, "ap-southeast": 1}'
+
+
+@pytest.fixture
+def gateway(make_pipeline: Callable[[str], Pipeline], prefix: str) -> str:
+    """Admission + an echo worker in eu-central only (ap-southeast has none) + the gateway."""
+    import json
+
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = TIERS  # replaces the suite's default table
+    env = {"KINFER_REGION_WEIGHTS": REGIONS, "KINFER_REGION": "eu-central"}
+    pipeline.start("admission", "admission", env=env)
+    pipeline.start("worker", "worker", env={**env, "KINFER_MODEL": "echo"})
+    pipeline.wait_serving()
+    port = free_port()
+    pipeline.start(
+        "gateway",
+        "gateway",
+        "--port",
+        str(port),
+        env={**env, "KINFER_API_KEYS": json.dumps(KEYS), "KINFER_GATEWAY_TIMEOUT_S": "4"},
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/models", headers=auth("sk-default"), timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, pipeline.stages[-1].tail(40)
+        time.sleep(0.3)
+    return base
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_openai_client_chat_completions_and_models(gateway: str) -> None:
+    client = openai.OpenAI(base_url=gateway, api_key="sk-default", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["kinfer-tiny"]
+
+    chat = client.chat.completions.create(
+        model="kinfer-tiny",
+        messages=[{"role": "user", "content": "hello gateway"}],
+        max_tokens=40,
+        temperature=0,
+    )
+    text = chat.choices[0].message.content
+    assert chat.object == "chat.completion" and text and chat.choices[0].message.role == "assistant"
+    assert (
+        chat.usage is not None
+        and chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
+    )
+
+    stream = client.chat.completions.create(
+        model="kinfer-tiny",
+        messages=[{"role": "user", "content": "hello gateway"}],
+        max_tokens=40,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    deltas, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            deltas.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    assert "".join(deltas) == text and finish in ("stop", "length") and usage is not None
+
+    completion = client.completions.create(model="kinfer-tiny", prompt="abcdef", max_tokens=3, temperature=0)
+    assert completion.choices[0].text == "fed" and completion.choices[0].finish_reason == "length"
+
+
+def test_error_statuses_and_bodies(gateway: str) -> None:
+    chat = {"model": "kinfer-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+    def post(key: str | None, body: dict[str, object], path: str = "/chat/completions") -> httpx.Response:
+        return httpx.post(gateway + path, json=body, headers=auth(key) if key else {}, timeout=30)
+
+    for key in (None, "sk-wrong"):
+        r = post(key, chat)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+    r = post("sk-default", {**chat, "max_token": 5})
+    assert r.status_code == 400 and "max_token" in r.json()["error"]["message"]
+    r = post("sk-default", {**chat, "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = post("sk-default", {**chat, "model": "gpt-17"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+    assert post("sk-small", chat).status_code == 200  # the tier's burst of one
+    r = post("sk-small", chat)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(r.headers["retry-after"]) <= 10
+    assert r.headers["x-ratelimit-remaining-requests"] == "0" and r.headers[
+        "x-ratelimit-reset-requests"
+    ].endswith("ms")
+
+    r = post("sk-us", chat)  # pinned to a region this deployment does not serve
+    assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable" and "retry-after" in r.headers
+
+    r = post("sk-apac", chat)  # admitted to ap-southeast, where no worker runs
+    assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded"
+
+    r = post("sk-small", {**chat, "stream": True})  # errors before the stream starts are plain HTTP errors
+    assert r.status_code == 429
