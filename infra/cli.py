@@ -132,6 +132,32 @@ def submit(
     typer.echo(asyncio.run(run()))
 
 
+@app.command("chat")
+@_friendly
+def chat_command(
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens per answer.")] = 128,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    session: Annotated[
+        str | None, typer.Option(help="Continue this session id (default: a new one).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant to send as.")] = None,
+) -> None:
+    """Talk to the pipeline: answers stream in as they are generated; /exit or Ctrl-D ends."""
+    import uuid
+
+    from rich.console import Console
+
+    from infra.terminal_chat import run_chat
+
+    settings = _settings(tenant=tenant)
+    run_chat(
+        settings.client_config(),
+        Console(),
+        session or uuid.uuid4().hex[:12],
+        SamplingParams(max_tokens=max_tokens, temperature=temperature),
+    )
+
+
 @app.command()
 @_friendly
 def admission(

@@ -187,6 +187,19 @@ class AsyncClient:
             await self._sessions().append(session_id, [*messages, ChatMessage("assistant", result.text)])
         return result
 
+    async def chat_stream(
+        self, messages: Sequence[ChatMessage], *, session_id: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[TokenChunk | InferenceResult]:
+        """:meth:`chat`, streamed like :meth:`stream`; the turn is stored once complete."""
+        history = await self._history(session_id)
+        sampling = chat.with_turn_end(kwargs.pop("sampling", None) or SamplingParams())
+        async for item in self.stream(
+            chat.render([*history, *messages]), sampling=sampling, session_id=session_id, **kwargs
+        ):
+            if isinstance(item, InferenceResult) and session_id is not None:
+                await self._sessions().append(session_id, [*messages, ChatMessage("assistant", item.text)])
+            yield item
+
     async def _history(self, session_id: str | None) -> list[ChatMessage]:
         return [] if session_id is None else await self._sessions().history(session_id)
 

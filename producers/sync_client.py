@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -54,7 +54,15 @@ class Client:
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[TokenChunk | InferenceResult]:
         """See :meth:`AsyncClient.stream`: chunks, then the final result."""
-        items = self._client.stream(prompt, **kwargs)
+        return self._iterate(self._client.stream(prompt, **kwargs))
+
+    def chat_stream(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> Iterator[TokenChunk | InferenceResult]:
+        """See :meth:`AsyncClient.chat_stream`."""
+        return self._iterate(self._client.chat_stream(messages, **kwargs))
+
+    def _iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
         while True:
             try:
                 yield self._call(anext(items))  # type: ignore[arg-type]

@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from producers import chat
 from producers.chat import ChatMessage
 from producers.client import AsyncClient
 from producers.config import ClientConfig
@@ -154,8 +153,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
     async def stream_chat(
         messages: list[ChatMessage], params: dict[str, Any], model: str, include_usage: bool
     ) -> Response:
-        params["sampling"] = chat.with_turn_end(params["sampling"])
-        items = await first_and_rest(client.stream(chat.render(messages), **params))
+        items = await first_and_rest(client.chat_stream(messages, **params))
 
         async def events() -> AsyncIterator[str]:
             started = False
