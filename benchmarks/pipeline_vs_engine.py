@@ -14,17 +14,15 @@ import argparse
 import asyncio
 import json
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.stack import private_stack
 from consumers.engine import GenerationInput, load_runner
 from infra.demo import percentile, wait_until_serving
 from infra.settings import KinferSettings
-from infra.stack import local
-from infra.stack.process import free_port
 from infra.stack.stages import StageProcess, running
 from producers import AsyncClient
 from schemas import SamplingParams
@@ -72,35 +70,17 @@ async def pipeline_run(
 
 
 def run_pipeline(texts: list[str], sampling: SamplingParams, batch: int, device: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="kinfer-bench-") as state:
-        settings = KinferSettings(
-            state_dir=Path(state),
-            kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            redis_port=free_port(),
-        )
-        local.up(settings)
-        env = {
-            "KINFER_BOOTSTRAP_SERVERS": settings.bootstrap,
-            "KINFER_REDIS_URL": settings.redis,
-            "KINFER_STATE_DIR": state,
-            "KINFER_DEVICE": device,
-            "KINFER_MAX_BATCH_REQUESTS": str(batch),
-        }
-        try:
-            with running(
-                [
-                    StageProcess("admission", ["admission"], env, Path(state) / "admission.log"),
-                    StageProcess("worker", ["worker"], env, Path(state) / "worker.log"),
-                ]
-            ):
-                external = settings.model_copy(update={"bootstrap_servers": settings.bootstrap})
-                asyncio.run(wait_until_serving(external))
-                asyncio.run(pipeline_run(external, texts[:batch], sampling))  # warm up
-                return asyncio.run(pipeline_run(external, texts, sampling))
-        finally:
-            local.down(settings)
+    with private_stack() as stack:
+        env = {**stack.env, "KINFER_DEVICE": device, "KINFER_MAX_BATCH_REQUESTS": str(batch)}
+        with running(
+            [
+                StageProcess("admission", ["admission"], env, stack.logs / "admission.log"),
+                StageProcess("worker", ["worker"], env, stack.logs / "worker.log"),
+            ]
+        ):
+            asyncio.run(wait_until_serving(stack.settings))
+            asyncio.run(pipeline_run(stack.settings, texts[:batch], sampling))  # warm up
+            return asyncio.run(pipeline_run(stack.settings, texts, sampling))
 
 
 def plot(results: dict[str, dict[str, float]], path: Path) -> None:

@@ -14,15 +14,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.stack import private_stack
 from consumers.pool.registry import PoolRegistry
 from infra.settings import KinferSettings
-from infra.stack import local
-from infra.stack.process import free_port
 from infra.stack.stages import StageProcess, running
 from producers import AsyncClient
 from schemas import SamplingParams
@@ -93,33 +91,13 @@ def main() -> None:
     args = parser.parse_args()
     cold: list[float] = []
     warm: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="kinfer-bench-") as state:
-        settings = KinferSettings(
-            state_dir=Path(state),
-            kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            redis_port=free_port(),
-        )
-        local.up(settings)
-        external = settings.model_copy(
-            update={"bootstrap_servers": settings.bootstrap, "redis_url": settings.redis}
-        )
-        env = {
-            "KINFER_BOOTSTRAP_SERVERS": settings.bootstrap,
-            "KINFER_REDIS_URL": settings.redis,
-            "KINFER_STATE_DIR": state,
-        }
-        logs = Path(state) / "logs"
-        registry = PoolRegistry(settings.redis, settings.topic_prefix, settings.region)
-        try:
-            with running([StageProcess("admission", ["admission"], env, logs / "admission.log")]):
-                for i in range(args.rounds):
-                    cold.append(measure_cold(external, env, logs, i))
-                    warm.append(measure_warm(external, env, logs, registry, i))
-                    print(f"round {i}: cold {cold[-1]:.2f}s, warm {warm[-1]:.2f}s")
-        finally:
-            local.down(settings)
+    with private_stack() as stack:
+        registry = PoolRegistry(stack.settings.redis, stack.settings.topic_prefix, stack.settings.region)
+        with running([StageProcess("admission", ["admission"], stack.env, stack.logs / "admission.log")]):
+            for i in range(args.rounds):
+                cold.append(measure_cold(stack.settings, stack.env, stack.logs, i))
+                warm.append(measure_warm(stack.settings, stack.env, stack.logs, registry, i))
+                print(f"round {i}: cold {cold[-1]:.2f}s, warm {warm[-1]:.2f}s")
     report = {
         "rounds": args.rounds,
         "cold_s": cold,

@@ -12,9 +12,8 @@ from schemas import (
     InvalidMessage,
     ReplyAddress,
     decode_request,
-    headers,
 )
-from schemas.codec import salvage_reply_target
+from schemas.codec import reply_target
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def triage(
     try:
         request = decode_request(value or b"")
     except InvalidMessage as exc:
-        request_id, address = _reply_target(value or b"", record_headers)
+        request_id, address = reply_target(value or b"", record_headers)
         return Refused(
             ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=exc.message),
             address,
@@ -72,11 +71,3 @@ def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused
     return Refused(
         ErrorReply(request_id=request.request_id, code=code, message=message), request.reply_to, request
     )
-
-
-def _reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
-    """Where to answer a refused record: headers first, else what the body still says."""
-    body_id, body_address = salvage_reply_target(value)
-    found = headers.reply_address(record_headers)
-    address = ReplyAddress(*found) if found else body_address
-    return record_headers.get(headers.REQUEST_ID) or body_id or "", address

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from schemas import headers
 from schemas.errors import InvalidMessage
 from schemas.messages import (
     SCHEMA_VERSION,
@@ -90,6 +91,15 @@ def salvage_reply_target(data: bytes) -> tuple[str | None, ReplyAddress | None]:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None, None
     return found.request_id, found.reply_to
+
+
+def reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
+    """Request id and reply address of a refused record: headers first, else what the
+    body still says. Lets every stage answer even a record it cannot decode."""
+    body_id, body_address = salvage_reply_target(value)
+    found = headers.reply_address(record_headers)
+    address = ReplyAddress(*found) if found else body_address
+    return record_headers.get(headers.REQUEST_ID) or body_id or "", address
 
 
 def decode_reply(data: bytes) -> Reply:

@@ -16,9 +16,8 @@ from schemas import (
     InvalidMessage,
     ReplyAddress,
     decode_request,
-    headers,
 )
-from schemas.codec import salvage_reply_target
+from schemas.codec import reply_target
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,3 @@ def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Rej
     request_id, address = reply_target(value, record_headers)
     reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
     return Reject(reply, address, None, reason)
-
-
-def reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
-    """Where to answer a refused record: headers first, else what the body still says."""
-    body_id, body_address = salvage_reply_target(value)
-    found = headers.reply_address(record_headers)
-    address = ReplyAddress(*found) if found else body_address
-    return record_headers.get(headers.REQUEST_ID) or body_id or "", address

@@ -20,8 +20,9 @@ from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
 
 from schemas import ErrorCode, ErrorReply, TopicNames, encode, headers
+from schemas.codec import reply_target
 from streams import metrics
-from streams.admission import AdmissionLimits, reply_target
+from streams.admission import AdmissionLimits
 from streams.breakers.state import BreakerConfig
 from streams.config import AdmissionConfig
 from streams.controller import AdmissionController

@@ -47,8 +47,11 @@ class HFCausalLM(nn.Module):
         # `past_key_values`, not the `cache` keyword transformers 5 logs as its new name:
         # with `cache=` a restored cache gave wrong logits (tests/unit/consumers/test_hf_models.py).
         out = self.inner(
-            input_ids=ids, attention_mask=key_mask.long(), position_ids=positions,
-            past_key_values=cache, use_cache=True,
+            input_ids=ids,
+            attention_mask=key_mask.long(),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
         )
         new_cache: Any = getattr(out, "past_key_values", None) or cache
         return out.logits[:, -1], [(layer.keys, layer.values) for layer in new_cache.layers]

@@ -96,21 +96,27 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             }
         )
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(body: wire.ChatCompletionRequest, request: Request) -> Response:
+    def prepare(body: wire._Common, request: Request) -> dict[str, Any] | JSONResponse:
+        """The SDK call's keyword arguments, or the error response that ends the call."""
         tenant = tenant_of(request)
         if tenant is None:
             return unauthorized()
         if (missing := model_check(body.model)) is not None:
             return missing
-        messages = [ChatMessage(m.role, m.content) for m in body.messages]
-        params: dict[str, Any] = {
+        return {
             "sampling": sampling(body),
             "model": body.model,
             "user": body.user,
             "tenant": tenant,
             "timeout_s": config.timeout_s,
         }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: wire.ChatCompletionRequest, request: Request) -> Response:
+        params = prepare(body, request)
+        if isinstance(params, JSONResponse):
+            return params
+        messages = [ChatMessage(m.role, m.content) for m in body.messages]
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return await stream_chat(messages, params, body.model, include_usage)
@@ -119,18 +125,9 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
 
     @app.post("/v1/completions")
     async def completions(body: wire.CompletionRequest, request: Request) -> Response:
-        tenant = tenant_of(request)
-        if tenant is None:
-            return unauthorized()
-        if (missing := model_check(body.model)) is not None:
-            return missing
-        params: dict[str, Any] = {
-            "sampling": sampling(body),
-            "model": body.model,
-            "user": body.user,
-            "tenant": tenant,
-            "timeout_s": config.timeout_s,
-        }
+        params = prepare(body, request)
+        if isinstance(params, JSONResponse):
+            return params
         if body.stream:
             return await stream_completion(body.prompt, params, body.model)
         result = await client.generate(body.prompt, **params)

@@ -1,0 +1,47 @@
+"""A private Kafka + Redis for one benchmark run, on free ports, always taken down."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.settings import KinferSettings
+from infra.stack import local
+from infra.stack.process import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    settings: KinferSettings
+    """Pointing at the private services as external ones (clients start nothing)."""
+    env: dict[str, str]
+    """The same for `kinfer` child processes."""
+    logs: Path
+
+
+@contextlib.contextmanager
+def private_stack() -> Iterator[BenchStack]:
+    with tempfile.TemporaryDirectory(prefix="kinfer-bench-") as state:
+        own = KinferSettings(
+            state_dir=Path(state),
+            kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            redis_port=free_port(),
+        )
+        local.up(own)
+        try:
+            external = own.model_copy(update={"bootstrap_servers": own.bootstrap, "redis_url": own.redis})
+            env = {
+                "KINFER_BOOTSTRAP_SERVERS": own.bootstrap,
+                "KINFER_REDIS_URL": own.redis,
+                "KINFER_STATE_DIR": state,
+            }
+            yield BenchStack(external, env, Path(state) / "logs")
+        finally:
+            local.down(own)
