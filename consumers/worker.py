@@ -11,6 +11,7 @@ same requests once for read_committed readers (the reply clients are).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -90,25 +91,36 @@ class InferenceWorker:
         self._last_heartbeat = 0.0
         self._last_busy_ms = 0
         self.telemetry = DeviceSampler(config.device)
-        self.consumer = self._new_consumer()
-        self.producer = Producer(
+
+    # Kafka clients connect on first use (run() uses them at once): building a worker
+    # connects nowhere, so its loop can be tested without a broker.
+    @functools.cached_property
+    def consumer(self) -> Consumer:
+        return self._new_consumer()
+
+    @functools.cached_property
+    def producer(self) -> Producer:
+        return Producer(
             {
-                "bootstrap.servers": config.bootstrap_servers,
-                "transactional.id": f"{config.consumer_group}.{config.worker_id}",
-                "transaction.timeout.ms": config.transaction_timeout_ms,
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "transactional.id": f"{self.config.consumer_group}.{self.config.worker_id}",
+                "transaction.timeout.ms": self.config.transaction_timeout_ms,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 2,
-                "client.id": config.worker_id,
+                "client.id": self.config.worker_id,
             }
         )
-        # Token chunks of streaming requests: outside the transactions (see _on_text).
-        self.chunk_producer = Producer(
+
+    @functools.cached_property
+    def chunk_producer(self) -> Producer:
+        """Token chunks of streaming requests: outside the transactions (see _on_text)."""
+        return Producer(
             {
-                "bootstrap.servers": config.bootstrap_servers,
+                "bootstrap.servers": self.config.bootstrap_servers,
                 "enable.idempotence": True,
                 "linger.ms": 0,
-                "client.id": f"{config.worker_id}-chunks",
+                "client.id": f"{self.config.worker_id}-chunks",
             }
         )
 
@@ -174,7 +186,7 @@ class InferenceWorker:
             self.consumer.close()
         if released:
             log.info("worker.released", worker=self.config.worker_id)
-            self.consumer = self._new_consumer()
+            del self.consumer  # a fresh one joins the group at the next promotion
         return released
 
     def _warm_up(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 from collections.abc import Callable
 
@@ -37,6 +38,30 @@ def client_for(pipeline: Pipeline, tenant: str, **overrides: object) -> AsyncCli
 def users_routed_to(region: str, n: int) -> list[str]:
     ring = HashRing({"us-west": 50.0, "eu-central": 50.0})
     return [u for u in (f"user-{i}" for i in range(10_000)) if ring.node(u) == region][:n]
+
+
+def wait_for_members(pipeline: Pipeline, group: str, topic: str, members: int, timeout_s: float = 90) -> None:
+    """Until ``members`` consumers of ``group`` each own partitions of ``topic``."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": pipeline.services.bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+        except KafkaException:  # the group's coordinator is still loading
+            assert time.monotonic() < deadline, f"{group} never became describable"
+            continue
+        owners = [
+            m
+            for m in described.members
+            if m.assignment and any(tp.topic == topic for tp in m.assignment.topic_partitions)
+        ]
+        if len(owners) >= members and str(described.state).endswith("STABLE"):
+            return
+        assert time.monotonic() < deadline, f"{group}: {len(owners)} of {members} members own {topic}"
+        time.sleep(0.5)
 
 
 def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
@@ -209,3 +234,47 @@ def test_admission_keeps_serving_while_redis_is_down_and_recovers(
         assert "redis.down_degraded_mode" in log and "redis.recovered" in log
     finally:
         redis_server.stop()
+
+
+def test_every_admission_worker_sees_the_breaker_within_a_second(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """Two admission workers share the ingress partitions; outcomes reach only one of them,
+    yet both route around the open breaker a second later."""
+    pipeline = make_pipeline(prefix)
+    env = {
+        "KINFER_REGION_WEIGHTS": TWO_REGIONS,
+        "KINFER_BREAKER_MIN_CALLS": "10",
+        "KINFER_BREAKER_OPEN_S": "60",
+    }
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        pipeline.start(f"admission{i}", "admission", env={**env, "KINFER_METRICS_PORT": str(port)})
+    pipeline.start("broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"})
+    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    us_users = users_routed_to("us-west", 60)
+    wait_for_members(pipeline, f"{prefix}-admission", pipeline.names.requests, 2)
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "default", timeout_s=90) as client:
+            failures = 0
+            for user in us_users[:12]:  # the last ones may already be routed around the breaker
+                try:
+                    await client.generate("x", user=user)
+                except InternalError:
+                    failures += 1
+            assert failures >= 10
+        await asyncio.sleep(1.0)
+        # Many tenants: their records (key = tenant) land on both admission workers' partitions.
+        for i in range(24):
+            async with client_for(pipeline, f"tenant-{i}", timeout_s=30) as client:
+                assert (await client.generate("fine", user=us_users[20 + i])).text == "enif"
+
+    asyncio.run(scenario())
+    for port in ports:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        moved = re.search(
+            r'kinfer_admission_failed_over_total\{from_region="us-west",to_region="eu-central"\} (\S+)', text
+        )
+        admitted = re.findall(r"kinfer_admission_admitted_total\{[^}]*\} (\S+)", text)
+        assert moved and float(moved.group(1)) > 0, f"admission on :{port} never routed around: {admitted}"
