@@ -22,3 +22,6 @@ TOKENS_PER_SECOND = Gauge(
 CPU_UTILISATION = Gauge("kinfer_worker_cpu_utilisation", "Share of the machine's cores this worker kept busy")
 GPU_UTILISATION = Gauge("kinfer_worker_gpu_utilisation", "GPU busy share reported by NVML (CUDA workers)")
 GPU_MEMORY_BYTES = Gauge("kinfer_worker_gpu_memory_bytes", "GPU memory allocated by torch (CUDA workers)")
+POOL_LAG = Gauge("kinfer_pool_lag_records", "Dispatch records the region's workers have not committed past")
+POOL_MEMBERS = Gauge("kinfer_pool_members", "Live pool members by state", ["state"])
+POOL_ACTIONS = Counter("kinfer_pool_actions_total", "Promotions and releases sent", ["kind"])

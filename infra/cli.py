@@ -289,6 +289,7 @@ def pool(
     idle_release_s: Annotated[float, typer.Option(help="Release an active worker idle this long.")] = 300.0,
     min_active: Annotated[int, typer.Option(help="Never release below this many active workers.")] = 1,
     interval_s: Annotated[float, typer.Option(help="How often to look.")] = 1.0,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port; 0 = off.")] = None,
 ) -> None:
     """Run the warm-pool controller: promote standby workers on lag, release idle ones."""
     import threading
@@ -296,7 +297,8 @@ def pool(
     from consumers.pool.controller import PoolController
     from consumers.pool.policy import PoolConfig
 
-    settings = _settings(region=region)
+    settings = _settings(region=region, metrics_port=metrics_port)
+    _serve_metrics(settings.metrics_port)
     worker_cfg = settings.worker_config()
     cfg = PoolConfig(
         lag_threshold=lag_threshold, idle_release_ms=int(idle_release_s * 1000), min_active=min_active

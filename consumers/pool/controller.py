@@ -8,6 +8,7 @@ import time
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from consumers import metrics
 from consumers.pool.policy import Action, PoolConfig, decide
 from consumers.pool.registry import PoolRegistry
 from schemas import TopicNames
@@ -43,9 +44,17 @@ class PoolController:
     def tick(self, now_ms: int | None = None) -> list[Action]:
         now = int(time.time() * 1000) if now_ms is None else now_ms
         lag = self.lag()
-        actions = decide(self.registry.members(), lag, now, self._last_promotion_ms, self.cfg)
+        members = self.registry.members()
+        metrics.POOL_LAG.set(lag)
+        for state in ("active", "standby"):
+            alive = [
+                m for m in members if m.state == state and now - m.last_seen_ms <= self.cfg.dead_after_ms
+            ]
+            metrics.POOL_MEMBERS.labels(state).set(len(alive))
+        actions = decide(members, lag, now, self._last_promotion_ms, self.cfg)
         for action in actions:
             self.registry.send(action.worker_id, action.kind)
+            metrics.POOL_ACTIONS.labels(action.kind).inc()
             if action.kind == "promote":
                 self._last_promotion_ms = now
             log.info(f"pool.{action.kind}", worker=action.worker_id, reason=action.reason, lag=lag)

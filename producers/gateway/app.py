@@ -7,19 +7,21 @@ from the caller's API key), answered from the reply topic.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import make_asgi_app
 
 from producers.chat import ChatMessage
 from producers.client import AsyncClient
 from producers.config import ClientConfig
 from producers.errors import RequestFailed
-from producers.gateway import wire
+from producers.gateway import metrics, wire
 from producers.gateway.config import GatewayConfig
 from producers.gateway.errors import error_response, from_failure
 from schemas import InferenceResult, SamplingParams, TokenChunk
@@ -35,6 +37,17 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         await client.close()
 
     app = FastAPI(title="kinfer gateway", lifespan=lifespan)
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path.startswith("/v1/"):
+            endpoint = request.url.path
+            metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+            metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -143,3 +143,7 @@ def test_error_statuses_and_bodies(gateway: str) -> None:
 
     r = post("sk-small", {**chat, "stream": True})  # errors before the stream starts are plain HTTP errors
     assert r.status_code == 429
+
+    text = httpx.get(gateway.removesuffix("/v1") + "/metrics/", timeout=10).text
+    assert 'kinfer_gateway_requests_total{endpoint="/v1/chat/completions",status="429"}' in text
+    assert 'kinfer_gateway_requests_total{endpoint="/v1/chat/completions",status="401"} 2.0' in text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from collections.abc import Callable
 
 from consumers.pool.registry import PoolRegistry
+from infra.stack.process import free_port
 from producers import AsyncClient
 from tests.integration.conftest import Pipeline
 
@@ -32,7 +34,19 @@ def test_standby_is_promoted_on_demand_and_released_when_idle(
     pipeline.start("standby", "worker", "--standby", "--worker-id", "warm-1")
     wait_for(lambda: states() == {"warm-1": "standby"}, 120, "the standby worker to register warm")
 
-    pipeline.start("pool", "pool", "--idle-release-s", "3", "--min-active", "0", "--interval-s", "0.5")
+    metrics_port = free_port()
+    pipeline.start(
+        "pool",
+        "pool",
+        "--idle-release-s",
+        "3",
+        "--min-active",
+        "0",
+        "--interval-s",
+        "0.5",
+        "--metrics-port",
+        str(metrics_port),
+    )
     pipeline.wait_serving()  # the probe is answered only once the pool promoted the standby
     assert states() == {"warm-1": "active"}
 
@@ -43,3 +57,8 @@ def test_standby_is_promoted_on_demand_and_released_when_idle(
     assert asyncio.run(one())
     wait_for(lambda: states() == {"warm-1": "standby"}, 30, "the idle worker to be released")
     assert "worker.released" in pipeline.stages[1].tail(200)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    assert (
+        'kinfer_pool_actions_total{kind="promote"}' in text
+        and 'kinfer_pool_actions_total{kind="release"}' in text
+    )

@@ -1,0 +1,11 @@
+"""The gateway's Prometheus metrics, served on its own /metrics."""
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("kinfer_gateway_requests_total", "HTTP calls answered", ["endpoint", "status"])
+LATENCY = Histogram(
+    "kinfer_gateway_request_seconds",
+    "Time to the response's first byte",
+    ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
