@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -16,12 +17,14 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from producers import chat
 from producers.chat import ChatMessage
 from producers.config import ClientConfig
 from producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
 from producers.replies import ReplyRouter
+from producers.reply_lease import ReplyLease
 from producers.sessions import SessionStore
 from schemas import (
     ErrorReply,
@@ -60,6 +63,7 @@ class AsyncClient:
         self._poller: threading.Thread | None = None
         self._closed = threading.Event()
         self._session_store: SessionStore | None = None
+        self._lease: ReplyLease | None = None
 
     @property
     def reply_address(self) -> ReplyAddress:
@@ -75,16 +79,28 @@ class AsyncClient:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        partition = await asyncio.to_thread(self._choose_reply_partition)
+        partition = await self._reply_partition()
         router = ReplyRouter(self.config.bootstrap_servers, self.topics.replies, partition)
         await asyncio.to_thread(router.start, loop)
         self._router = router
         self._poller = threading.Thread(target=self._poll_producer, name="kinfer-producer", daemon=True)
         self._poller.start()
 
-    def _choose_reply_partition(self) -> int:
+    async def _reply_partition(self) -> int:
+        """The configured partition, else an exclusive lease (with Redis), else a random one."""
         if self.config.reply_partition is not None:
             return self.config.reply_partition
+        partitions = await asyncio.to_thread(self._reply_partitions)
+        if self.config.redis_url is None:
+            return random.choice(partitions)
+        self._lease = ReplyLease(Redis.from_url(self.config.redis_url), self.config.topic_prefix)
+        try:
+            return await self._lease.acquire(partitions)
+        except (OSError, RedisError) as exc:
+            log.warning("client.reply_lease_unavailable", error=str(exc))
+            return random.choice(partitions)
+
+    def _reply_partitions(self) -> list[int]:
         admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers})
         try:
             meta = admin.list_topics(self.topics.replies, timeout=10)
@@ -95,7 +111,7 @@ class AsyncClient:
             raise Unavailable(
                 f"reply topic {self.topics.replies} does not exist; run `kinfer up` (or `kinfer topics`)"
             )
-        return random.choice(sorted(topic.partitions))
+        return sorted(topic.partitions)
 
     def _poll_producer(self) -> None:
         while not self._closed.is_set():
@@ -113,6 +129,9 @@ class AsyncClient:
             await asyncio.to_thread(self._router.close)
         if self._session_store is not None:
             await self._session_store.client.aclose()
+        if self._lease is not None:
+            with contextlib.suppress(OSError, RedisError):
+                await self._lease.release()
 
     async def __aenter__(self) -> AsyncClient:
         await self.start()

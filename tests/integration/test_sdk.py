@@ -123,3 +123,27 @@ def test_kinfer_chat_streams_and_keeps_context(echo_pipeline: Pipeline) -> None:
     # only if the second turn's prompt held the first turn (the session's history).
     assert result.stdout.count("enil tsrif") == 2, result.stdout
     assert result.stdout.count("enil dnoces") == 1
+
+
+def test_each_client_instance_leases_its_own_reply_partition(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)  # 4 reply partitions
+    config = pipeline.services.settings(prefix).client_config()
+    redis = Redis.from_url(pipeline.services.redis_url)
+
+    async def scenario() -> None:
+        clients = [AsyncClient(config) for _ in range(5)]
+        for client in clients:
+            await client.start()
+        leases = [client._lease for client in clients]
+        exclusive = [lease.partition for lease in leases if lease is not None and lease.exclusive]
+        assert sorted(exclusive) == [0, 1, 2, 3]  # four instances, four partitions of their own
+        assert (
+            sum(1 for lease in leases if lease is not None and not lease.exclusive) == 1
+        )  # the fifth shares
+        for client in clients:
+            await client.close()
+
+    asyncio.run(scenario())
+    assert redis.keys(f"{prefix}:reply-lease:*") == []  # released on close
