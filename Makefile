@@ -5,19 +5,19 @@ PY := $(VENV)/bin/python
 KINFER := $(VENV)/bin/kinfer
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := openjdk-17-jre-headless maven redis-server
 STAMP := $(VENV)/.kinfer-installed
 
 .PHONY: setup system-packages venv jars demo test test-fast lint bench up down clean
 
 setup: system-packages venv jars
 
-# Debian packages: Java 17 and Maven (the Kafka broker), redis-server.
+# Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules).
 system-packages:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
