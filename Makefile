@@ -50,6 +50,7 @@ lint: venv
 bench: setup
 	$(PY) -m benchmarks.pipeline_vs_engine
 	$(PY) -m benchmarks.warm_vs_cold
+	$(PY) -m benchmarks.stage_rates
 
 up: setup
 	$(KINFER) up

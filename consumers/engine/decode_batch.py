@@ -18,7 +18,7 @@ import torch
 
 from consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
 from consumers.engine.runner import GenerationInput, GenerationOutput
-from consumers.engine.sampling import make_generator, pick
+from consumers.engine.sampling import make_generator, pick_batch
 
 K = TypeVar("K")
 
@@ -126,11 +126,11 @@ class DecodeBatch(Generic[K]):
         return dropped
 
     def _pick(self) -> list[int]:
-        picks: list[int] = []
         cpu_logits = self._logits.float().cpu()
-        for i, row in enumerate(self.rows):
-            token = pick(cpu_logits[i], row.item.sampling, row.gen)
-            picks.append(token)
+        picks = pick_batch(
+            cpu_logits, [row.item.sampling for row in self.rows], [row.gen for row in self.rows]
+        )
+        for row, token in zip(self.rows, picks, strict=True):
             self._advance(row, token)
         return picks
 

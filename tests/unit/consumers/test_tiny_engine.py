@@ -136,3 +136,14 @@ def test_sequences_joining_mid_decode_get_the_same_tokens_and_leave_early(runner
     assert texts == alone
     assert all(finished_at[f"s{i}"] < finished_at["long"] for i in range(6))
     assert max(finished_at[f"s{i}"] for i in range(3)) <= 3 + 5
+
+
+def test_seeded_samples_do_not_depend_on_the_batch(runner: TorchRunner) -> None:
+    seeded = GenerationInput("sample me", SamplingParams(max_tokens=20, temperature=1.2, top_p=0.9, seed=7))
+    alone = runner.generate([seeded])[0].text
+    neighbours = [
+        GenerationInput("greedy neighbour", SamplingParams(max_tokens=20)),
+        GenerationInput("other sampler", SamplingParams(max_tokens=20, temperature=0.7, seed=1)),
+    ]
+    batched = runner.generate([neighbours[0], seeded, neighbours[1]])[1].text
+    assert batched == alone
