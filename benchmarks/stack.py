@@ -37,10 +37,14 @@ def private_stack() -> Iterator[BenchStack]:
         local.up(own)
         try:
             external = own.model_copy(update={"bootstrap_servers": own.bootstrap, "redis_url": own.redis})
+            # Benchmarks measure throughput, not the free tier's limits.
+            tiers = Path(state) / "tiers.toml"
+            tiers.write_text('[tenants.default]\ntier = "enterprise"\n[tenants.bench]\ntier = "enterprise"\n')
             env = {
                 "KINFER_BOOTSTRAP_SERVERS": own.bootstrap,
                 "KINFER_REDIS_URL": own.redis,
                 "KINFER_STATE_DIR": state,
+                "KINFER_TIERS_FILE": str(tiers),
             }
             yield BenchStack(external, env, Path(state) / "logs")
         finally:

@@ -86,9 +86,7 @@ def main() -> None:
     with private_stack() as stack:
         names = TopicNames(stack.settings.topic_prefix)
         bootstrap = stack.settings.bootstrap
-        tiers = stack.logs.parent / "tiers.toml"
-        tiers.write_text('[tenants.bench]\ntier = "enterprise"\n')
-        env = {**stack.env, "KINFER_TIERS_FILE": str(tiers)}
+        env = stack.env
         regions = list(stack.settings.region_weights)
         # temperature > 0 without a seed: not cacheable, so every record is really admitted and run.
         sampling = SamplingParams(max_tokens=args.max_tokens, temperature=1.0)
