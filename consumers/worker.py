@@ -91,6 +91,7 @@ class InferenceWorker:
         self._last_heartbeat = 0.0
         self._last_busy_ms = 0
         self.telemetry = DeviceSampler(config.device)
+        self._recent_queue_ms = 0
 
     # Kafka clients connect on first use (run() uses them at once): building a worker
     # connects nowhere, so its loop can be tested without a broker.
@@ -209,14 +210,21 @@ class InferenceWorker:
         self._last_heartbeat = now
         busy = self._last_busy_ms if state == "active" else 0
 
+        queue_ms = self._queue_delay_ms() if state == "active" else 0
+
         def tick(pool: PoolRegistry) -> str | None:
-            pool.heartbeat(self.config.worker_id, state, self.clock_ms(), busy)
+            pool.heartbeat(self.config.worker_id, state, self.clock_ms(), busy, queue_ms)
             return pool.next_command(self.config.worker_id, wait_s)
 
         command = self._pool_call(tick)
         if command is None and wait_s:
             time.sleep(0 if self.pool_available else wait_s)
         return command
+
+    def _queue_delay_ms(self) -> int:
+        """Longest wait for a batch slot since the last heartbeat, or of a request still waiting."""
+        waited, self._recent_queue_ms = self._recent_queue_ms, 0
+        return max(waited, self.waiting.oldest_wait_ms(self.clock_ms()))
 
     def _pool_call(self, fn: Callable[[PoolRegistry], T]) -> T | None:
         if self.pool is None:
@@ -337,6 +345,7 @@ class InferenceWorker:
             return
         for job in jobs:
             self._started_ms[job.request.request_id] = now
+            self._recent_queue_ms = max(self._recent_queue_ms, now - job.consumed_ms)
             metrics.QUEUE_SECONDS.observe(max(0, now - (job.request.created_ms or now)) / 1000)
         metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
         metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))

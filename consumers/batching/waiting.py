@@ -80,6 +80,10 @@ class WaitingQueue(Generic[T]):
             return float("inf")
         return max(0.0, self.max_wait_ms - (now_ms - self._oldest()))
 
+    def oldest_wait_ms(self, now_ms: int) -> int:
+        """How long the longest-waiting request has waited so far (0 when none waits)."""
+        return max(0, now_ms - self._oldest()) if self._heap else 0
+
     def _full(self) -> bool:
         return len(self._heap) >= self.max_rows or sum(e.tokens for e in self._heap) >= self.max_tokens
 

@@ -14,12 +14,16 @@ class Member:
     """Heartbeat; members silent for longer than ``PoolConfig.dead_after_ms`` are ignored."""
     last_busy_ms: int
     """When it last had work (active members)."""
+    queue_ms: int = 0
+    """Longest a request waited for a batch slot on this worker recently (active members)."""
 
 
 @dataclass(frozen=True)
 class PoolConfig:
     lag_threshold: int = 100
     """Unprocessed dispatch records (summed over partitions) that call for more workers."""
+    queue_delay_ms: int = 2_000
+    """A worker whose requests wait this long for a batch slot calls for more workers."""
     idle_release_ms: int = 5 * 60_000
     """An active worker with no work for this long is released back to standby."""
     min_active: int = 1
@@ -42,10 +46,16 @@ def decide(
     alive = [m for m in members if now_ms - m.last_seen_ms <= cfg.dead_after_ms]
     active = [m for m in alive if m.state == "active"]
     standby = sorted((m for m in alive if m.state == "standby"), key=lambda m: m.worker_id)
+    delay = max((m.queue_ms for m in active), default=0)
     # No active worker at all: any waiting record calls for one (scale from zero).
-    needs_capacity = lag >= cfg.lag_threshold or (not active and lag > 0)
+    needs_capacity = lag >= cfg.lag_threshold or delay >= cfg.queue_delay_ms or (not active and lag > 0)
     if needs_capacity and standby and now_ms - last_promotion_ms >= cfg.promote_cooldown_ms:
-        why = f"lag {lag} >= {cfg.lag_threshold}" if active else "no active worker"
+        if not active:
+            why = "no active worker"
+        elif lag >= cfg.lag_threshold:
+            why = f"lag {lag} >= {cfg.lag_threshold}"
+        else:
+            why = f"queue delay {delay} ms >= {cfg.queue_delay_ms} ms"
         return [Action("promote", standby[0].worker_id, why)]
     if needs_capacity:
         return []

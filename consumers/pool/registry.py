@@ -15,6 +15,7 @@ class _Entry(msgspec.Struct):
     state: str
     last_seen_ms: int
     last_busy_ms: int
+    queue_ms: int = 0
 
 
 class PoolRegistry:
@@ -26,8 +27,10 @@ class PoolRegistry:
     def _commands(self, worker_id: str) -> str:
         return f"{self.prefix}:pool:cmd:{worker_id}"
 
-    def heartbeat(self, worker_id: str, state: str, now_ms: int, last_busy_ms: int) -> None:
-        entry = msgspec.json.encode(_Entry(state, now_ms, last_busy_ms))
+    def heartbeat(
+        self, worker_id: str, state: str, now_ms: int, last_busy_ms: int, queue_ms: int = 0
+    ) -> None:
+        entry = msgspec.json.encode(_Entry(state, now_ms, last_busy_ms, queue_ms))
         self.client.hset(self.members_key, worker_id, entry)
 
     def leave(self, worker_id: str) -> None:
@@ -39,7 +42,7 @@ class PoolRegistry:
         for worker_id, value in raw.items():
             e = msgspec.json.decode(value, type=_Entry)
             state: Literal["standby", "active"] = "active" if e.state == "active" else "standby"
-            out.append(Member(worker_id.decode(), state, e.last_seen_ms, e.last_busy_ms))
+            out.append(Member(worker_id.decode(), state, e.last_seen_ms, e.last_busy_ms, e.queue_ms))
         return out
 
     def send(self, worker_id: str, command: str) -> None:

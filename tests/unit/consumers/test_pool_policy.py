@@ -32,3 +32,12 @@ def test_idle_workers_are_released_but_not_below_min_active() -> None:
 
 def test_silent_members_are_ignored() -> None:
     assert decide([m("a", "active"), m("s1", "standby", seen_ago_ms=60_000)], 500, NOW, 0, CFG) == []
+
+
+def test_queue_delay_promotes_even_without_lag() -> None:
+    slow = Member("a", "active", NOW, NOW, queue_ms=2_500)
+    actions = decide([slow, m("s1", "standby")], 0, NOW, 0, CFG)
+    assert [(a.kind, a.worker_id) for a in actions] == [("promote", "s1")]
+    assert "queue delay 2500 ms" in actions[0].reason
+    quick = Member("a", "active", NOW, NOW, queue_ms=100)
+    assert decide([quick, m("s1", "standby")], 0, NOW, 0, CFG) == []

@@ -61,3 +61,11 @@ def test_offsets_commit_only_up_to_the_first_unanswered() -> None:
     assert t.committable() == {tp: 8}
     t.forget([tp])
     assert t.committable() == {} and t.pending() == 0
+
+
+def test_oldest_wait_is_reported_for_the_pool() -> None:
+    q = queue()
+    assert q.oldest_wait_ms(100) == 0
+    q.add("a", tokens=1, deadline_ms=None, now_ms=40)
+    q.add("b", tokens=1, deadline_ms=None, now_ms=90)
+    assert q.oldest_wait_ms(100) == 60
