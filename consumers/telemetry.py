@@ -18,7 +18,6 @@ class DeviceSampler:
         self.every_s = every_s
         self._wall = time.monotonic()
         self._cpu = time.process_time()
-        self._tokens = 0
         self._pending_tokens = 0
         self._cores = os.cpu_count() or 1
 

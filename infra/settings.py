@@ -162,7 +162,6 @@ class KinferSettings(BaseSettings):
                 "breaker_min_calls": self.breaker_min_calls,
                 "breaker_open_s": self.breaker_open_s,
                 "breaker_probes": self.breaker_probes,
-                "cache_ttl_s": self.cache_ttl_s,
                 "data_dir": self.state_dir / "admission",
                 "metrics_port": self.metrics_port,
                 **overrides,

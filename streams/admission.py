@@ -6,7 +6,6 @@ turns decisions into records.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from schemas import (
@@ -29,9 +28,7 @@ class AdmissionLimits:
 @dataclass(frozen=True)
 class Admit:
     request: InferenceRequest
-    region: str
-    partition: int
-    """Explicit partition of the region's dispatch topic (session / user affinity)."""
+    """Valid, within limits and deadline; where it runs is the controller's decision."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +46,6 @@ def decide(
     *,
     now_ms: int,
     limits: AdmissionLimits,
-    region: str,
-    partitions: int,
 ) -> Admit | Reject:
     try:
         request = decode_request(value or b"")
@@ -62,14 +57,7 @@ def decide(
     if request.deadline_ms is not None and request.deadline_ms <= now_ms:
         message = f"deadline passed {now_ms - request.deadline_ms} ms before admission"
         return Reject(_error(request, ErrorCode.DEADLINE_EXCEEDED, message), request.reply_to, request)
-    return Admit(request, region, affinity_partition(request, partitions))
-
-
-def affinity_partition(request: InferenceRequest, partitions: int) -> int:
-    """Same session (else user, else tenant) -> same partition -> same worker."""
-    key = request.session_id or request.user or request.tenant
-    digest = hashlib.sha256(key.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % partitions
+    return Admit(request)
 
 
 def _over_limits(request: InferenceRequest, limits: AdmissionLimits) -> str | None:

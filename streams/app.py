@@ -69,7 +69,6 @@ def build_controller(config: AdmissionConfig, redis: Redis) -> AdmissionControll
             open_s=config.breaker_open_s,
             probes=config.breaker_probes,
         ),
-        cache_ttl_s=config.cache_ttl_s,
     )
 
 

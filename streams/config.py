@@ -29,8 +29,6 @@ class AdmissionConfig(BaseModel, frozen=True):
     breaker_error_rate: float = Field(default=0.05, gt=0, lt=1)
     breaker_open_s: float = Field(default=30.0, gt=0)
     breaker_probes: int = Field(default=10, ge=1)
-    cache_ttl_s: int = Field(default=3600, ge=1)
-    """How long a cached deterministic answer is served."""
     data_dir: Path = Path(".kinfer/admission")
     """Faust's local state."""
     max_prompt_bytes: int = Field(default=limits.MAX_PROMPT_BYTES, ge=1, le=limits.MAX_PROMPT_BYTES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -33,7 +33,7 @@ from schemas import (
 from schemas.cache import cache_key, cache_redis_key
 from streams import metrics
 from streams.admission import AdmissionLimits, Admit, Reject, decide
-from streams.breakers.state import BreakerConfig, Snapshot, State
+from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
 from streams.breakers.store import BreakerStore, breaker_name
 from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
 from streams.effects import Answer, Effect, Forward, Letter
@@ -41,7 +41,7 @@ from streams.limits.bucket import LimitDecision
 from streams.limits.limiter import LocalLimiter, RedisLimiter
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
-from streams.routing.regions import RESIDENCY_REGIONS, RegionRouter
+from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,6 @@ class AdmissionController:
         tiers: ReloadingTierTable,
         redis: Redis,
         breaker_cfg: BreakerConfig,
-        cache_ttl_s: int,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
@@ -103,7 +102,6 @@ class AdmissionController:
         self.breakers = BreakerStore(redis, names.prefix, breaker_cfg)
         self.breaker_view: dict[str, Snapshot] = {}
         self.delay = DelayQueue(redis, names.prefix)
-        self.cache_ttl_s = cache_ttl_s
         self.clock_ms = clock_ms
         self._locks = KeyedLocks()
 
@@ -113,9 +111,7 @@ class AdmissionController:
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int]
     ) -> list[Effect]:
         now = self.clock_ms()
-        first = decide(
-            value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits, region="", partitions=1
-        )
+        first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
         if isinstance(first, Reject):
             return self._rejected(first, value or b"", source)
         request = first.request
@@ -174,12 +170,8 @@ class AdmissionController:
     ) -> list[Effect]:
         user = request.user or request.tenant
         affinity = request.session_id or user
-        candidates = (
-            [RESIDENCY_REGIONS.get(policy.residency, "")]
-            if policy.residency
-            else list(self.router.regions.walk(user))
-        )
-        if policy.residency and candidates[0] not in self.router.partitions:
+        candidates = self.router.candidates(user, policy.residency)
+        if not candidates:
             message = (
                 f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
             )
@@ -194,7 +186,7 @@ class AdmissionController:
             metrics.ADMITTED.labels(policy.tier.name, region).inc()
             if region != candidates[0]:
                 metrics.FAILED_OVER.labels(candidates[0], region).inc()
-            partition = self.router.partitions[region].node(affinity)
+            partition = self.router.partition(region, affinity)
             return [
                 Forward(self.names.dispatch(region), partition, request.tenant.encode(), value, hdrs, region)
             ]
@@ -214,42 +206,31 @@ class AdmissionController:
         return len(request.prompt.encode("utf-8", "surrogatepass")) + 1 + request.sampling.max_tokens
 
     async def _acquire(self, tenant: str, policy: TenantPolicy, tokens: int) -> LimitDecision:
-        async def shared() -> LimitDecision:
-            return await self.limiter.acquire(tenant, policy.tier, tokens)
-
         return await self.health.call(
-            shared, lambda: self.local_limiter.acquire_now(tenant, policy.tier, tokens)
+            lambda: self.limiter.acquire(tenant, policy.tier, tokens),
+            lambda: self.local_limiter.acquire_now(tenant, policy.tier, tokens),
         )
 
     async def _settle(self, tenant: str, policy: TenantPolicy, delta_tokens: float) -> None:
-        async def shared() -> None:
-            await self.limiter.settle(tenant, policy.tier, delta_tokens)
-
-        await self.health.call(shared, lambda: None)
+        await self.health.call(lambda: self.limiter.settle(tenant, policy.tier, delta_tokens), lambda: None)
 
     async def _reserve(self, request: InferenceRequest, policy: TenantPolicy, tokens: int) -> None:
-        async def shared() -> None:
-            record = msgspec.json.encode(Reservation(request.tenant, policy.tier.name, tokens))
-            await self.redis.set(self._reservation_key(request.request_id), record, ex=3600)
-
-        await self.health.call(shared, lambda: None)
+        record = msgspec.json.encode(Reservation(request.tenant, policy.tier.name, tokens))
+        key = self._reservation_key(request.request_id)
+        await self.health.call(lambda: self.redis.set(key, record, ex=3600), lambda: None)
 
     def _reservation_key(self, request_id: str) -> str:
         return f"{self.names.prefix}:resv:{request_id}"
 
     async def _has_queue(self, tenant: str) -> bool:
-        async def shared() -> bool:
-            return await self.delay.waiting(tenant) > 0
-
-        return await self.health.call(shared, lambda: False)
+        return await self.health.call(lambda: self.delay.waiting(tenant), lambda: 0) > 0
 
     async def _enqueue(
         self, request: InferenceRequest, policy: TenantPolicy, item: QueuedRequest, wait_ms: int, now: int
     ) -> list[Effect]:
-        async def shared() -> int:
-            return await self.delay.enqueue(request.tenant, item, wait_ms, now)
-
-        length = await self.health.call(shared, lambda: -1)
+        length = await self.health.call(
+            lambda: self.delay.enqueue(request.tenant, item, wait_ms, now), lambda: -1
+        )
         if length < 0:  # Redis down: nowhere durable to queue
             message = f"tier {policy.tier.name} limit reached and the delay queue is unavailable"
             return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, max(wait_ms, 1000))
@@ -262,12 +243,10 @@ class AdmissionController:
         if key is None:
             return None
 
-        async def shared() -> bytes | None:
-            raw = await self.redis.get(cache_redis_key(self.names.prefix, key))
-            return raw if isinstance(raw, bytes) else None
-
-        raw = await self.health.call(shared, lambda: None)
-        if raw is None:
+        raw = await self.health.call(
+            lambda: self.redis.get(cache_redis_key(self.names.prefix, key)), lambda: None
+        )
+        if not isinstance(raw, bytes):
             metrics.CACHE.labels("miss").inc()
             return None
         cached = decode_reply(raw)
@@ -287,11 +266,8 @@ class AdmissionController:
         if snap.state is State.OPEN and now < snap.opened_at_ms + self.breakers.cfg.open_s * 1000:
             return False, int(snap.opened_at_ms + self.breakers.cfg.open_s * 1000 - now)
 
-        async def shared() -> tuple[bool, int]:
-            verdict = await self.breakers.admit(name, now)
-            return verdict.allowed, verdict.retry_after_ms
-
-        return await self.health.call(shared, lambda: (False, 1000))
+        verdict = await self.health.call(lambda: self.breakers.admit(name, now), lambda: Verdict(False, 1000))
+        return verdict.allowed, verdict.retry_after_ms
 
     # -- answers -----------------------------------------------------------------------
 
@@ -338,28 +314,18 @@ class AdmissionController:
 
     # -- background work (timers of the Faust app) ------------------------------------
 
-    async def pump_delay_queue(self, send: Callable[[list[Effect]], object]) -> int:
+    async def pump_delay_queue(self, send: Callable[[list[Effect]], Awaitable[None]]) -> int:
         """Re-admit queued requests whose tenant has budget again, in arrival order."""
 
         async def handle(tenant: str, item: QueuedRequest) -> PumpResult:
             return await self._readmit(tenant, item, send)
 
-        async def shared() -> int:
-            return await self.delay.pump(handle, self.clock_ms())
-
-        return await self.health.call(shared, lambda: 0)
+        return await self.health.call(lambda: self.delay.pump(handle, self.clock_ms()), lambda: 0)
 
     async def _readmit(
-        self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], object]
+        self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], Awaitable[None]]
     ) -> PumpResult:
-        request = decide(
-            item.value,
-            headers.decode_headers(item.headers),
-            now_ms=0,
-            limits=self.limits,
-            region="",
-            partitions=1,
-        )
+        request = decide(item.value, headers.decode_headers(item.headers), now_ms=0, limits=self.limits)
         if not isinstance(request, Admit):
             return PumpResult(done=True)  # it was valid when queued; cannot happen
         req = request.request
@@ -367,35 +333,19 @@ class AdmissionController:
         now = self.clock_ms()
         if req.deadline_ms is not None and req.deadline_ms <= now:
             waited = now - item.enqueued_ms
-            await _maybe_await(
-                send(
-                    self._refuse(
-                        req,
-                        policy,
-                        ErrorCode.DEADLINE_EXCEEDED,
-                        f"deadline passed after {waited} ms in the delay queue",
-                    )
-                )
-            )
+            message = f"deadline passed after {waited} ms in the delay queue"
+            await send(self._refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message))
             return PumpResult(done=True)
         tokens = self._reserved_tokens(req)
         decision = await self.limiter.acquire(tenant, policy.tier, tokens)
         if not decision.allowed:
             return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
-        await _maybe_await(send(await self._after_limit(req, policy, tokens, item.value, item.headers)))
+        await send(await self._after_limit(req, policy, tokens, item.value, item.headers))
         return PumpResult(done=True)
 
     async def refresh_breakers(self) -> None:
-        async def shared() -> dict[str, Snapshot]:
-            return await self.breakers.load_all()
-
-        self.breaker_view = await self.health.call(shared, lambda: self.breaker_view)
+        self.breaker_view = await self.health.call(self.breakers.load_all, lambda: self.breaker_view)
         for name, snap in self.breaker_view.items():
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
-
-
-async def _maybe_await(result: object) -> None:
-    if hasattr(result, "__await__"):
-        await result

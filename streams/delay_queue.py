@@ -72,9 +72,6 @@ class DelayQueue:
         """Requests this tenant has queued: new ones must queue behind them."""
         return int(await self.client.llen(self._list(tenant)))
 
-    async def depth(self) -> int:
-        return int(await self.client.zcard(self.due_key))
-
     async def pump(self, handle: Handler, now_ms: int, max_tenants: int = 32) -> int:
         """Offer due tenants' queue heads to ``handle``; returns how many it finished."""
         claimed = await self._claim(keys=[self.due_key], args=[now_ms, self.lease_ms, max_tenants])

@@ -14,7 +14,6 @@ CACHE = Counter("kinfer_admission_cache_total", "Response-cache lookups", ["resu
 BREAKER_STATE = Gauge(
     "kinfer_admission_breaker_state", "1 for the current state of each breaker", ["region", "model", "state"]
 )
-DELAY_QUEUE_TENANTS = Gauge("kinfer_admission_delay_queue_tenants", "Tenants with queued requests")
 DEAD_LETTERS = Counter("kinfer_admission_dead_letters_total", "Records written to the DLQ")
 DECISION_SECONDS = Histogram(
     "kinfer_admission_decision_seconds",

@@ -29,10 +29,6 @@ class RedisHealth:
         self._next_try = 0.0
         REDIS_UP.set(1)
 
-    @property
-    def degraded(self) -> bool:
-        return self._down_since is not None
-
     async def call(self, fn: Callable[[], Awaitable[T]], fallback: Callable[[], T]) -> T:
         """``fn()`` when Redis is usable, else ``fallback()``; failures switch to degraded mode."""
         now = self._clock()

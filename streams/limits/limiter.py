@@ -9,7 +9,6 @@ workers); tests pass a clock instead.
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -49,14 +48,6 @@ t = math.min(tonumber(ARGV[2]), t + tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 't', string.format('%.6f', t))
 return 1
 """
-
-
-class RateLimiter(Protocol):
-    async def acquire(
-        self, tenant: str, tier: Tier, tokens: float, now_ms: float | None = None
-    ) -> LimitDecision: ...
-
-    async def settle(self, tenant: str, tier: Tier, delta_tokens: float) -> None: ...
 
 
 class RedisLimiter:

@@ -36,6 +36,20 @@ class RegionRouter:
         self.regions = HashRing(weights)
         self.partitions = {r: HashRing(dict.fromkeys(range(partitions[r]), 1.0), vnodes=200) for r in weights}
 
+    def candidates(self, user: str, residency: str | None) -> list[str]:
+        """Regions to try, in order: the pinned one alone, else the ring's walk from ``user``.
+
+        Empty when the residency names no region served here.
+        """
+        if residency is not None:
+            pinned = RESIDENCY_REGIONS.get(residency)
+            return [pinned] if pinned in self.partitions else []
+        return list(self.regions.walk(user))
+
+    def partition(self, region: str, affinity: str) -> int:
+        """The dispatch partition of ``affinity`` (session, else user) within ``region``."""
+        return self.partitions[region].node(affinity)
+
     def route(
         self,
         *,
@@ -45,17 +59,11 @@ class RegionRouter:
         is_open: Callable[[str], bool] = lambda _region: False,
     ) -> Route | NoRoute:
         """``user`` picks the region; ``affinity`` (session, else user) the partition in it."""
-        if residency is not None:
-            pinned = RESIDENCY_REGIONS.get(residency)
-            if pinned is None or pinned not in self.partitions:
-                raise ValueError(f"no region serves residency {residency!r}")
-            if is_open(pinned):
-                return NoRoute((pinned,))
-            return Route(pinned, self.partitions[pinned].node(affinity))
-        first: str | None = None
-        for region in self.regions.walk(user):
-            first = first or region
+        candidates = self.candidates(user, residency)
+        if not candidates:
+            raise ValueError(f"no region serves residency {residency!r}")
+        for region in candidates:
             if not is_open(region):
-                moved = first if region != first else None
-                return Route(region, self.partitions[region].node(affinity), moved)
-        return NoRoute(self.regions.nodes)
+                moved = candidates[0] if region != candidates[0] else None
+                return Route(region, self.partition(region, affinity), moved)
+        return NoRoute(tuple(candidates))
