@@ -18,6 +18,8 @@ import faust
 import structlog
 from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from schemas import ErrorCode, ErrorReply, TopicNames, encode, headers
 from schemas.codec import reply_target
@@ -74,7 +76,12 @@ def build_controller(config: AdmissionConfig, redis: Redis) -> AdmissionControll
 
 def create_app(config: AdmissionConfig) -> faust.App:
     names = TopicNames(config.topic_prefix)
-    redis = Redis.from_url(config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    # One immediate retry replaces a stale pooled connection (after a Redis restart); anything
+    # longer is an outage, which RedisHealth handles. redis-py's default backoff would hold an
+    # admission call for seconds and could end after recovery, marking Redis down again.
+    redis = Redis.from_url(
+        config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
+    )
     controller = build_controller(config, redis)
     outcomes = OutcomeRecorder(
         redis=redis,
