@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.plots import requests_per_second_bars
 from benchmarks.stack import private_stack
 from consumers.engine import GenerationInput, load_runner
 from infra.demo import percentile, wait_until_serving
@@ -83,23 +84,6 @@ def run_pipeline(texts: list[str], sampling: SamplingParams, batch: int, device:
             return asyncio.run(pipeline_run(stack.settings, texts, sampling))
 
 
-def plot(results: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    values = [results[n]["requests_per_s"] for n in names]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    bars = ax.bar(names, values, color=["#999999", "#4477aa", "#228833"])
-    ax.bar_label(bars, fmt="%.0f")
-    ax.set_ylabel("requests / s")
-    ax.set_title("kinfer-tiny: engine unbatched vs batched vs full Kafka pipeline")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,7 +118,12 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "pipeline_vs_engine.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(results, RESULTS / "pipeline_vs_engine.png")
+    requests_per_second_bars(
+        list(results),
+        [r["requests_per_s"] for r in results.values()],
+        "kinfer-tiny: engine unbatched vs batched vs full Kafka pipeline",
+        RESULTS / "pipeline_vs_engine.png",
+    )
     print(json.dumps(report["results"], indent=2))
     print(json.dumps(report["ratios"], indent=2))
     print(f"wrote {RESULTS / 'pipeline_vs_engine.json'} and .png")

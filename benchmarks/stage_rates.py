@@ -19,6 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from benchmarks.plots import requests_per_second_bars
 from benchmarks.stack import private_stack
 from infra.stack.stages import StageProcess, running
 from schemas import InferenceRequest, ReplyAddress, SamplingParams, TopicNames, encode
@@ -116,24 +117,11 @@ def main() -> None:
     report = {"config": vars(args), "results": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "stage_rates.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(results, RESULTS / "stage_rates.png")
-    print(json.dumps(report, indent=2))
-
-
-def plot(results: dict[str, float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
     labels = ["admission alone", "worker alone\n(greedy)", "worker alone\n(sampled)"]
-    bars = ax.bar(labels, list(results.values()), color=["#4477aa", "#228833", "#66aa55"])
-    ax.bar_label(bars, fmt="%.0f")
-    ax.set_ylabel("requests / s")
-    ax.set_title("kinfer stages measured alone")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    requests_per_second_bars(
+        labels, list(results.values()), "kinfer stages measured alone", RESULTS / "stage_rates.png"
+    )
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

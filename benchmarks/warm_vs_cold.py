@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.plots import figure
 from benchmarks.stack import private_stack
 from consumers.pool.registry import PoolRegistry
 from infra.settings import KinferSettings
@@ -113,12 +114,7 @@ def main() -> None:
 
 
 def plot(cold: list[float], warm: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = figure(6, 3.6)
     ax.boxplot([cold, warm], tick_labels=["cold start", "warm promotion"])
     for x, values in ((1, cold), (2, warm)):
         ax.scatter([x] * len(values), values, color="#4477aa", zorder=3)
