@@ -26,7 +26,7 @@ def _settings(**overrides: Any) -> KinferSettings:
     except ValueError as exc:
         typer.echo(f"error [invalid_settings]: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logs.configure(fmt=settings.log_format)
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
     return settings
 
 
@@ -175,7 +175,9 @@ def admission(
     config = settings.admission_config()
     _serve_metrics(config.metrics_port)
     faust_app = create_app(config)
-    worker = faust.Worker(faust_app, loglevel="WARNING", quiet=True)
+    # Faust's INFO lines (every rebalance, every table) drown kinfer's own; DEBUG asks for them.
+    faust_level = "INFO" if settings.log_level == "DEBUG" else "WARNING"
+    worker = faust.Worker(faust_app, loglevel=faust_level, quiet=True)
     worker.execute_from_commandline()
 
 

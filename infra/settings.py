@@ -7,6 +7,7 @@ Each stage takes its own typed config; this module composes them from
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,8 +96,10 @@ class KinferSettings(BaseSettings):
     """Longest a worker waits to fill a batch once a request is there."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus port of the process being started; 0 = off."""
-    log_format: str = "console"
+    log_format: Literal["console", "json"] = "console"
     """console or json."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """kinfer's own log level; DEBUG also shows Faust's and aiokafka's rebalance and fetch logs."""
 
     @model_validator(mode="after")
     def _check(self) -> KinferSettings:
