@@ -1,6 +1,8 @@
 """The response-cache key, shared by admission (reads) and workers (writes).
 
-Only deterministic requests are cacheable: greedy (temperature 0) or seeded.
+Only deterministic requests are cacheable: greedy (temperature 0) or seeded. Entries
+are per tenant: a hit on another tenant's entry would tell one tenant, by its speed,
+what another one asked.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from schemas.messages import InferenceRequest
 
 
 def cache_key(request: InferenceRequest) -> str | None:
-    """Hash of model + prompt + sampling, or None when the answer may vary."""
+    """Hash of tenant + model + prompt + sampling, or None when the answer may vary."""
     s = request.sampling
     if s.temperature != 0.0 and s.seed is None:
         return None
     canonical = msgspec.json.encode(
         [
+            request.tenant,
             request.model,
             request.prompt,
             s.max_tokens,

@@ -266,9 +266,10 @@ def test_every_admission_worker_sees_the_breaker_within_a_second(
             assert failures >= 10
         await asyncio.sleep(1.0)
         # Many tenants: their records (key = tenant) land on both admission workers' partitions.
+        # Each prompt differs, so none is answered from the cache before it is routed.
         for i in range(24):
             async with client_for(pipeline, f"tenant-{i}", timeout_s=30) as client:
-                assert (await client.generate("fine", user=us_users[20 + i])).text == "enif"
+                assert (await client.generate(f"fine {i}", user=us_users[20 + i])).text == f"fine {i}"[::-1]
 
     asyncio.run(scenario())
     for port in ports:
@@ -276,5 +277,5 @@ def test_every_admission_worker_sees_the_breaker_within_a_second(
         moved = re.search(
             r'kinfer_admission_failed_over_total\{from_region="us-west",to_region="eu-central"\} (\S+)', text
         )
-        admitted = re.findall(r"kinfer_admission_admitted_total\{[^}]*\} (\S+)", text)
-        assert moved and float(moved.group(1)) > 0, f"admission on :{port} never routed around: {admitted}"
+        # Phase one (one tenant, one partition) fails over at most twice, so most of these are phase two's.
+        assert moved and float(moved.group(1)) >= 3, f"admission on :{port} did not route around the breaker"
