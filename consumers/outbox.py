@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from schemas import (
     DeadLetter,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
     InferenceResult,
+    RateLimitStatus,
     ReplyAddress,
     TopicNames,
     Usage,
@@ -43,6 +46,8 @@ class Job:
     source: tuple[str, int]
     offset: int
     consumed_ms: int
+    rate_limit: RateLimitStatus | None = None
+    """What admission stamped on the record; the result carries it back to the client."""
 
 
 @dataclass
@@ -68,7 +73,8 @@ class Outbox:
 
     def result(self, job: Job, result: InferenceResult, event: WorkerEvent) -> None:
         self.reply(job.request.reply_to, job.request.request_id, encode(result))
-        self.cacheable.append((job.request, result))
+        # A cache hit gets the limits of its own admission, never these.
+        self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None)))
         self.event(event)
         self.answered.append((job.source, job.offset))
 
@@ -120,4 +126,5 @@ def result_of(
         worker_id=worker_id,
         queue_ms=queue_ms,
         compute_ms=compute_ms,
+        rate_limit=job.rate_limit,
     )

@@ -40,6 +40,7 @@ from consumers.result_cache import ResultCache
 from consumers.telemetry import DeviceSampler
 from consumers.triage import Refused, triage
 from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicNames, encode, headers
+from schemas.codec import rate_limit_header
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -288,9 +289,10 @@ class InferenceWorker:
         topic, partition, offset = _coordinates(record)
         self.offsets.consumed((topic, partition), offset)
         now = self.clock_ms()
+        record_headers = headers.decode_headers(record.headers())
         decision = triage(
             record.value(),
-            headers.decode_headers(record.headers()),
+            record_headers,
             now_ms=now,
             count_tokens=self.runner.count_tokens,
             max_context=self.runner.max_context,
@@ -299,7 +301,14 @@ class InferenceWorker:
             self._refuse(decision, record, now)
             self.offsets.answered((topic, partition), offset)
             return
-        job = Job(decision.request, decision.tokens, (topic, partition), offset, now)
+        job = Job(
+            decision.request,
+            decision.tokens,
+            (topic, partition),
+            offset,
+            now,
+            rate_limit_header(record_headers),
+        )
         self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now)
 
     def _refuse(self, decision: Refused, record: Message, now: int) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from schemas import ErrorCode, ErrorReply, KinferError
+from schemas import ErrorCode, ErrorReply, KinferError, RateLimitStatus
 
 
 class RequestFailed(KinferError):
     """The pipeline answered with an error; ``code`` and ``retry_after_ms`` say what to do."""
 
-    def __init__(self, message: str, *, request_id: str = "", retry_after_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str = "",
+        retry_after_ms: int | None = None,
+        rate_limit: RateLimitStatus | None = None,
+    ) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms)
         self.request_id = request_id
+        self.rate_limit = rate_limit
+        """With :class:`RateLimited`: the tenant's limits and how far they are spent."""
 
 
 class InvalidRequest(RequestFailed):
@@ -57,4 +66,9 @@ _BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
 def from_reply(reply: ErrorReply) -> RequestFailed:
     """The typed exception for an error reply."""
     cls = _BY_CODE.get(reply.code, InternalError)
-    return cls(reply.message, request_id=reply.request_id, retry_after_ms=reply.retry_after_ms)
+    return cls(
+        reply.message,
+        request_id=reply.request_id,
+        retry_after_ms=reply.retry_after_ms,
+        rate_limit=reply.rate_limit,
+    )

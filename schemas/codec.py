@@ -16,6 +16,7 @@ from schemas.messages import (
     SCHEMA_VERSION,
     DeadLetter,
     InferenceRequest,
+    RateLimitStatus,
     Reply,
     ReplyAddress,
     SamplingParams,
@@ -29,6 +30,7 @@ _request_decoder = msgspec.json.Decoder(InferenceRequest)
 _reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)
 _event_decoder = msgspec.json.Decoder(WorkerEvent)
 _dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
+_rate_limit_decoder = msgspec.json.Decoder(RateLimitStatus)
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 _REQUEST_FIELDS = frozenset(InferenceRequest.__struct_fields__)
@@ -113,3 +115,17 @@ def decode_event(data: bytes) -> WorkerEvent:
 
 def decode_dead_letter(data: bytes) -> DeadLetter:
     return _decode(_dead_letter_decoder, data, "dead letter")
+
+
+def rate_limit_header(values: dict[str, str]) -> RateLimitStatus | None:
+    """The status admission stamped on a record, or None when absent or unreadable.
+
+    It only decorates an answer, so a bad one is ignored rather than failing the request.
+    """
+    raw = values.get(headers.RATE_LIMIT)
+    if raw is None:
+        return None
+    try:
+        return _rate_limit_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

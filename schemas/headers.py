@@ -16,6 +16,9 @@ DEADLINE_MS: Final = "kinfer-deadline-ms"
 REPLY_TOPIC: Final = "kinfer-reply-topic"
 REPLY_PARTITION: Final = "kinfer-reply-partition"
 SCHEMA_VERSION: Final = "kinfer-schema-version"
+RATE_LIMIT: Final = "kinfer-ratelimit"
+"""JSON :class:`~schemas.messages.RateLimitStatus`, stamped by admission on dispatched records
+(replacing any a client sent); workers copy it onto the result."""
 TRACEPARENT: Final = "traceparent"
 """W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
 

@@ -16,8 +16,11 @@ import msgspec
 from schemas import limits
 from schemas.errors import ErrorCode, InvalidMessage
 
-SCHEMA_VERSION = 1
-"""Version written by this code; bumped only by additive, optional changes."""
+SCHEMA_VERSION = 2
+"""Version written by this code; bumped only by additive, optional changes.
+
+2: ``rate_limit`` on results and error replies.
+"""
 
 
 class ReplyAddress(msgspec.Struct, frozen=True):
@@ -54,6 +57,23 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
             raise InvalidMessage(f"at most {limits.MAX_STOP_SEQUENCES} stop sequences, got {len(self.stop)}")
         if any(not s or len(s) > limits.MAX_STOP_SEQUENCE_CHARS for s in self.stop):
             raise InvalidMessage(f"stop sequences must be 1..{limits.MAX_STOP_SEQUENCE_CHARS} chars")
+
+
+class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's rate-limit buckets as admission left them (OpenAI's ``x-ratelimit-*``)."""
+
+    limit_requests: int
+    """Requests per minute of the tenant's tier."""
+    limit_tokens: int
+    """Tokens (prompt + max_tokens) per minute of the tenant's tier."""
+    remaining_requests: int
+    """Requests that could be admitted right now."""
+    remaining_tokens: int
+    """Tokens that could be reserved right now."""
+    reset_requests_ms: int
+    """Until the request bucket is full again."""
+    reset_tokens_ms: int
+    """Until the token bucket is full again."""
 
 
 class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
@@ -125,6 +145,8 @@ class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=T
     """Time from admission to the start of compute."""
     compute_ms: float = 0.0
     """Time in the model for the batch that held this request."""
+    rate_limit: RateLimitStatus | None = None
+    """The tenant's limits when this request was admitted."""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -147,6 +169,8 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
     """For humans; never parsed."""
     retry_after_ms: int | None = None
     """When retrying may succeed (rate limits, open breakers)."""
+    rate_limit: RateLimitStatus | None = None
+    """With ``rate_limited``: the tenant's limits and how far they are spent."""
     schema_version: int = SCHEMA_VERSION
 
     @property

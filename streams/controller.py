@@ -25,9 +25,11 @@ from schemas import (
     ErrorReply,
     InferenceRequest,
     InferenceResult,
+    RateLimitStatus,
     TokenChunk,
     TopicNames,
     decode_reply,
+    encode,
     headers,
 )
 from schemas.cache import cache_key, cache_redis_key
@@ -140,8 +142,11 @@ class AdmissionController:
             if policy.tier.over_limit == "queue":
                 return await self._enqueue(request, policy, queued, decision.retry_after_ms, now)
             message = f"tier {policy.tier.name} limit reached; retry after {decision.retry_after_ms} ms"
-            return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms)
-        return await self._after_limit(request, policy, tokens, value, hdrs)
+            status = decision.status(policy.tier)
+            return self._refuse(
+                request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms, status
+            )
+        return await self._after_limit(request, policy, tokens, value, hdrs, decision.status(policy.tier))
 
     async def _after_limit(
         self,
@@ -150,15 +155,16 @@ class AdmissionController:
         tokens: int,
         value: bytes,
         hdrs: list[tuple[str, bytes]],
+        status: RateLimitStatus,
     ) -> list[Effect]:
-        cached = await self._cached(request)
+        cached = await self._cached(request, status)
         if cached is not None:
             await self._settle(request.tenant, policy, tokens)  # nothing was computed
             if request.stream:  # a streaming caller gets the whole text as one chunk first
                 chunk = TokenChunk(request_id=request.request_id, index=0, text=cached.text)
                 return [Answer(request.reply_to, chunk), Answer(request.reply_to, cached)]
             return [Answer(request.reply_to, cached)]
-        return await self._route(request, policy, tokens, value, hdrs)
+        return await self._route(request, policy, tokens, value, with_rate_limit(hdrs, status))
 
     async def _route(
         self,
@@ -238,7 +244,7 @@ class AdmissionController:
         log.info("admission.queued", request_id=request.request_id, tenant=request.tenant, depth=length)
         return []
 
-    async def _cached(self, request: InferenceRequest) -> InferenceResult | None:
+    async def _cached(self, request: InferenceRequest, status: RateLimitStatus) -> InferenceResult | None:
         key = cache_key(request)
         if key is None:
             return None
@@ -254,7 +260,12 @@ class AdmissionController:
             return None
         metrics.CACHE.labels("hit").inc()
         return msgspec.structs.replace(
-            cached, request_id=request.request_id, worker_id="cache", queue_ms=0.0, compute_ms=0.0
+            cached,
+            request_id=request.request_id,
+            worker_id="cache",
+            queue_ms=0.0,
+            compute_ms=0.0,
+            rate_limit=status,
         )
 
     async def _breaker_allows(self, region: str, model: str) -> tuple[bool, int]:
@@ -278,10 +289,15 @@ class AdmissionController:
         code: ErrorCode,
         message: str,
         retry_after_ms: int | None = None,
+        rate_limit: RateLimitStatus | None = None,
     ) -> list[Effect]:
         metrics.REJECTED.labels(policy.tier.name, code.value).inc()
         reply = ErrorReply(
-            request_id=request.request_id, code=code, message=message, retry_after_ms=retry_after_ms
+            request_id=request.request_id,
+            code=code,
+            message=message,
+            retry_after_ms=retry_after_ms,
+            rate_limit=rate_limit,
         )
         return [Answer(request.reply_to, reply)]
 
@@ -340,7 +356,8 @@ class AdmissionController:
         decision = await self.limiter.acquire(tenant, policy.tier, tokens)
         if not decision.allowed:
             return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
-        await send(await self._after_limit(req, policy, tokens, item.value, item.headers))
+        status = decision.status(policy.tier)
+        await send(await self._after_limit(req, policy, tokens, item.value, item.headers, status))
         return PumpResult(done=True)
 
     async def refresh_breakers(self) -> None:
@@ -349,3 +366,8 @@ class AdmissionController:
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
+
+
+def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:
+    """The record's headers with admission's rate-limit status (a client's own is dropped)."""
+    return [(k, v) for k, v in hdrs if k != headers.RATE_LIMIT] + [(headers.RATE_LIMIT, encode(status))]

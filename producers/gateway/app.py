@@ -24,6 +24,7 @@ from producers.errors import RequestFailed
 from producers.gateway import metrics, wire
 from producers.gateway.config import GatewayConfig
 from producers.gateway.errors import error_response, from_failure
+from producers.gateway.headers import rate_limit_headers
 from schemas import InferenceResult, SamplingParams, TokenChunk
 
 
@@ -134,7 +135,9 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return await stream_chat(messages, params, body.model, include_usage)
         result = await client.chat(messages, **params)
-        return JSONResponse(wire.chat_completion(result, body.model))
+        return JSONResponse(
+            wire.chat_completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
+        )
 
     @app.post("/v1/completions")
     async def completions(body: wire.CompletionRequest, request: Request) -> Response:
@@ -144,7 +147,9 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         if body.stream:
             return await stream_completion(body.prompt, params, body.model)
         result = await client.generate(body.prompt, **params)
-        return JSONResponse(wire.completion(result, body.model))
+        return JSONResponse(
+            wire.completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
+        )
 
     async def first_and_rest(
         items: AsyncIterator[TokenChunk | InferenceResult],

@@ -7,6 +7,7 @@ import math
 from fastapi.responses import JSONResponse
 
 from producers.errors import RequestFailed
+from producers.gateway.headers import duration, rate_limit_headers
 from schemas import ErrorCode
 
 _STATUS = {
@@ -27,10 +28,11 @@ def error_response(
 
 def from_failure(exc: RequestFailed) -> JSONResponse:
     status, err_type = _STATUS.get(exc.code, (500, "server_error"))
-    headers: dict[str, str] = {}
+    headers = rate_limit_headers(exc.rate_limit)
     if exc.retry_after_ms is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))
-        if exc.code is ErrorCode.RATE_LIMITED:
-            headers["x-ratelimit-reset-requests"] = f"{exc.retry_after_ms}ms"
+        if exc.code is ErrorCode.RATE_LIMITED and exc.rate_limit is None:
+            # Refused without bucket figures (Redis down, delay queue unreachable).
+            headers["x-ratelimit-reset-requests"] = duration(exc.retry_after_ms)
             headers["x-ratelimit-remaining-requests"] = "0"
     return error_response(status, exc.message, err_type, exc.code.value, headers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from schemas import RateLimitStatus
 from streams.limits.tiers import Tier
 
 
@@ -17,6 +18,25 @@ class LimitDecision:
     allowed: bool
     retry_after_ms: int = 0
     """When refused: the exact wait until both buckets hold the cost, rounded up."""
+    requests_left: float = 0.0
+    """The request bucket after this decision (the cost taken when allowed)."""
+    tokens_left: float = 0.0
+    """The token bucket after this decision."""
+
+    def status(self, tier: Tier) -> RateLimitStatus:
+        """What a client is told about its limits (OpenAI's ``x-ratelimit-*`` headers)."""
+        return RateLimitStatus(
+            limit_requests=math.floor(tier.requests_per_min),
+            limit_tokens=math.floor(tier.tokens_per_min),
+            remaining_requests=max(0, math.floor(self.requests_left)),
+            remaining_tokens=max(0, math.floor(self.tokens_left)),
+            reset_requests_ms=_refill_ms(tier.request_burst - self.requests_left, tier.requests_per_min),
+            reset_tokens_ms=_refill_ms(tier.token_burst - self.tokens_left, tier.tokens_per_min),
+        )
+
+
+def _refill_ms(missing: float, per_min: float) -> int:
+    return max(0, math.ceil(missing / (per_min / 60_000) - 1e-9))
 
 
 @dataclass
@@ -44,8 +64,9 @@ def acquire(
         wait = max(wait, (tokens - have_tok) / tok_rate)
     ts = max(now_ms, state.ts_ms)
     if wait > 0:
-        return BucketState(have_req, have_tok, ts), LimitDecision(False, math.ceil(wait))
-    return BucketState(have_req - 1, have_tok - tokens, ts), LimitDecision(True)
+        return BucketState(have_req, have_tok, ts), LimitDecision(False, math.ceil(wait), have_req, have_tok)
+    left = BucketState(have_req - 1, have_tok - tokens, ts)
+    return left, LimitDecision(True, 0, left.requests, left.tokens)
 
 
 def settle(state: BucketState, tier: Tier, delta_tokens: float) -> BucketState:

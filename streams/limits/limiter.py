@@ -37,8 +37,10 @@ if wait == 0 then r = r - 1; t = t - tok_cost end
 redis.call('HSET', KEYS[1], 'r', string.format('%.6f', r), 't', string.format('%.6f', t),
            'ts', string.format('%.3f', math.max(now, ts)))
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-if wait == 0 then return {1, 0} end
-return {0, math.ceil(wait)}
+-- Lua numbers reach Python as truncated integers: the buckets go back as strings.
+local left = {string.format('%.6f', r), string.format('%.6f', t)}
+if wait == 0 then return {1, 0, left[1], left[2]} end
+return {0, math.ceil(wait), left[1], left[2]}
 """
 
 _SETTLE = """
@@ -71,7 +73,7 @@ class RedisLimiter:
             )
             + 60_000
         )
-        allowed, wait = await self._acquire(
+        allowed, wait, requests_left, tokens_left = await self._acquire(
             keys=[self.key(tenant)],
             args=[
                 "" if now_ms is None else repr(float(now_ms)),
@@ -83,7 +85,7 @@ class RedisLimiter:
                 ttl_ms,
             ],
         )
-        return LimitDecision(bool(allowed), int(wait))
+        return LimitDecision(bool(allowed), int(wait), float(requests_left), float(tokens_left))
 
     async def settle(self, tenant: str, tier: Tier, delta_tokens: float) -> None:
         await self._settle(keys=[self.key(tenant)], args=[delta_tokens, tier.token_burst])

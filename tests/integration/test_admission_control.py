@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from infra.stack.process import free_port
 from infra.stack.redis import RedisConfig, RedisServer
@@ -76,11 +77,17 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
     async def scenario() -> None:
         async with client_for(pipeline, "small") as client:
             for i in range(3):
-                assert (await client.generate(f"burst {i}")).text == f"burst {i}"[::-1]
+                result = await client.generate(f"burst {i}")
+                assert result.text == f"burst {i}"[::-1]
+                # Each answer carries the buckets as admission left them, through the worker.
+                assert result.rate_limit is not None and result.rate_limit.limit_requests == 60
+                assert result.rate_limit.remaining_requests == 2 - i
             with pytest.raises(RateLimited) as info:
                 await client.generate("one too many")
             err = info.value
             assert err.code.value == "rate_limited" and err.retriable and err.retry_after_ms is not None
+            assert err.rate_limit is not None and err.rate_limit.remaining_requests == 0
+            assert err.retry_after_ms <= err.rate_limit.reset_requests_ms <= 3000
             # One request per second refills: the wait is at most that, and waiting it is enough.
             # (Its exactness against a simulated clock: tests/integration/test_rate_limits_redis.py.)
             assert 0 < err.retry_after_ms <= 1000
@@ -182,6 +189,12 @@ def test_deterministic_answers_come_from_the_cache_without_a_worker(
             second = await client.generate("cache me", sampling=SamplingParams(max_tokens=8))
             assert second.worker_id == "cache" and second.text == first.text
             assert second.request_id != first.request_id
+            # The cache keeps answers without anyone's limits; a hit carries its own admission's.
+            assert second.rate_limit is not None and second.rate_limit.limit_requests == 10_000
+            store = redis.Redis.from_url(pipeline.services.redis_url)
+            entries = [store.get(k) for k in store.scan_iter(f"{prefix}:cache:*")]
+            store.close()
+            assert entries and all(b"rate_limit" not in e for e in entries if e)
             with pytest.raises(DeadlineExceeded):  # sampled without a seed: not cacheable, no worker
                 await client.generate(
                     "cache me", sampling=SamplingParams(max_tokens=8, temperature=1.0), timeout_s=3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -68,6 +69,14 @@ def gateway(make_pipeline: Callable[[str], Pipeline], prefix: str) -> str:
     return base
 
 
+def seconds(duration: str) -> float:
+    """OpenAI's reset durations (``250ms``, ``9.5s``, ``1m30s``) in seconds."""
+    if duration.endswith("ms"):
+        return int(duration[:-2]) / 1000
+    minutes, _, rest = duration.removesuffix("s").rpartition("m")
+    return int(minutes or 0) * 60 + float(rest)
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -106,8 +115,15 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
             finish = choice.finish_reason or finish
     assert "".join(deltas) == text and finish in ("stop", "length") and usage is not None
 
-    completion = client.completions.create(model="kinfer-tiny", prompt="abcdef", max_tokens=3, temperature=0)
+    raw = client.completions.with_raw_response.create(
+        model="kinfer-tiny", prompt="abcdef", max_tokens=3, temperature=0
+    )
+    completion = raw.parse()
     assert completion.choices[0].text == "fed" and completion.choices[0].finish_reason == "length"
+    # The suite's tenant is enterprise: 10k requests and 4M tokens a minute, bursts of twice that.
+    assert raw.headers["x-ratelimit-limit-requests"] == "10000"
+    assert raw.headers["x-ratelimit-limit-tokens"] == "4000000"
+    assert 0 < 8_000_000 - int(raw.headers["x-ratelimit-remaining-tokens"]) < 1_000
 
 
 def test_error_statuses_and_bodies(gateway: str) -> None:
@@ -127,13 +143,21 @@ def test_error_statuses_and_bodies(gateway: str) -> None:
     r = post("sk-default", {**chat, "model": "gpt-17"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
 
-    assert post("sk-small", chat).status_code == 200  # the tier's burst of one
+    ok = post("sk-small", chat)
+    assert ok.status_code == 200  # the tier's burst of one: 6 requests/min, one at a time
+    assert ok.headers["x-ratelimit-limit-requests"] == "6"
+    assert ok.headers["x-ratelimit-limit-tokens"] == "1000000"
+    assert ok.headers["x-ratelimit-remaining-requests"] == "0"
+    assert 0 < 1_000_000 - int(ok.headers["x-ratelimit-remaining-tokens"]) < 200  # prompt + max_tokens
+    assert ok.headers["x-ratelimit-reset-requests"] == "10s"  # one request back at 6/min
     r = post("sk-small", chat)
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(r.headers["retry-after"]) <= 10
-    assert r.headers["x-ratelimit-remaining-requests"] == "0" and r.headers[
-        "x-ratelimit-reset-requests"
-    ].endswith("ms")
+    assert (
+        r.headers["x-ratelimit-limit-requests"] == "6" and r.headers["x-ratelimit-remaining-requests"] == "0"
+    )
+    reset_s = float(r.headers["x-ratelimit-reset-requests"].removesuffix("s"))
+    assert 0 < reset_s <= 10 and int(r.headers["retry-after"]) == math.ceil(reset_s)
 
     r = post("sk-us", chat)  # pinned to a region this deployment does not serve
     assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable" and "retry-after" in r.headers

@@ -7,6 +7,7 @@ import random
 
 from redis.asyncio import Redis
 
+from streams.limits.bucket import BucketState, acquire
 from streams.limits.limiter import RedisLimiter
 from streams.limits.tiers import DEFAULT_TIERS
 from tests.conftest import Services
@@ -63,6 +64,34 @@ def test_retry_after_and_settlement_through_redis(services: Services, prefix: st
             assert (await limiter.acquire("t3", FREE, tokens=1_000, now_ms=0.0)).allowed
             # Without a clock argument Redis's own TIME is used.
             assert (await limiter.acquire("t4", FREE, tokens=1)).allowed
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_redis_script_reports_the_same_status_as_the_reference(services: Services, prefix: str) -> None:
+    """The Lua script and the pure buckets agree on what a client is told, step by step."""
+
+    async def scenario() -> None:
+        client = Redis.from_url(services.redis_url)
+        limiter = RedisLimiter(client, prefix)
+        rng = random.Random(3)
+        state: BucketState | None = None
+        now = 0.0
+        try:
+            for _ in range(400):
+                now += rng.expovariate(4.0) * 1000
+                tokens = rng.randint(1, 900)
+                state, expected = acquire(state, FREE, now, tokens)
+                got = await limiter.acquire("t5", FREE, tokens=tokens, now_ms=now)
+                assert (got.allowed, got.retry_after_ms) == (expected.allowed, expected.retry_after_ms)
+                mine, reference = got.status(FREE), expected.status(FREE)
+                assert mine.remaining_requests == reference.remaining_requests
+                assert mine.remaining_tokens == reference.remaining_tokens
+                # Redis keeps the buckets to 6 decimals, so a reset rounded up can land 1 ms apart.
+                assert abs(mine.reset_requests_ms - reference.reset_requests_ms) <= 1
+                assert abs(mine.reset_tokens_ms - reference.reset_tokens_ms) <= 1
         finally:
             await client.aclose()
 

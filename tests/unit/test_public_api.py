@@ -16,6 +16,7 @@ def test_schemas_exports() -> None:
         "InferenceResult",
         "InvalidMessage",
         "KinferError",
+        "RateLimitStatus",
         "Reply",
         "ReplyAddress",
         "SamplingParams",

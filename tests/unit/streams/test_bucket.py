@@ -59,3 +59,26 @@ def test_token_budget_limits_too_and_settlement_refunds() -> None:
     state = settle(state, FREE, 39_000)  # the first request used 1000 of its 40k
     _, third = acquire(state, FREE, 0.0, tokens=1_000)
     assert third.allowed
+
+
+def test_status_reports_what_is_left_and_when_it_is_full_again() -> None:
+    # free: 100 requests/min (one per 600 ms), burst 200; 20k tokens/min, burst 40k.
+    state, decision = acquire(None, FREE, 0.0, tokens=1000)
+    status = decision.status(FREE)
+    assert (status.limit_requests, status.limit_tokens) == (100, 20_000)
+    assert (status.remaining_requests, status.remaining_tokens) == (199, 39_000)
+    assert status.reset_requests_ms == 600  # one request back
+    assert status.reset_tokens_ms == 3_000  # 1000 tokens at 20k/min
+
+    state, decision = acquire(state, FREE, 300.0, tokens=0)  # half a request refilled meanwhile
+    assert decision.status(FREE).remaining_requests == 198
+    assert decision.status(FREE).reset_requests_ms == 900
+
+
+def test_refused_status_shows_the_empty_bucket() -> None:
+    state = BucketState(requests=0.5, tokens=40_000, ts_ms=0)
+    _, decision = acquire(state, FREE, 0.0, tokens=1)
+    assert not decision.allowed and decision.retry_after_ms == 300
+    status = decision.status(FREE)
+    assert status.remaining_requests == 0
+    assert status.reset_requests_ms == 199.5 * 600

@@ -1,0 +1,33 @@
+"""What the outbox makes of a finished request: the reply, the outcome, the cache entry."""
+
+from __future__ import annotations
+
+from consumers.outbox import Job, Outbox, result_of
+from schemas import InferenceRequest, InferenceResult, RateLimitStatus, ReplyAddress, TopicNames, decode_reply
+
+STATUS = RateLimitStatus(
+    limit_requests=100,
+    limit_tokens=20_000,
+    remaining_requests=42,
+    remaining_tokens=9_000,
+    reset_requests_ms=34_800,
+    reset_tokens_ms=33_000,
+)
+
+
+def test_the_reply_carries_admissions_status_and_the_cache_entry_does_not() -> None:
+    request = InferenceRequest(request_id="r1", tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 3))
+    job = Job(request, 10, ("x.dispatch.us-west", 0), 7, 0, STATUS)
+    outbox = Outbox(TopicNames("x"), "us-west", "w1")
+    result = result_of(
+        job, "q", "stop", 1, 1, model="kinfer-tiny", worker_id="w1", queue_ms=1.0, compute_ms=2.0
+    )
+    outbox.result(job, result, outbox.outcome(request, "ok", 0))
+
+    (reply,) = [r for r in outbox.records if r.topic == "x.replies"]
+    assert reply.partition == 3
+    answer = decode_reply(reply.value)
+    assert isinstance(answer, InferenceResult) and answer.rate_limit == STATUS
+    (cached,) = outbox.cacheable
+    assert cached[1].rate_limit is None and cached[1].text == "q"
+    assert outbox.answered == [(("x.dispatch.us-west", 0), 7)]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from schemas import RateLimitStatus, encode, headers
+from schemas.codec import rate_limit_header
+from streams.controller import with_rate_limit
+
+STATUS = RateLimitStatus(
+    limit_requests=100,
+    limit_tokens=20_000,
+    remaining_requests=7,
+    remaining_tokens=900,
+    reset_requests_ms=55_800,
+    reset_tokens_ms=57_300,
+)
+
+
+def test_admission_replaces_a_status_the_client_forged() -> None:
+    forged = RateLimitStatus(
+        limit_requests=10**9,
+        limit_tokens=10**9,
+        remaining_requests=10**9,
+        remaining_tokens=10**9,
+        reset_requests_ms=0,
+        reset_tokens_ms=0,
+    )
+
+    sent = [(headers.REQUEST_ID, b"r1"), (headers.RATE_LIMIT, encode(forged))]
+    stamped = with_rate_limit(sent, STATUS)
+    assert [k for k, _ in stamped].count(headers.RATE_LIMIT) == 1
+    assert (headers.REQUEST_ID, b"r1") in stamped
+    assert rate_limit_header(headers.decode_headers(stamped)) == STATUS
+
+
+def test_an_unreadable_status_is_ignored_not_fatal() -> None:
+    assert rate_limit_header({headers.RATE_LIMIT: "{not json"}) is None
+    assert rate_limit_header({headers.RATE_LIMIT: '{"limit_requests": "many"}'}) is None
+    assert rate_limit_header({}) is None
