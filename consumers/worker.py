@@ -43,6 +43,9 @@ from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicName
 from schemas.codec import rate_limit_header
 
 log = structlog.get_logger(__name__)
+
+_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+"""Another instance took this worker's transactional id over."""
 T = TypeVar("T")
 
 COMMIT_INTERVAL_S = 0.02
@@ -169,8 +172,11 @@ class InferenceWorker:
                 waiting_for_promotion = released
         finally:
             self._pool_call(lambda pool: pool.leave(self.config.worker_id))
-            self.producer.flush(10)
-            self.chunk_producer.flush(10)
+            for producer in (self.producer, self.chunk_producer):
+                try:
+                    producer.flush(10)
+                except KafkaException as exc:  # a fatal producer has nothing left to deliver
+                    log.warning("worker.flush_failed", error=str(exc.args[0]))
             log.info("worker.stopped", worker=self.config.worker_id)
 
     def _serve(self) -> bool:
@@ -481,15 +487,32 @@ class InferenceWorker:
         error = exc.args[0]
         metrics.ABORTED_TRANSACTIONS.inc()
         log.error("worker.transaction_failed", error=str(error), retriable=error.retriable())
-        if error.fatal():
-            raise exc  # fenced by a newer instance: this process must not go on
-        self.producer.abort_transaction(30)
+        if error.code() in _FENCED:
+            raise exc  # a newer instance owns this transactional id: this process must not go on
+        if error.fatal() or not self._aborted():
+            self._replace_producer()
         assignment = self.consumer.assignment()
         self._forget([(tp.topic, tp.partition) for tp in assignment])
         for tp in self.consumer.committed(assignment, 10):
             self.consumer.seek(
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
             )
+
+    def _aborted(self) -> bool:
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as exc:
+            log.error("worker.abort_failed", error=str(exc.args[0]))
+            return False
+        return True
+
+    def _replace_producer(self) -> None:
+        """A producer left unusable (a fatal error, e.g. after its transaction coordinator died
+        mid-commit) is replaced: the new one, with the same transactional id, aborts whatever
+        the old one left open and goes on."""
+        log.warning("worker.producer_replaced")
+        del self.__dict__["producer"]  # functools.cached_property: the next use builds a new one
+        self.producer.init_transactions(60)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""

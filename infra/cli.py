@@ -71,7 +71,7 @@ def fetch() -> None:
 
     settings = _settings()
     find_java()
-    libs = local.kafka_node(settings).config.libs_dir
+    libs = local.kafka_cluster(settings).libs_dir
     resolve_jars(libs)
     typer.echo(f"Kafka jars in {libs}")
 

@@ -33,9 +33,11 @@ class KinferSettings(BaseSettings):
     kafka_jars_dir: Path | None = None
     """Maven-resolved broker jars; default ``<state_dir>/kafka/libs``."""
     kafka_port: int = Field(default=19092, ge=1, le=65535)
-    """Local broker's client port."""
+    """Local broker's client port (node i of a local cluster: this + 2i)."""
     kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
-    """Local broker's KRaft controller port."""
+    """Local broker's KRaft controller port (node i: this + 2i)."""
+    kafka_brokers: int = Field(default=1, ge=1, le=5)
+    """Nodes of the local KRaft cluster `kinfer up` starts; 3 replicate topics and survive a broker."""
     redis_port: int = Field(default=16379, ge=1, le=65535)
     """Local Redis port."""
     startup_timeout_s: float = Field(default=90.0, gt=0)
@@ -50,8 +52,8 @@ class KinferSettings(BaseSettings):
     """Partitions of each region's dispatch topic (most workers per region)."""
     reply_partitions: int = Field(default=16, ge=1)
     """Partitions of the shared reply topic (client instances spread over them)."""
-    replication: int = Field(default=1, ge=1)
-    """Replication factor of created topics."""
+    replication: int | None = Field(default=None, ge=1)
+    """Replication factor of created topics; default min(3, local nodes), 1 on an external cluster."""
     region_weights: dict[str, float] = Field(
         default_factory=lambda: {"us-west": 60.0, "eu-central": 25.0, "ap-southeast": 15.0}
     )
@@ -109,6 +111,17 @@ class KinferSettings(BaseSettings):
                 f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; "
                 "they must differ"
             )
+        ports = [
+            p + 2 * i
+            for i in range(self.kafka_brokers)
+            for p in (self.kafka_port, self.kafka_controller_port)
+        ]
+        if len(set(ports)) < len(ports) or max(ports) > 65535:
+            raise ValueError(
+                f"{self.kafka_brokers} local Kafka nodes use ports KINFER_KAFKA_PORT + 2i and "
+                f"KINFER_KAFKA_CONTROLLER_PORT + 2i; {self.kafka_port} and {self.kafka_controller_port} "
+                "make them collide (e.g. use 19092 and 19093)"
+            )
         if self.region not in self.region_weights:
             raise ValueError(
                 f"KINFER_REGION {self.region!r} is not one of KINFER_REGION_WEIGHTS "
@@ -126,7 +139,14 @@ class KinferSettings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+        local = ",".join(f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+        return self.bootstrap_servers or local
+
+    @property
+    def topic_replication(self) -> int:
+        if self.replication is not None:
+            return self.replication
+        return 1 if self.external_kafka else min(3, self.kafka_brokers)
 
     @property
     def redis(self) -> str:

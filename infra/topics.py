@@ -37,6 +37,8 @@ class TopicSpec:
             "retention.ms": str(self.retention_ms),
             "cleanup.policy": self.cleanup_policy,
             "max.message.bytes": str(self.max_message_bytes),
+            # acks=all then means "on two brokers" with three replicas: one may fail, nothing is lost.
+            "min.insync.replicas": str(max(1, self.replication - 1)),
             **self.extra,
         }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import KinferSettings
-from infra.stack.kafka import KafkaNode, KafkaNodeConfig
+from infra.stack.kafka import KafkaCluster
 from infra.stack.process import free_port
 from infra.stack.redis import RedisConfig, RedisServer
 
@@ -53,19 +53,14 @@ class Services:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     state = tmp_path_factory.mktemp("stack")
-    kafka = KafkaNode(
-        KafkaNodeConfig(
-            state_dir=state / "kafka",
-            port=free_port(),
-            controller_port=free_port(),
-            jars_dir=JARS,
-        )
+    kafka = KafkaCluster.on_loopback(
+        state / "kafka", port=free_port(), controller_port=free_port(), jars_dir=JARS
     )
     redis_server = RedisServer(RedisConfig(state_dir=state / "redis", port=free_port()))
     try:
         kafka.start(timeout_s=120)
         redis_server.start()
-        yield Services(kafka.config.bootstrap, redis_server.config.url, state)
+        yield Services(kafka.bootstrap, redis_server.config.url, state)
     finally:
         redis_server.stop()
         kafka.stop()

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,10 @@ def resolve_jars(libs_dir: Path) -> None:
         )
 
 
-def server_properties(node: KafkaNodeConfig, voters: str) -> str:
-    """The broker's configuration: single-host KRaft on loopback."""
+def server_properties(node: KafkaNodeConfig, voters: str, cluster_size: int) -> str:
+    """One node's configuration: KRaft on loopback, every node both broker and controller."""
+    internal_rf = min(3, cluster_size)
+    internal_isr = min(2, cluster_size)
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -121,13 +124,15 @@ def server_properties(node: KafkaNodeConfig, voters: str) -> str:
             "num.partitions=1",
             # Topics are declared (infra/topics.py); a typo must not create one.
             "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            # Group offsets and transaction state survive a broker on a 3-node cluster.
+            f"offsets.topic.replication.factor={internal_rf}",
+            f"transaction.state.log.replication.factor={internal_rf}",
+            f"transaction.state.log.min.isr={internal_isr}",
+            f"share.coordinator.state.topic.replication.factor={internal_rf}",
+            f"share.coordinator.state.topic.min.isr={internal_isr}",
             "group.initial.rebalance.delay.ms=0",
             f"message.max.bytes={MAX_MESSAGE_BYTES}",
+            f"replica.fetch.max.bytes={MAX_MESSAGE_BYTES}",
             "log.retention.hours=24",
             "",
         ]
@@ -135,7 +140,7 @@ def server_properties(node: KafkaNodeConfig, voters: str) -> str:
 
 
 class KafkaNode:
-    """Start, wait for, and stop one local KRaft node."""
+    """Format, launch, and stop one local KRaft node of a cluster."""
 
     def __init__(self, config: KafkaNodeConfig) -> None:
         self.config = config
@@ -152,21 +157,12 @@ class KafkaNode:
     def running(self) -> bool:
         return self.process.pid() is not None
 
-    def start(self, *, timeout_s: float = 60.0) -> None:
-        """Idempotent: does nothing when this node already runs."""
-        if self.running():
-            log.info("kafka.already_running", bootstrap=self.config.bootstrap)
-            return
+    def launch(self, java: str, voters: str, cluster_size: int, cluster_id: str) -> None:
+        """Write the properties, format the storage on first start, and start the JVM."""
         cfg = self.config
-        java = find_java()
-        require_free_ports(
-            {"KINFER_KAFKA_PORT": cfg.port, "KINFER_KAFKA_CONTROLLER_PORT": cfg.controller_port}
-        )
-        resolve_jars(cfg.libs_dir)
-        voters = f"{cfg.node_id}@127.0.0.1:{cfg.controller_port}"
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text(server_properties(cfg, voters))
-        self._format(java)
+        self.properties_file.write_text(server_properties(cfg, voters, cluster_size))
+        self._format(java, cluster_id)
         argv = [
             java,
             f"-Xmx{cfg.heap}",
@@ -178,7 +174,6 @@ class KafkaNode:
         ]
         self.process.start(argv)
         log.info("kafka.starting", bootstrap=cfg.bootstrap, log=str(cfg.log_file))
-        self._wait_ready(timeout_s)
 
     def _common_jvm_args(self) -> list[str]:
         log_config = KAFKA_FILES / "log4j2.properties"
@@ -189,10 +184,9 @@ class KafkaNode:
             f"{self.config.libs_dir}/*",
         ]
 
-    def _format(self, java: str) -> None:
+    def _format(self, java: str, cluster_id: str) -> None:
         if (self.config.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
             [
                 java,
@@ -211,34 +205,138 @@ class KafkaNode:
         if proc.returncode != 0:
             raise StackError(f"formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")
 
-    def _wait_ready(self, timeout_s: float) -> None:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": self.config.bootstrap, "log_level": 0})
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.exited():
-                raise StackError(
-                    f"the Kafka broker exited during start-up; last lines of its log:\n{self._tail()}"
-                )
-            try:
-                metadata = admin.list_topics(timeout=1.0)
-                if metadata.brokers:
-                    log.info("kafka.ready", bootstrap=self.config.bootstrap)
-                    return
-            except KafkaException:
-                pass  # not up yet
-            if time.monotonic() >= deadline:
-                self.process.stop(timeout_s=10)
-                raise StartTimeout(
-                    f"the Kafka broker did not answer a metadata request within {timeout_s:g}s "
-                    f"(raise KINFER_STARTUP_TIMEOUT_S?); last lines of its log:\n{self._tail()}"
-                )
-            time.sleep(0.25)
-
-    def _tail(self) -> str:
+    def tail(self) -> str:
         return log_tail(self.config.log_file) + "\n" + log_tail(self.process.log_file, 10)
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         return self.process.stop(timeout_s)
+
+
+class KafkaCluster:
+    """N local KRaft nodes sharing one cluster id and controller quorum.
+
+    One node is the development default; three give replicated topics that
+    survive a broker (the broker-failure tests run on three).
+    """
+
+    def __init__(self, nodes: list[KafkaNodeConfig]) -> None:
+        if not nodes:
+            raise ValueError("a cluster needs at least one node")
+        self.nodes = [KafkaNode(n) for n in nodes]
+
+    @classmethod
+    def on_loopback(
+        cls,
+        state_dir: Path,
+        *,
+        size: int = 1,
+        port: int = 19092,
+        controller_port: int = 19093,
+        jars_dir: Path | None = None,
+    ) -> KafkaCluster:
+        """Node ``i`` (from 0) listens on ``port + 2i`` and ``controller_port + 2i``."""
+        return cls(
+            [
+                KafkaNodeConfig(
+                    state_dir=state_dir,
+                    port=port + 2 * i,
+                    controller_port=controller_port + 2 * i,
+                    node_id=i + 1,
+                    jars_dir=jars_dir,
+                )
+                for i in range(size)
+            ]
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.config.bootstrap for node in self.nodes)
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{n.config.node_id}@127.0.0.1:{n.config.controller_port}" for n in self.nodes)
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.nodes[0].config.libs_dir
+
+    def running(self) -> list[KafkaNode]:
+        return [node for node in self.nodes if node.running()]
+
+    def start(self, *, timeout_s: float = 60.0) -> None:
+        """Start the nodes that are not running (idempotent) and wait until all serve."""
+        stopped = [node for node in self.nodes if not node.running()]
+        if not stopped:
+            log.info("kafka.already_running", bootstrap=self.bootstrap)
+            return
+        java = find_java()
+        require_free_ports(
+            {
+                f"KINFER_KAFKA_{kind}PORT (node {node.config.node_id})": port
+                for node in stopped
+                for kind, port in (("", node.config.port), ("CONTROLLER_", node.config.controller_port))
+            }
+        )
+        resolve_jars(self.libs_dir)
+        cluster_id = self._cluster_id()
+        for node in stopped:  # all at once: a controller quorum needs a majority to start
+            node.launch(java, self.voters, len(self.nodes), cluster_id)
+        self._wait_ready(timeout_s)
+
+    def _cluster_id(self) -> str:
+        """The id every node is formatted with; the data on disk must match this cluster's shape."""
+        state_dir = self.nodes[0].config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        voters_file = state_dir / "cluster.voters"
+        formatted = [n for n in self.nodes if (n.config.data_dir / "meta.properties").exists()]
+        if formatted and voters_file.exists() and voters_file.read_text().strip() != self.voters:
+            raise StackError(
+                f"the Kafka data in {state_dir} belongs to a cluster with voters "
+                f"{voters_file.read_text().strip()}, not {self.voters} (KINFER_KAFKA_BROKERS or the "
+                f"ports changed): run `kinfer down` and remove {state_dir}/data-* to start afresh"
+            )
+        voters_file.write_text(self.voters)
+        for node in formatted:  # data from before this file existed keeps its id
+            meta = (node.config.data_dir / "meta.properties").read_text()
+            found = re.search(r"^cluster\.id=(\S+)", meta, re.MULTILINE)
+            if found:
+                return found.group(1)
+        path = state_dir / "cluster.id"
+        if not path.exists():
+            path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        return path.read_text().strip()
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """Until a metadata request lists every node as a broker."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for node in self.nodes:
+                if node.process.exited():
+                    self.stop()
+                    raise StackError(
+                        f"Kafka node {node.config.node_id} exited during start-up; "
+                        f"last lines of its log:\n{node.tail()}"
+                    )
+            try:
+                if len(admin.list_topics(timeout=1.0).brokers) >= len(self.nodes):
+                    log.info("kafka.ready", bootstrap=self.bootstrap, brokers=len(self.nodes))
+                    return
+            except KafkaException:
+                pass  # not up yet
+            if time.monotonic() >= deadline:
+                tails = "\n".join(node.tail() for node in self.nodes)
+                self.stop(timeout_s=10)
+                raise StartTimeout(
+                    f"the Kafka broker did not answer a metadata request within {timeout_s:g}s "
+                    f"(raise KINFER_STARTUP_TIMEOUT_S?); last lines of its log:\n{tails}"
+                )
+            time.sleep(0.25)
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop every node at once (one by one, the last would wait for a lost quorum)."""
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            return any(list(pool.map(lambda node: node.stop(timeout_s), self.nodes)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from infra.errors import ServiceUnreachable
 from infra.settings import KinferSettings
-from infra.stack.kafka import KafkaNode, KafkaNodeConfig
+from infra.stack.kafka import KafkaCluster
 from infra.stack.redis import RedisConfig, RedisServer, ping
 from infra.topics import TopicLayout, ensure_topics
 from schemas import TopicNames
@@ -20,14 +20,13 @@ class ServiceStatus:
     """running, stopped, external, or unreachable."""
 
 
-def kafka_node(settings: KinferSettings) -> KafkaNode:
-    return KafkaNode(
-        KafkaNodeConfig(
-            state_dir=settings.state_dir / "kafka",
-            port=settings.kafka_port,
-            controller_port=settings.kafka_controller_port,
-            jars_dir=settings.kafka_jars_dir,
-        )
+def kafka_cluster(settings: KinferSettings) -> KafkaCluster:
+    return KafkaCluster.on_loopback(
+        settings.state_dir / "kafka",
+        size=settings.kafka_brokers,
+        port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+        jars_dir=settings.kafka_jars_dir,
     )
 
 
@@ -42,14 +41,14 @@ def topic_layout(settings: KinferSettings) -> TopicLayout:
         request_partitions=settings.request_partitions,
         dispatch_partitions=settings.dispatch_partitions,
         reply_partitions=settings.reply_partitions,
-        replication=settings.replication,
+        replication=settings.topic_replication,
     )
 
 
 def up(settings: KinferSettings) -> list[str]:
     """Start what is not external, then create missing topics. Idempotent."""
     if not settings.external_kafka:
-        kafka_node(settings).start(timeout_s=settings.startup_timeout_s)
+        kafka_cluster(settings).start(timeout_s=settings.startup_timeout_s)
     if settings.external_redis:
         ping(settings.redis)
     else:
@@ -62,7 +61,7 @@ def down(settings: KinferSettings) -> list[str]:
     stopped = []
     if not settings.external_redis and redis_server(settings).stop():
         stopped.append("redis")
-    if not settings.external_kafka and kafka_node(settings).stop():
+    if not settings.external_kafka and kafka_cluster(settings).stop():
         stopped.append("kafka")
     return stopped
 
@@ -72,11 +71,13 @@ def status(settings: KinferSettings) -> list[ServiceStatus]:
     if settings.external_kafka:
         out.append(ServiceStatus("kafka", settings.bootstrap, "external"))
     else:
-        out.append(
-            ServiceStatus(
-                "kafka", settings.bootstrap, "running" if kafka_node(settings).running() else "stopped"
+        cluster = kafka_cluster(settings)
+        running = cluster.running()
+        for node in cluster.nodes:
+            name = "kafka" if len(cluster.nodes) == 1 else f"kafka-{node.config.node_id}"
+            out.append(
+                ServiceStatus(name, node.config.bootstrap, "running" if node in running else "stopped")
             )
-        )
     if settings.external_redis:
         try:
             ping(settings.redis)

@@ -37,3 +37,16 @@ def test_cross_field_errors_name_the_values() -> None:
         KinferSettings(kafka_port=20000, kafka_controller_port=20000)
     with pytest.raises(ValueError, match="'mars' is not one of"):
         KinferSettings(region="mars")
+
+
+def test_a_local_cluster_spreads_its_ports_and_replicates_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("KINFER_BOOTSTRAP_SERVERS", "KINFER_REPLICATION", "KINFER_KAFKA_BROKERS"):
+        monkeypatch.delenv(key, raising=False)
+    assert KinferSettings().topic_replication == 1
+    three = KinferSettings(kafka_brokers=3)
+    assert three.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    assert three.topic_replication == 3
+    assert KinferSettings(kafka_brokers=3, replication=2).topic_replication == 2
+    assert KinferSettings(kafka_brokers=3, bootstrap_servers="k:9092").topic_replication == 1
+    with pytest.raises(ValueError, match="collide"):
+        KinferSettings(kafka_brokers=3, kafka_port=19092, kafka_controller_port=19094)

@@ -1,0 +1,133 @@
+"""Replication on a 3-broker KRaft cluster that `kinfer up` starts: a broker dies, nothing is lost.
+
+The session's single broker cannot lose a broker; this test runs its own cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from infra.settings import KinferSettings
+from infra.stack import local
+from infra.stack.process import free_port, free_port_block
+from producers import AsyncClient
+from schemas import SamplingParams, decode_reply
+from tests.conftest import JARS, Services
+from tests.integration.conftest import Pipeline, read_all
+from tests.integration.test_stack_cli import kinfer
+
+PREFIX = "replicated"
+
+
+@pytest.fixture
+def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`kinfer up` with three brokers on ports of this test's own; always taken down."""
+    base = free_port_block(6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
+    env.update(
+        {
+            "KINFER_STATE_DIR": str(tmp_path / "state"),
+            "KINFER_KAFKA_JARS_DIR": str(JARS),
+            "KINFER_KAFKA_BROKERS": "3",
+            "KINFER_KAFKA_PORT": str(base),
+            "KINFER_KAFKA_CONTROLLER_PORT": str(base + 1),
+            "KINFER_REDIS_PORT": str(free_port()),
+            "KINFER_TOPIC_PREFIX": PREFIX,
+            "KINFER_REQUEST_PARTITIONS": "3",
+            "KINFER_DISPATCH_PARTITIONS": "3",
+            "KINFER_REPLY_PARTITIONS": "4",
+        }
+    )
+    try:
+        started = kinfer("up", env=env)
+        assert started.returncode == 0, started.stderr + started.stdout
+        yield env
+    finally:
+        kinfer("down", env=env)
+
+
+def settings_of(env: dict[str, str]) -> KinferSettings:
+    return KinferSettings(
+        **{k.removeprefix("KINFER_").lower(): v for k, v in env.items() if k.startswith("KINFER_")}  # type: ignore[arg-type]
+    )
+
+
+def replicas(admin: AdminClient, topic: str) -> list[tuple[int, int, int]]:
+    """(leader, replicas, in-sync replicas) of each partition."""
+    meta = admin.list_topics(topic, timeout=10).topics[topic]
+    return [(p.leader, len(p.replicas), len(p.isrs)) for p in meta.partitions.values()]
+
+
+@pytest.mark.slow
+def test_a_dead_broker_loses_no_request_and_rejoins(cluster_env: dict[str, str], tmp_path: Path) -> None:
+    settings = settings_of(cluster_env)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    names = local.topic_layout(settings).names
+    for topic in (names.requests, names.dispatch("us-west"), names.replies, names.events):
+        assert {(r, i) for _, r, i in replicas(admin, topic)} == {(3, 3)}, topic
+    resource = ConfigResource(ConfigResource.Type.TOPIC, names.requests)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["min.insync.replicas"].value == "2"
+
+    services = Services(settings.bootstrap, settings.redis, settings.state_dir)
+    pipeline = Pipeline(services, PREFIX, tmp_path / "logs")
+    try:
+        pipeline.start("admission", "admission")
+        for i in range(2):
+            pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
+        pipeline.wait_serving()
+        victim = max(
+            local.kafka_cluster(settings).nodes,
+            key=lambda node: sum(
+                leader == node.config.node_id for leader, _, _ in replicas(admin, names.dispatch("us-west"))
+            ),
+        )
+        n = 600
+
+        async def scenario() -> tuple[int, int]:
+            async with AsyncClient(services.settings(PREFIX).client_config(timeout_s=240)) as client:
+                sampling = SamplingParams(max_tokens=4)
+                tasks = [
+                    asyncio.create_task(client.generate(f"broker {i}", sampling=sampling, request_id=f"b{i}"))
+                    for i in range(n)
+                ]
+                while sum(t.done() for t in tasks) < n // 4:
+                    await asyncio.sleep(0.05)
+                pid = victim.process.pid()
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                done_at_kill = sum(t.done() for t in tasks)
+                results = await asyncio.gather(*tasks)
+                assert [r.request_id for r in results] == [f"b{i}" for i in range(n)]
+                return done_at_kill, client.router.stats.duplicates_or_unknown
+
+        done_at_kill, duplicates_seen = asyncio.run(scenario())
+        assert done_at_kill < n, "the kill came too late to test anything"
+        assert duplicates_seen == 0
+        replies = [
+            decode_reply(v or b"") for v, _ in read_all(settings.bootstrap, names.replies, timeout_s=60)
+        ]
+        per_id = collections.Counter(r.request_id for r in replies if r.request_id.startswith("b"))
+        assert len(per_id) == n and set(per_id.values()) == {1}
+        # Nobody died with the broker: admission and both workers rode the fail-over out.
+        assert all(stage.alive() for stage in pipeline.stages), [s.tail(20) for s in pipeline.stages]
+
+        # `kinfer up` again starts only the dead node, which catches up and rejoins every ISR.
+        again = kinfer("up", env=cluster_env)
+        assert again.returncode == 0, again.stderr
+        assert kinfer("status", env=cluster_env).stdout.count("running") == 4  # 3 brokers + Redis
+        deadline = time.monotonic() + 90
+        while {i for _, _, i in replicas(admin, names.replies)} != {3}:
+            assert time.monotonic() < deadline, replicas(admin, names.replies)
+            time.sleep(1)
+    finally:
+        pipeline.stop()
