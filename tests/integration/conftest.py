@@ -5,6 +5,7 @@ the pipeline's stages started as a user starts them (`kinfer admission`,
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from infra.demo import wait_until_serving
 from infra.stack import local
 from infra.stack.stages import StageProcess
 from infra.topics import ensure_topics
-from schemas import TopicNames
+from producers import AsyncClient, ClientConfig
+from schemas import SamplingParams, TopicNames, decode_reply
 from tests.conftest import Services
 
 DEFAULT_TEST_TIERS = """
@@ -121,3 +123,40 @@ def read_all(
             assert time.monotonic() < deadline, f"timed out reading {topic}: {positions} of {ends}"
     finally:
         consumer.close()
+
+
+def kill_mid_run(config: ClientConfig, n: int, id_prefix: str, kill: Callable[[], None]) -> int:
+    """Send ``n`` requests at once, call ``kill`` once a quarter are answered, and wait for all.
+
+    Returns how many were answered when ``kill`` ran; asserts every call got its own answer
+    and the client saw no duplicate.
+    """
+
+    async def scenario() -> int:
+        async with AsyncClient(config) as client:
+            sampling = SamplingParams(max_tokens=4)
+            tasks = [
+                asyncio.create_task(
+                    client.generate(f"{id_prefix} {i}", sampling=sampling, request_id=f"{id_prefix}{i}")
+                )
+                for i in range(n)
+            ]
+            while sum(t.done() for t in tasks) < n // 4:
+                await asyncio.sleep(0.05)
+            kill()
+            done_at_kill = sum(t.done() for t in tasks)
+            results = await asyncio.gather(*tasks)
+            assert [r.request_id for r in results] == [f"{id_prefix}{i}" for i in range(n)]
+            assert client.router.stats.duplicates_or_unknown == 0
+            return done_at_kill
+
+    done_at_kill = asyncio.run(scenario())
+    assert done_at_kill < n, "the kill came too late to test anything"
+    return done_at_kill
+
+
+def assert_answered_once(bootstrap: str, replies_topic: str, id_prefix: str, n: int) -> None:
+    """Every committed reply on the topic: exactly one per request id ``<id_prefix><i>``."""
+    replies = [decode_reply(v or b"") for v, _ in read_all(bootstrap, replies_topic, timeout_s=60)]
+    per_id = collections.Counter(r.request_id for r in replies if r.request_id.startswith(id_prefix))
+    assert len(per_id) == n and set(per_id.values()) == {1}

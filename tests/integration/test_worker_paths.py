@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import subprocess
 import sys
@@ -21,11 +20,10 @@ from schemas import (
     ErrorReply,
     SamplingParams,
     decode_event,
-    decode_reply,
     encode,
     headers,
 )
-from tests.integration.conftest import Pipeline, read_all
+from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, read_all
 from tests.model_dirs import make_model_dir
 
 
@@ -116,31 +114,9 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
     """Two workers, 2000 requests, one SIGKILLed mid-run: each answered exactly once."""
     n = 2000
     pipeline = started(make_pipeline, prefix, workers=2)
-    victim = pipeline.stages[1]
-
-    async def scenario() -> tuple[int, int]:
-        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=180)) as client:
-            sampling = SamplingParams(max_tokens=4)
-            tasks = [
-                asyncio.create_task(client.generate(f"kill test {i}", sampling=sampling, request_id=f"k{i}"))
-                for i in range(n)
-            ]
-            while sum(t.done() for t in tasks) < n // 4:
-                await asyncio.sleep(0.05)
-            victim.kill()
-            done_at_kill = sum(t.done() for t in tasks)
-            results = await asyncio.gather(*tasks)
-            assert [r.request_id for r in results] == [f"k{i}" for i in range(n)]
-            return done_at_kill, client.router.stats.duplicates_or_unknown
-
-    done_at_kill, duplicates_seen = asyncio.run(scenario())
-    assert done_at_kill < n, "the kill came too late to test anything"
-    assert duplicates_seen == 0
-    replies = [
-        decode_reply(v or b"") for v, _ in read_all(pipeline.services.bootstrap, pipeline.names.replies)
-    ]
-    per_id = collections.Counter(r.request_id for r in replies if r.request_id.startswith("k"))
-    assert len(per_id) == n and set(per_id.values()) == {1}
+    config = pipeline.services.settings(prefix).client_config(timeout_s=180)
+    kill_mid_run(config, n, "k", pipeline.stages[1].kill)
+    assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "k", n)
 
 
 def test_short_requests_do_not_wait_behind_a_long_one(

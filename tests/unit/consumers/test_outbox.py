@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from consumers.outbox import Job, Outbox, result_of
-from schemas import InferenceRequest, InferenceResult, RateLimitStatus, ReplyAddress, TopicNames, decode_reply
+from schemas import InferenceRequest, InferenceResult, ReplyAddress, TopicNames, decode_reply
+from tests.samples import rate_limit_status
 
-STATUS = RateLimitStatus(
-    limit_requests=100,
-    limit_tokens=20_000,
-    remaining_requests=42,
-    remaining_tokens=9_000,
-    reset_requests_ms=34_800,
-    reset_tokens_ms=33_000,
-)
+STATUS = rate_limit_status(remaining_requests=42)
 
 
 def test_the_reply_carries_admissions_status_and_the_cache_entry_does_not() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from producers.gateway.headers import duration, rate_limit_headers
-from schemas import RateLimitStatus
+from tests.samples import rate_limit_status
 
 
 @pytest.mark.parametrize(
@@ -15,14 +15,7 @@ def test_durations_are_written_like_openai(ms: int, text: str) -> None:
 
 
 def test_six_headers_from_a_status_and_none_without() -> None:
-    status = RateLimitStatus(
-        limit_requests=100,
-        limit_tokens=20_000,
-        remaining_requests=99,
-        remaining_tokens=19_000,
-        reset_requests_ms=600,
-        reset_tokens_ms=3_000,
-    )
+    status = rate_limit_status()
     assert rate_limit_headers(status) == {
         "x-ratelimit-limit-requests": "100",
         "x-ratelimit-limit-tokens": "20000",

@@ -1,28 +1,15 @@
 from __future__ import annotations
 
-from schemas import RateLimitStatus, encode, headers
+from schemas import encode, headers
 from schemas.codec import rate_limit_header
 from streams.controller import with_rate_limit
+from tests.samples import rate_limit_status
 
-STATUS = RateLimitStatus(
-    limit_requests=100,
-    limit_tokens=20_000,
-    remaining_requests=7,
-    remaining_tokens=900,
-    reset_requests_ms=55_800,
-    reset_tokens_ms=57_300,
-)
+STATUS = rate_limit_status(remaining_requests=7)
 
 
 def test_admission_replaces_a_status_the_client_forged() -> None:
-    forged = RateLimitStatus(
-        limit_requests=10**9,
-        limit_tokens=10**9,
-        remaining_requests=10**9,
-        remaining_tokens=10**9,
-        reset_requests_ms=0,
-        reset_tokens_ms=0,
-    )
+    forged = rate_limit_status(remaining_requests=10**9, remaining_tokens=10**9)
 
     sent = [(headers.REQUEST_ID, b"r1"), (headers.RATE_LIMIT, encode(forged))]
     stamped = with_rate_limit(sent, STATUS)
