@@ -97,6 +97,11 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             stop=body.stops(),
         )
 
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """For load balancers and Kubernetes probes: no key needed; up once the SDK client is."""
+        return JSONResponse({"status": "ok"})
+
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         if tenant_of(request) is None:

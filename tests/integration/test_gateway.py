@@ -132,6 +132,9 @@ def test_error_statuses_and_bodies(gateway: str) -> None:
     def post(key: str | None, body: dict[str, object], path: str = "/chat/completions") -> httpx.Response:
         return httpx.post(gateway + path, json=body, headers=auth(key) if key else {}, timeout=30)
 
+    health = httpx.get(gateway.removesuffix("/v1") + "/healthz", timeout=10)  # probes carry no key
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
     for key in (None, "sk-wrong"):
         r = post(key, chat)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
