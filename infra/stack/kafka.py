@@ -193,8 +193,9 @@ class KafkaNode:
                 *self._common_jvm_args(),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One token: a base64 id may start with "-", which a separate argument
+                # would turn into an option (1 start in 64 failed so).
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self.properties_file),
             ],
