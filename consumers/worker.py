@@ -438,7 +438,12 @@ class InferenceWorker:
             return
         index = self._chunk_counts.get(req.request_id, 0)
         self._chunk_counts[req.request_id] = index + 1
-        chunk = TokenChunk(request_id=req.request_id, index=index, text=text)
+        chunk = TokenChunk(
+            request_id=req.request_id,
+            index=index,
+            text=text,
+            rate_limit=job.rate_limit if index == 0 else None,
+        )
         self.chunk_producer.produce(
             req.reply_to.topic,
             value=encode(chunk),

@@ -19,8 +19,15 @@ from schemas.errors import ErrorCode, InvalidMessage
 SCHEMA_VERSION = 2
 """Version written by this code; bumped only by additive, optional changes.
 
-2: ``rate_limit`` on results and error replies.
+2: ``rate_limit`` on results, first token chunks and error replies; every message
+   carries ``schema_version`` (version 1 writers left it out).
 """
+
+
+def _writer_version() -> int:
+    # A factory, not a plain default: ``omit_defaults`` leaves out fields equal to their
+    # default, and a reader must always see the writer's version to apply the rules above.
+    return SCHEMA_VERSION
 
 
 class ReplyAddress(msgspec.Struct, frozen=True):
@@ -103,7 +110,7 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
     """Unix ms after which no answer is useful; answered ``deadline_exceeded``."""
     traceparent: str | None = None
     """W3C trace context of the caller."""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = msgspec.field(default_factory=_writer_version)
     """Wire version of the writer."""
 
     def __post_init__(self) -> None:
@@ -147,17 +154,20 @@ class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=T
     """Time in the model for the batch that held this request."""
     rate_limit: RateLimitStatus | None = None
     """The tenant's limits when this request was admitted."""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = msgspec.field(default_factory=_writer_version)
 
 
-class TokenChunk(msgspec.Struct, frozen=True, kw_only=True, tag="chunk"):
+class TokenChunk(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="chunk"):
     """A piece of streamed output; the final :class:`InferenceResult` follows."""
 
     request_id: str
     index: int
     """0-based position of this chunk in the stream."""
     text: str
-    schema_version: int = SCHEMA_VERSION
+    rate_limit: RateLimitStatus | None = None
+    """On the first chunk only: the tenant's limits when admitted (a stream's HTTP
+    headers go out with it, long before the result)."""
+    schema_version: int = msgspec.field(default_factory=_writer_version)
 
 
 class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="error"):
@@ -171,7 +181,7 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
     """When retrying may succeed (rate limits, open breakers)."""
     rate_limit: RateLimitStatus | None = None
     """With ``rate_limited``: the tenant's limits and how far they are spent."""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = msgspec.field(default_factory=_writer_version)
 
     @property
     def retriable(self) -> bool:
@@ -206,7 +216,7 @@ class WorkerEvent(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True,
     worker_id: str = ""
     ts_ms: int = 0
     """Unix ms when the outcome was decided."""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = msgspec.field(default_factory=_writer_version)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
@@ -223,4 +233,4 @@ class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     request_id: str | None = None
     """From the headers, when they could be read."""
     ts_ms: int = 0
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = msgspec.field(default_factory=_writer_version)

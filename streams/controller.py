@@ -161,7 +161,9 @@ class AdmissionController:
         if cached is not None:
             await self._settle(request.tenant, policy, tokens)  # nothing was computed
             if request.stream:  # a streaming caller gets the whole text as one chunk first
-                chunk = TokenChunk(request_id=request.request_id, index=0, text=cached.text)
+                chunk = TokenChunk(
+                    request_id=request.request_id, index=0, text=cached.text, rate_limit=status
+                )
                 return [Answer(request.reply_to, chunk), Answer(request.reply_to, cached)]
             return [Answer(request.reply_to, cached)]
         return await self._route(request, policy, tokens, value, with_rate_limit(hdrs, status))

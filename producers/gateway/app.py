@@ -158,9 +158,10 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
 
     async def first_and_rest(
         items: AsyncIterator[TokenChunk | InferenceResult],
-    ) -> AsyncIterator[TokenChunk | InferenceResult]:
+    ) -> tuple[AsyncIterator[TokenChunk | InferenceResult], dict[str, str]]:
         """Waits for the first item before the response starts, so an early error is a
-        proper HTTP error (status and headers) rather than a broken stream."""
+        proper HTTP error (status and headers) rather than a broken stream; the first item
+        also carries the rate-limit status for the response's headers."""
         first = await anext(items)
 
         async def chain() -> AsyncIterator[TokenChunk | InferenceResult]:
@@ -168,12 +169,12 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             async for item in items:
                 yield item
 
-        return chain()
+        return chain(), rate_limit_headers(first.rate_limit)
 
     async def stream_chat(
         messages: list[ChatMessage], params: dict[str, Any], model: str, include_usage: bool
     ) -> Response:
-        items = await first_and_rest(client.chat_stream(messages, **params))
+        items, limits = await first_and_rest(client.chat_stream(messages, **params))
 
         async def events() -> AsyncIterator[str]:
             started = False
@@ -196,10 +197,10 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
                         )
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(events(), media_type="text/event-stream", headers=limits)
 
     async def stream_completion(prompt: str, params: dict[str, Any], model: str) -> Response:
-        items = await first_and_rest(client.stream(prompt, **params))
+        items, limits = await first_and_rest(client.stream(prompt, **params))
 
         async def events() -> AsyncIterator[str]:
             async for item in items:
@@ -209,7 +210,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
                     yield sse(wire.completion_chunk(item.request_id, model, "", item.finish_reason))
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(events(), media_type="text/event-stream", headers=limits)
 
     return app
 

@@ -98,7 +98,7 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
         and chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
     )
 
-    stream = client.chat.completions.create(
+    raw_stream = client.chat.completions.with_raw_response.create(
         model="kinfer-tiny",
         messages=[{"role": "user", "content": "hello gateway"}],
         max_tokens=40,
@@ -106,6 +106,10 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
         stream=True,
         stream_options={"include_usage": True},
     )
+    # A stream's headers go out with its first chunk, which carries the limits too.
+    assert raw_stream.headers["x-ratelimit-limit-requests"] == "10000"
+    assert int(raw_stream.headers["x-ratelimit-remaining-tokens"]) < 8_000_000
+    stream = raw_stream.parse()
     deltas, finish, usage = [], None, None
     for chunk in stream:
         if chunk.usage is not None:

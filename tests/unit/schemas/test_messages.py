@@ -5,6 +5,7 @@ import pytest
 
 from schemas import (
     SCHEMA_VERSION,
+    DeadLetter,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -107,6 +108,27 @@ def test_newer_version_with_added_optional_fields_is_accepted() -> None:
     decoded = decode_request(msgspec.json.encode(newer))
     assert decoded.request_id == "r1"
     assert decoded.schema_version == SCHEMA_VERSION + 1
+
+
+def test_every_writer_states_its_version() -> None:
+    """The rule above needs the writer's version on the wire, default or not."""
+    messages: list[msgspec.Struct] = [
+        request(),
+        InferenceResult(request_id="r1", text="t", finish_reason="stop", usage=Usage(1, 1), model="m"),
+        TokenChunk(request_id="r1", index=0, text="t"),
+        ErrorReply(request_id="r1", code=ErrorCode.INTERNAL, message="m"),
+        WorkerEvent(request_id="r1", tenant="t", region="us-west", model="m", status="ok"),
+        DeadLetter(
+            code=ErrorCode.INVALID_REQUEST,
+            reason="r",
+            source_topic="x",
+            source_partition=0,
+            source_offset=0,
+            original=b"",
+        ),
+    ]
+    for message in messages:
+        assert msgspec.json.decode(encode(message))["schema_version"] == SCHEMA_VERSION, message
 
 
 def test_outcome_statuses_are_ok_plus_every_error_code() -> None:
