@@ -97,6 +97,7 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_paid_tier_excess_waits_in_order_survives_restart_and_expires(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
@@ -203,6 +204,7 @@ def test_deterministic_answers_come_from_the_cache_without_a_worker(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_admission_keeps_serving_while_redis_is_down_and_recovers(
     make_pipeline: Callable[[str], Pipeline], prefix: str, tmp_path: object
 ) -> None:
