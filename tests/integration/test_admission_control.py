@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import urllib.request
@@ -170,6 +171,71 @@ def test_breaker_opens_on_failing_region_and_fails_over(
             assert info.value.retry_after_ms is not None and 0 < info.value.retry_after_ms <= 60_000
         async with client_for(pipeline, "eu-only", timeout_s=30) as eu:
             assert (await eu.generate("eu", user=us_users[0])).text == "ue"
+
+    asyncio.run(scenario())
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of an admission worker's /metrics (0 when absent)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_breaker_half_opens_and_closes_once_the_region_recovers(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    port = free_port()
+    env = {
+        "KINFER_REGION_WEIGHTS": TWO_REGIONS,
+        "KINFER_BREAKER_MIN_CALLS": "10",
+        "KINFER_BREAKER_OPEN_S": "3",
+        "KINFER_BREAKER_PROBES": "3",
+    }
+    pipeline.start("admission", "admission", env={**env, "KINFER_METRICS_PORT": str(port)})
+    broken = pipeline.start(
+        "broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"}
+    )
+    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    us_users = users_routed_to("us-west", 200)
+
+    def us_state(state: str) -> float:
+        return metric(port, "kinfer_admission_breaker_state", region="us-west", state=state)
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "default", timeout_s=60) as client:
+            for user in us_users[:12]:
+                with contextlib.suppress(InternalError):
+                    await client.generate("x", user=user)
+            await asyncio.sleep(1.0)
+            assert us_state("open") == 1
+            # The region heals: its failing worker goes, a healthy one takes its partitions.
+            broken.stop()
+            pipeline.start(
+                "healed-us", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "us-west"}
+            )
+            to_us_before = metric(port, "kinfer_admission_admitted_total", region="us-west")
+            # Past open_s the breaker half-opens: probes reach us-west, the rest still fail over.
+            # Every request is answered either way; once the probes succeed it closes.
+            deadline = time.monotonic() + 90
+            for i, user in enumerate(us_users[20:]):
+                result = await client.generate(f"heal {i}", user=user)
+                assert result.text == f"heal {i}"[::-1]
+                if us_state("closed") == 1:
+                    break
+                assert time.monotonic() < deadline, "the breaker never closed"
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
+            # Closed: us-west users are routed home again.
+            after_close = metric(port, "kinfer_admission_admitted_total", region="us-west")
+            for i, user in enumerate(us_users[150:160]):
+                assert (await client.generate(f"home {i}", user=user)).text == f"home {i}"[::-1]
+            assert metric(port, "kinfer_admission_admitted_total", region="us-west") == after_close + 10
+            assert after_close > to_us_before  # the probes themselves went to us-west
 
     asyncio.run(scenario())
 
