@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import urllib.request
@@ -94,6 +95,38 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
             assert 0 < err.retry_after_ms <= 1000
             await asyncio.sleep(err.retry_after_ms / 1000)
             assert (await client.generate("after waiting")).text == "after waiting"[::-1]
+
+    asyncio.run(scenario())
+
+
+def test_reserved_tokens_are_settled_with_the_real_usage(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """Admission reserves prompt + max_tokens; the worker's outcome gives back what was not used."""
+    pipeline = make_pipeline(prefix)
+    # 2000 tokens at once, refilled at one a second: a refund cannot hide behind the refill.
+    pipeline.tiers += (
+        "[tiers.metered]\nrequests_per_min = 1000\nrequest_burst = 1000\ntokens_per_min = 60\n"
+        'token_burst = 2000\nover_limit = "reject"\n[tenants.meter]\ntier = "metered"\n'
+    )
+    pipeline.start("admission", "admission")
+    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.wait_serving()
+
+    async def scenario() -> None:
+        async with client_for(pipeline, "meter") as client:
+            sampling = SamplingParams(max_tokens=500)  # reserves 3 + 1 + 500 = 504
+            started = time.monotonic()
+            first = await client.generate("abc", sampling=sampling)
+            assert first.rate_limit is not None and first.rate_limit.remaining_tokens == 2000 - 504
+            used = first.usage.prompt_tokens + first.usage.completion_tokens
+            await asyncio.sleep(1.0)  # the outcome event reaches admission
+            second = await client.generate("abc", sampling=sampling)
+            refill = math.ceil(time.monotonic() - started)  # at most a token a second went back
+            assert second.rate_limit is not None
+            # Settled: 2000 - used - 504 plus the refill; unsettled it would be about 992.
+            settled = 2000 - used - 504
+            assert settled <= second.rate_limit.remaining_tokens <= settled + refill
 
     asyncio.run(scenario())
 
