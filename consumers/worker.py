@@ -340,16 +340,25 @@ class InferenceWorker:
             )
         log.info("worker.refused", request_id=reply.request_id, code=reply.code.value, reason=reply.message)
 
-    def _answer_late(self, job: Job, now: int) -> None:
+    def _answer_late(self, job: Job, now: int, where: str = "waiting for a batch slot") -> None:
         waited = now - job.consumed_ms
         self.outbox.error(
-            job.request,
-            ErrorCode.DEADLINE_EXCEEDED,
-            f"deadline passed after {waited} ms waiting for a batch slot",
-            now,
+            job.request, ErrorCode.DEADLINE_EXCEEDED, f"deadline passed after {waited} ms {where}", now
         )
         self.outbox.answered.append((job.source, job.offset))
         metrics.ANSWERS.labels(ErrorCode.DEADLINE_EXCEEDED.value).inc()
+
+    def _drop_expired(self, now: int) -> None:
+        """Sequences whose deadline passed mid-decode leave the batch: nobody waits for
+        them any more, and their slots and compute go to requests that someone does."""
+
+        def alive(job: Job) -> bool:
+            return job.request.deadline_ms is None or job.request.deadline_ms > now
+
+        for job in self.running.remove(alive):
+            self._started_ms.pop(job.request.request_id, None)
+            self._chunk_counts.pop(job.request.request_id, None)
+            self._answer_late(job, now, "in the batch, before the answer was complete")
 
     # -- the model -------------------------------------------------------------------
 
@@ -376,6 +385,9 @@ class InferenceWorker:
         return list(self.running.keys())
 
     def _step(self) -> None:
+        self._drop_expired(self.clock_ms())
+        if not len(self.running):
+            return
         started = time.monotonic()
         jobs = self._running_jobs()  # before the step: a failing step may have let go of them
         try:

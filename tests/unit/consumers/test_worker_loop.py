@@ -6,7 +6,7 @@ from consumers.config import WorkerConfig
 from consumers.engine import GenerationInput, load_runner
 from consumers.outbox import Job
 from consumers.worker import InferenceWorker
-from schemas import InferenceRequest, ReplyAddress, decode_reply
+from schemas import InferenceRequest, ReplyAddress, SamplingParams, decode_reply
 
 
 def test_a_failing_step_answers_internal_for_every_running_request() -> None:
@@ -31,3 +31,35 @@ def test_a_failing_step_answers_internal_for_every_running_request() -> None:
     assert sorted(offset for _, offset in worker.outbox.answered) == [0, 1, 2]
     assert len(worker.running) == 0
     assert "consumer" not in worker.__dict__ and "producer" not in worker.__dict__  # never connected
+
+
+def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot() -> None:
+    now = [1_000]
+    worker = InferenceWorker(
+        WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("kinfer-tiny"), clock_ms=lambda: now[0]
+    )
+    sampling = SamplingParams(max_tokens=50, stop=())
+
+    def job(i: int, deadline_ms: int | None) -> Job:
+        request = InferenceRequest(
+            request_id=f"r{i}",
+            tenant="t",
+            prompt="tell me a long story",
+            reply_to=ReplyAddress("x.replies", 0),
+            sampling=sampling,
+            deadline_ms=deadline_ms,
+        )
+        return Job(request, tokens=80, source=("x.dispatch.us-west", 0), offset=i, consumed_ms=1_000)
+
+    jobs = [job(0, deadline_ms=1_500), job(1, deadline_ms=None)]
+    worker.running.join([(j, GenerationInput(j.request.prompt, j.request.sampling)) for j in jobs])
+    worker._step()
+    worker._step()
+    assert len(worker.running) == 2 and not worker.outbox.answered  # both still decoding
+    now[0] = 1_500  # r0's deadline
+    worker._step()
+    assert [j.request.request_id for j in worker._running_jobs()] == ["r1"]
+    (reply,) = [decode_reply(r.value) for r in worker.outbox.records if r.topic == "x.replies"]
+    assert reply.request_id == "r0" and getattr(reply, "code", None) == "deadline_exceeded"
+    assert "before the answer was complete" in getattr(reply, "message", "")
+    assert worker.outbox.answered == [(("x.dispatch.us-west", 0), 0)]
