@@ -3,6 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 ANSWERS = Counter("kinfer_worker_answers_total", "Terminal answers sent", ["status"])
+DUPLICATES = Counter(
+    "kinfer_worker_duplicates_skipped_total", "Dispatched copies of requests already answered or in flight"
+)
 BATCH_SIZE = Histogram(
     "kinfer_worker_batch_size", "Requests per model batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )

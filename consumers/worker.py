@@ -15,6 +15,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TypeVar
 
 import redis
@@ -33,6 +34,7 @@ from consumers import metrics
 from consumers.batching.offsets import OffsetTracker
 from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
+from consumers.dedupe import AnsweredRequests
 from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
@@ -59,6 +61,11 @@ def _coordinates(record: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
+def _request_id(record: Message) -> str:
+    """From the headers: de-duplication must not parse every body twice."""
+    return headers.decode_headers(record.headers()).get(headers.REQUEST_ID, "")
+
+
 class InferenceWorker:
     def __init__(
         self,
@@ -77,6 +84,14 @@ class InferenceWorker:
             if config.redis_url
             else None
         )
+        redis_client = (
+            redis.Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if config.redis_url
+            else None
+        )
+        self.answered_requests = AnsweredRequests(redis_client, config.topic_prefix)
+        self._held: set[str] = set()
+        """Ids taken in and not yet committed as answered: a second copy is skipped."""
         self.running = runner.batch()
         self.waiting: WaitingQueue[Job] = WaitingQueue(
             max_tokens=config.max_batch_tokens,
@@ -248,8 +263,10 @@ class InferenceWorker:
 
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
-        for record in self._poll():
-            self._take_in(record)
+        records = self._poll()
+        answered = self.answered_requests.seen([_request_id(r) for r in records]) if records else set()
+        for record in records:
+            self._take_in(record, answered)
             self._last_busy_ms = self.clock_ms()
         now = self.clock_ms()
         for job in self.waiting.expired(now):
@@ -291,7 +308,7 @@ class InferenceWorker:
 
     # -- intake --------------------------------------------------------------------------
 
-    def _take_in(self, record: Message) -> None:
+    def _take_in(self, record: Message, answered: AbstractSet[str] = frozenset()) -> None:
         topic, partition, offset = _coordinates(record)
         self.offsets.consumed((topic, partition), offset)
         now = self.clock_ms()
@@ -307,6 +324,13 @@ class InferenceWorker:
             self._refuse(decision, record, now)
             self.offsets.answered((topic, partition), offset)
             return
+        rid = decision.request.request_id
+        if rid in answered or rid in self._held:  # a second copy of a dispatched request
+            self.offsets.answered((topic, partition), offset)
+            metrics.DUPLICATES.inc()
+            log.info("worker.duplicate_skipped", request_id=rid, in_flight=rid in self._held)
+            return
+        self._held.add(rid)
         job = Job(
             decision.request,
             decision.tokens,
@@ -496,6 +520,8 @@ class InferenceWorker:
             return
         self._last_commit = time.monotonic()
         self.offsets.mark_committed(offsets)
+        self._held.difference_update(outbox.answered_ids)
+        self.answered_requests.record(outbox.answered_ids)
         if self.cache is not None:
             self.cache.store(outbox.cacheable)
 
@@ -510,6 +536,7 @@ class InferenceWorker:
             self._replace_producer()
         assignment = self.consumer.assignment()
         self._forget([(tp.topic, tp.partition) for tp in assignment])
+        self._held.clear()  # the aborted answers are re-read and must be answered again
         for tp in self.consumer.committed(assignment, 10):
             self.consumer.seek(
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
@@ -543,6 +570,7 @@ class InferenceWorker:
         dropped += self.waiting.remove(lambda job: job.source not in gone)
         for job in dropped:
             self._started_ms.pop(job.request.request_id, None)
+            self._held.discard(job.request.request_id)
         self.offsets.forget(tps)
         if dropped:
             log.info("worker.dropped_for_rebalance", requests=len(dropped), partitions=sorted(gone))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import structlog
@@ -26,8 +27,17 @@ log = structlog.get_logger(__name__)
 @dataclass
 class ReplyStats:
     delivered: int = 0
-    duplicates_or_unknown: int = 0
+    duplicate_answers: int = 0
+    """Terminal answers for an id this client was already answered: never expected."""
+    duplicate_chunks: int = 0
+    """Repeated stream chunks (at-least-once by design), dropped by index."""
+    unknown: int = 0
+    """Replies for ids not awaited here: late after a timeout, or another client's."""
     undecodable: int = 0
+
+
+_REMEMBERED_ANSWERS = 10_000
+"""Answered ids kept to tell a duplicate answer from an unknown one."""
 
 
 class ReplyRouter:
@@ -38,6 +48,7 @@ class ReplyRouter:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
+        self._answered: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer = Consumer(
@@ -115,22 +126,35 @@ class ReplyRouter:
             stream = self._streams.get(reply.request_id)
             if stream is not None:
                 if not stream.accepts(reply):
-                    self.stats.duplicates_or_unknown += 1
+                    self.stats.duplicate_chunks += 1
                     return
                 if not isinstance(reply, TokenChunk):
                     del self._streams[reply.request_id]
+                    self._remember(reply.request_id)
             elif isinstance(reply, TokenChunk):
                 return  # chunks of a call that does not stream (or gave up): ignored
             future = None if stream is not None else self._pending.pop(reply.request_id, None)
+            if stream is None and future is None:
+                if reply.request_id in self._answered:
+                    self.stats.duplicate_answers += 1
+                else:
+                    self.stats.unknown += 1
+                return
+            if future is not None:
+                self._remember(reply.request_id)
         assert self._loop is not None
         if stream is not None:
             self._loop.call_soon_threadsafe(stream.queue.put_nowait, reply)
             return
-        if future is None:
-            self.stats.duplicates_or_unknown += 1
-            return
+        assert future is not None
         self.stats.delivered += 1
         self._loop.call_soon_threadsafe(_resolve, future, reply)
+
+    def _remember(self, request_id: str) -> None:
+        """Under the lock."""
+        self._answered[request_id] = None
+        if len(self._answered) > _REMEMBERED_ANSWERS:
+            self._answered.popitem(last=False)
 
     def close(self, reason: str = "client closed") -> None:
         self._stop.set()

@@ -69,7 +69,7 @@ def test_two_hundred_requests_and_malformed_records(
             raw.flush(10)
             results = await asyncio.gather(*tasks)
             errors = {rid: await asyncio.wait_for(fut, 60) for rid, fut in waiting.items()}
-            return [r.text for r in results], errors, client.router.stats.duplicates_or_unknown  # type: ignore[misc]
+            return [r.text for r in results], errors, client.router.stats.duplicate_answers  # type: ignore[misc]
 
     try:
         texts, errors, _ = asyncio.run(scenario())

@@ -1,0 +1,72 @@
+"""Which requests are answered already: admission is at-least-once, so a request may be
+dispatched twice (a Faust redelivery, a producer retry when a broker dies), and the
+second copy must be skipped, not answered again.
+
+Two levels: the ids this process answered (a bounded LRU, always on), and a marker per
+answered id in Redis shared by every worker (when Redis is configured), which covers a
+copy that reaches another worker after a rebalance.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import redis
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ANSWERED_TTL_S = 3600
+"""How long an answered id is remembered in Redis: far past any redelivery."""
+
+
+class AnsweredRequests:
+    def __init__(
+        self, client: redis.Redis | None = None, prefix: str = "kinfer", capacity: int = 100_000
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.capacity = capacity
+        self._local: OrderedDict[str, None] = OrderedDict()
+        self._redis_ok = True
+
+    def key(self, request_id: str) -> str:
+        return f"{self.prefix}:answered:{request_id}"
+
+    def seen(self, request_ids: list[str]) -> set[str]:
+        """The ids among these that some worker has answered (one Redis round trip)."""
+        found = {rid for rid in request_ids if rid in self._local}
+        rest = [rid for rid in request_ids if rid not in found]
+        if self.client is None or not rest:
+            return found
+        try:
+            marks = self.client.mget([self.key(rid) for rid in rest])
+        except redis.RedisError as exc:
+            self._warn(exc)
+            return found
+        self._redis_ok = True
+        return found | {rid for rid, mark in zip(rest, marks, strict=True) if mark is not None}
+
+    def record(self, request_ids: Iterable[str]) -> None:
+        """After the transaction holding their answers committed."""
+        ids = list(request_ids)
+        for rid in ids:
+            self._local[rid] = None
+            self._local.move_to_end(rid)
+        while len(self._local) > self.capacity:
+            self._local.popitem(last=False)
+        if self.client is None or not ids:
+            return
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for rid in ids:
+                    pipe.set(self.key(rid), b"1", ex=ANSWERED_TTL_S)
+                pipe.execute()
+        except redis.RedisError as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: redis.RedisError) -> None:
+        if self._redis_ok:  # once per outage: the local memory still holds this worker's ids
+            log.warning("worker.dedupe_redis_unreachable", error=str(exc))
+        self._redis_ok = False

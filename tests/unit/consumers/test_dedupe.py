@@ -1,0 +1,66 @@
+"""A request dispatched twice is answered once: the worker's de-duplication by request id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consumers.config import WorkerConfig
+from consumers.dedupe import AnsweredRequests
+from consumers.engine import load_runner
+from consumers.worker import InferenceWorker
+from schemas import InferenceRequest, ReplyAddress, encode, headers
+
+
+def test_remembers_what_was_answered_up_to_its_capacity() -> None:
+    answered = AnsweredRequests(capacity=3)
+    answered.record(["a", "b"])
+    assert answered.seen(["a", "b", "c"]) == {"a", "b"}
+    answered.record(["c", "d"])  # "a" is the oldest: forgotten
+    assert answered.seen(["a", "b", "c", "d"]) == {"b", "c", "d"}
+
+
+@dataclass
+class Record:
+    """The parts of a consumed confluent-kafka Message the worker reads."""
+
+    value_bytes: bytes
+    at: int
+    rid: str
+
+    def topic(self) -> str:
+        return "x.dispatch.us-west"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self.at
+
+    def value(self) -> bytes:
+        return self.value_bytes
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(headers.REQUEST_ID, self.rid.encode())]
+
+    def error(self) -> None:
+        return None
+
+
+def record(rid: str, at: int) -> Record:
+    request = InferenceRequest(request_id=rid, tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 0))
+    return Record(encode(request), at, rid)
+
+
+def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
+    worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
+    worker._take_in(record("r1", 0))  # type: ignore[arg-type]
+    worker._take_in(record("r1", 1))  # type: ignore[arg-type]  # while the first waits
+    assert len(worker.waiting) == 1
+    # Committed answers are remembered (here: locally; with Redis, by every worker).
+    worker.answered_requests.record(["r2"])
+    worker._take_in(record("r2", 2), worker.answered_requests.seen(["r2"]))  # type: ignore[arg-type]
+    assert len(worker.waiting) == 1
+    # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
+    assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 0}
+    worker.offsets.answered(("x.dispatch.us-west", 0), 0)
+    assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 3}
