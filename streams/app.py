@@ -12,11 +12,13 @@ Nothing blocking runs on the loop: Redis is used through ``redis.asyncio``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 import structlog
 from confluent_kafka.admin import AdminClient
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -34,6 +36,14 @@ from streams.outcomes import OutcomeRecorder
 from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
+
+
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust's producer turns idempotence on only in its (buggy) exactly-once mode; without
+    it, a send retried while a broker fails over can write a forward or a reply twice."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "enable_idempotence": True}
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -108,6 +118,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]
     ingress = app.topic(names.requests, key_type=bytes, value_type=bytes, value_serializer="raw")
     events = app.topic(names.events, key_type=bytes, value_type=bytes, value_serializer="raw")
 
