@@ -1,16 +1,18 @@
-"""Which requests are answered already: admission is at-least-once, so a request may be
-dispatched twice (a Faust redelivery, a producer retry when a broker dies), and the
-second copy must be skipped, not answered again.
+"""Which requests are in flight or answered already: admission is at-least-once, so a
+request may be dispatched twice (a Faust redelivery after a rebalance), and the second
+copy must be skipped, not answered again.
 
-Two levels: the ids this process answered (a bounded LRU, always on), and a marker per
-answered id in Redis shared by every worker (when Redis is configured), which covers a
-copy that reaches another worker after a rebalance.
+A copy is recognised while its original is in flight here (taken in, answer not yet
+committed), or once an answer committed: ids this process answered (a bounded LRU,
+always on) and a marker per answered id in Redis shared by every worker (when Redis
+is configured), which covers a copy that reaches another worker after a rebalance.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 import redis
 import structlog
@@ -21,7 +23,7 @@ ANSWERED_TTL_S = 3600
 """How long an answered id is remembered in Redis: far past any redelivery."""
 
 
-class AnsweredRequests:
+class RequestDeduplicator:
     def __init__(
         self, client: redis.Redis | None = None, prefix: str = "kinfer", capacity: int = 100_000
     ) -> None:
@@ -29,7 +31,27 @@ class AnsweredRequests:
         self.prefix = prefix
         self.capacity = capacity
         self._local: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: set[str] = set()
         self._redis_ok = True
+
+    def take(self, request_id: str, answered: AbstractSet[str]) -> bool:
+        """True for a new request (now in flight); False for a copy to skip. ``answered``:
+        what :meth:`seen` said for the poll this request came in."""
+        if request_id in answered or request_id in self._in_flight:
+            return False
+        self._in_flight.add(request_id)
+        return True
+
+    def in_flight(self, request_id: str) -> bool:
+        return request_id in self._in_flight
+
+    def dropped(self, request_ids: Iterable[str]) -> None:
+        """Given up unanswered (partitions revoked, a transaction aborted): a redelivery is
+        the request itself, not a copy."""
+        self._in_flight.difference_update(request_ids)
+
+    def drop_all(self) -> None:
+        self._in_flight.clear()
 
     def key(self, request_id: str) -> str:
         return f"{self.prefix}:answered:{request_id}"
@@ -48,9 +70,10 @@ class AnsweredRequests:
         self._redis_ok = True
         return found | {rid for rid, mark in zip(rest, marks, strict=True) if mark is not None}
 
-    def record(self, request_ids: Iterable[str]) -> None:
+    def committed(self, request_ids: Iterable[str]) -> None:
         """After the transaction holding their answers committed."""
         ids = list(request_ids)
+        self._in_flight.difference_update(ids)
         for rid in ids:
             self._local[rid] = None
             self._local.move_to_end(rid)

@@ -34,7 +34,7 @@ from consumers import metrics
 from consumers.batching.offsets import OffsetTracker
 from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
-from consumers.dedupe import AnsweredRequests
+from consumers.dedupe import RequestDeduplicator
 from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
@@ -89,9 +89,7 @@ class InferenceWorker:
             if config.redis_url
             else None
         )
-        self.answered_requests = AnsweredRequests(redis_client, config.topic_prefix)
-        self._held: set[str] = set()
-        """Ids taken in and not yet committed as answered: a second copy is skipped."""
+        self.dedupe = RequestDeduplicator(redis_client, config.topic_prefix)
         self.running = runner.batch()
         self.waiting: WaitingQueue[Job] = WaitingQueue(
             max_tokens=config.max_batch_tokens,
@@ -264,7 +262,7 @@ class InferenceWorker:
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
         records = self._poll()
-        answered = self.answered_requests.seen([_request_id(r) for r in records]) if records else set()
+        answered = self.dedupe.seen([_request_id(r) for r in records]) if records else set()
         for record in records:
             self._take_in(record, answered)
             self._last_busy_ms = self.clock_ms()
@@ -325,12 +323,11 @@ class InferenceWorker:
             self.offsets.answered((topic, partition), offset)
             return
         rid = decision.request.request_id
-        if rid in answered or rid in self._held:  # a second copy of a dispatched request
+        if not self.dedupe.take(rid, answered):  # a second copy of a dispatched request
             self.offsets.answered((topic, partition), offset)
             metrics.DUPLICATES.inc()
-            log.info("worker.duplicate_skipped", request_id=rid, in_flight=rid in self._held)
+            log.info("worker.duplicate_skipped", request_id=rid, in_flight=self.dedupe.in_flight(rid))
             return
-        self._held.add(rid)
         job = Job(
             decision.request,
             decision.tokens,
@@ -520,8 +517,7 @@ class InferenceWorker:
             return
         self._last_commit = time.monotonic()
         self.offsets.mark_committed(offsets)
-        self._held.difference_update(outbox.answered_ids)
-        self.answered_requests.record(outbox.answered_ids)
+        self.dedupe.committed(outbox.answered_ids)
         if self.cache is not None:
             self.cache.store(outbox.cacheable)
 
@@ -536,7 +532,7 @@ class InferenceWorker:
             self._replace_producer()
         assignment = self.consumer.assignment()
         self._forget([(tp.topic, tp.partition) for tp in assignment])
-        self._held.clear()  # the aborted answers are re-read and must be answered again
+        self.dedupe.drop_all()  # the aborted answers are re-read and must be answered again
         for tp in self.consumer.committed(assignment, 10):
             self.consumer.seek(
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
@@ -570,7 +566,7 @@ class InferenceWorker:
         dropped += self.waiting.remove(lambda job: job.source not in gone)
         for job in dropped:
             self._started_ms.pop(job.request.request_id, None)
-            self._held.discard(job.request.request_id)
+        self.dedupe.dropped(job.request.request_id for job in dropped)
         self.offsets.forget(tps)
         if dropped:
             log.info("worker.dropped_for_rebalance", requests=len(dropped), partitions=sorted(gone))

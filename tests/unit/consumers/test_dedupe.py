@@ -5,18 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumers.config import WorkerConfig
-from consumers.dedupe import AnsweredRequests
+from consumers.dedupe import RequestDeduplicator
 from consumers.engine import load_runner
 from consumers.worker import InferenceWorker
 from schemas import InferenceRequest, ReplyAddress, encode, headers
 
 
 def test_remembers_what_was_answered_up_to_its_capacity() -> None:
-    answered = AnsweredRequests(capacity=3)
-    answered.record(["a", "b"])
-    assert answered.seen(["a", "b", "c"]) == {"a", "b"}
-    answered.record(["c", "d"])  # "a" is the oldest: forgotten
-    assert answered.seen(["a", "b", "c", "d"]) == {"b", "c", "d"}
+    dedupe = RequestDeduplicator(capacity=3)
+    dedupe.committed(["a", "b"])
+    assert dedupe.seen(["a", "b", "c"]) == {"a", "b"}
+    dedupe.committed(["c", "d"])  # "a" is the oldest: forgotten
+    assert dedupe.seen(["a", "b", "c", "d"]) == {"b", "c", "d"}
+
+
+def test_in_flight_until_committed_and_free_again_when_dropped() -> None:
+    dedupe = RequestDeduplicator()
+    assert dedupe.take("r", set()) and not dedupe.take("r", set())
+    dedupe.dropped(["r"])  # revoked or aborted: its redelivery is the request itself
+    assert dedupe.take("r", set())
+    dedupe.committed(["r"])
+    assert not dedupe.in_flight("r") and dedupe.seen(["r"]) == {"r"}
+    assert not dedupe.take("r", dedupe.seen(["r"]))
 
 
 @dataclass
@@ -57,8 +67,8 @@ def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
     worker._take_in(record("r1", 1))  # type: ignore[arg-type]  # while the first waits
     assert len(worker.waiting) == 1
     # Committed answers are remembered (here: locally; with Redis, by every worker).
-    worker.answered_requests.record(["r2"])
-    worker._take_in(record("r2", 2), worker.answered_requests.seen(["r2"]))  # type: ignore[arg-type]
+    worker.dedupe.committed(["r2"])
+    worker._take_in(record("r2", 2), worker.dedupe.seen(["r2"]))  # type: ignore[arg-type]
     assert len(worker.waiting) == 1
     # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
     assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 0}
