@@ -19,6 +19,13 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+
+def request_key(tenant: str, request_id: str) -> str:
+    """Request ids are chosen by clients: scoped by tenant, one tenant's ids can never
+    make another tenant's requests look answered."""
+    return f"{len(tenant)}:{tenant}:{request_id}"
+
+
 ANSWERED_TTL_S = 3600
 """How long an answered id is remembered in Redis: far past any redelivery."""
 
@@ -34,27 +41,29 @@ class RequestDeduplicator:
         self._in_flight: set[str] = set()
         self._redis_ok = True
 
-    def take(self, request_id: str, answered: AbstractSet[str]) -> bool:
+    # Every id below is a :func:`request_key`.
+
+    def take(self, key: str, answered: AbstractSet[str]) -> bool:
         """True for a new request (now in flight); False for a copy to skip. ``answered``:
         what :meth:`seen` said for the poll this request came in."""
-        if request_id in answered or request_id in self._in_flight:
+        if key in answered or key in self._in_flight:
             return False
-        self._in_flight.add(request_id)
+        self._in_flight.add(key)
         return True
 
-    def in_flight(self, request_id: str) -> bool:
-        return request_id in self._in_flight
+    def in_flight(self, key: str) -> bool:
+        return key in self._in_flight
 
-    def dropped(self, request_ids: Iterable[str]) -> None:
+    def dropped(self, keys: Iterable[str]) -> None:
         """Given up unanswered (partitions revoked, a transaction aborted): a redelivery is
         the request itself, not a copy."""
-        self._in_flight.difference_update(request_ids)
+        self._in_flight.difference_update(keys)
 
     def drop_all(self) -> None:
         self._in_flight.clear()
 
-    def key(self, request_id: str) -> str:
-        return f"{self.prefix}:answered:{request_id}"
+    def redis_key(self, key: str) -> str:
+        return f"{self.prefix}:answered:{key}"
 
     def seen(self, request_ids: list[str]) -> set[str]:
         """The ids among these that some worker has answered (one Redis round trip)."""
@@ -63,7 +72,7 @@ class RequestDeduplicator:
         if self.client is None or not rest:
             return found
         try:
-            marks = self.client.mget([self.key(rid) for rid in rest])
+            marks = self.client.mget([self.redis_key(rid) for rid in rest])
         except redis.RedisError as exc:
             self._warn(exc)
             return found
@@ -84,7 +93,7 @@ class RequestDeduplicator:
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for rid in ids:
-                    pipe.set(self.key(rid), b"1", ex=ANSWERED_TTL_S)
+                    pipe.set(self.redis_key(rid), b"1", ex=ANSWERED_TTL_S)
                 pipe.execute()
         except redis.RedisError as exc:
             self._warn(exc)

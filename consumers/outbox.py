@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from consumers.dedupe import request_key
 from schemas import (
     DeadLetter,
     ErrorCode,
@@ -60,8 +61,8 @@ class Outbox:
     """Results to offer the response cache once the transaction committed."""
     answered: list[tuple[tuple[str, int], int]] = field(default_factory=list)
     """(partition, offset) of every record this outbox answers."""
-    answered_ids: list[str] = field(default_factory=list)
-    """Request ids whose terminal answer this outbox holds (for de-duplication)."""
+    answered_keys: list[str] = field(default_factory=list)
+    """:func:`~consumers.dedupe.request_key` of each request whose terminal answer this holds."""
 
     def __bool__(self) -> bool:
         return bool(self.records)
@@ -75,7 +76,7 @@ class Outbox:
 
     def result(self, job: Job, result: InferenceResult, event: WorkerEvent) -> None:
         self.reply(job.request.reply_to, job.request.request_id, encode(result))
-        self.answered_ids.append(job.request.request_id)
+        self.answered_keys.append(request_key(job.request.tenant, job.request.request_id))
         # A cache hit gets the limits of its own admission, never these.
         self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None)))
         self.event(event)
@@ -86,7 +87,7 @@ class Outbox:
     ) -> None:
         reply = ErrorReply(request_id=request.request_id, code=code, message=message)
         self.reply(request.reply_to, request.request_id, encode(reply))
-        self.answered_ids.append(request.request_id)
+        self.answered_keys.append(request_key(request.tenant, request.request_id))
         self.event(self.outcome(request, code.value, now_ms, **fields))
 
     def outcome(self, request: InferenceRequest, status: str, now_ms: int, **fields: object) -> WorkerEvent:

@@ -34,7 +34,7 @@ from consumers import metrics
 from consumers.batching.offsets import OffsetTracker
 from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
-from consumers.dedupe import RequestDeduplicator
+from consumers.dedupe import RequestDeduplicator, request_key
 from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
@@ -42,7 +42,7 @@ from consumers.result_cache import ResultCache
 from consumers.telemetry import DeviceSampler
 from consumers.triage import Refused, triage
 from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicNames, encode, headers
-from schemas.codec import rate_limit_header
+from schemas.codec import rate_limit_header, request_identity
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +59,6 @@ def _coordinates(record: Message) -> tuple[str, int, int]:
     topic, partition, offset = record.topic(), record.partition(), record.offset()
     assert topic is not None and partition is not None and offset is not None
     return topic, partition, offset
-
-
-def _request_id(record: Message) -> str:
-    """From the headers: de-duplication must not parse every body twice."""
-    return headers.decode_headers(record.headers()).get(headers.REQUEST_ID, "")
 
 
 class InferenceWorker:
@@ -262,7 +257,8 @@ class InferenceWorker:
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
         records = self._poll()
-        answered = self.dedupe.seen([_request_id(r) for r in records]) if records else set()
+        keys = [request_key(*request_identity(r.value())) for r in records]
+        answered = self.dedupe.seen(keys) if records else set()
         for record in records:
             self._take_in(record, answered)
             self._last_busy_ms = self.clock_ms()
@@ -322,11 +318,15 @@ class InferenceWorker:
             self._refuse(decision, record, now)
             self.offsets.answered((topic, partition), offset)
             return
-        rid = decision.request.request_id
-        if not self.dedupe.take(rid, answered):  # a second copy of a dispatched request
+        key = request_key(decision.request.tenant, decision.request.request_id)
+        if not self.dedupe.take(key, answered):  # a second copy of a dispatched request
             self.offsets.answered((topic, partition), offset)
             metrics.DUPLICATES.inc()
-            log.info("worker.duplicate_skipped", request_id=rid, in_flight=self.dedupe.in_flight(rid))
+            log.info(
+                "worker.duplicate_skipped",
+                request_id=decision.request.request_id,
+                in_flight=self.dedupe.in_flight(key),
+            )
             return
         job = Job(
             decision.request,
@@ -517,7 +517,7 @@ class InferenceWorker:
             return
         self._last_commit = time.monotonic()
         self.offsets.mark_committed(offsets)
-        self.dedupe.committed(outbox.answered_ids)
+        self.dedupe.committed(outbox.answered_keys)
         if self.cache is not None:
             self.cache.store(outbox.cacheable)
 
@@ -566,7 +566,7 @@ class InferenceWorker:
         dropped += self.waiting.remove(lambda job: job.source not in gone)
         for job in dropped:
             self._started_ms.pop(job.request.request_id, None)
-        self.dedupe.dropped(job.request.request_id for job in dropped)
+        self.dedupe.dropped(request_key(job.request.tenant, job.request.request_id) for job in dropped)
         self.offsets.forget(tps)
         if dropped:
             log.info("worker.dropped_for_rebalance", requests=len(dropped), partitions=sorted(gone))

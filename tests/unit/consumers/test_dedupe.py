@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumers.config import WorkerConfig
-from consumers.dedupe import RequestDeduplicator
+from consumers.dedupe import RequestDeduplicator, request_key
 from consumers.engine import load_runner
 from consumers.worker import InferenceWorker
 from schemas import InferenceRequest, ReplyAddress, encode, headers
@@ -56,8 +56,10 @@ class Record:
         return None
 
 
-def record(rid: str, at: int) -> Record:
-    request = InferenceRequest(request_id=rid, tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 0))
+def record(rid: str, at: int, tenant: str = "t") -> Record:
+    request = InferenceRequest(
+        request_id=rid, tenant=tenant, prompt="p", reply_to=ReplyAddress("x.replies", 0)
+    )
     return Record(encode(request), at, rid)
 
 
@@ -67,10 +69,19 @@ def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
     worker._take_in(record("r1", 1))  # type: ignore[arg-type]  # while the first waits
     assert len(worker.waiting) == 1
     # Committed answers are remembered (here: locally; with Redis, by every worker).
-    worker.dedupe.committed(["r2"])
-    worker._take_in(record("r2", 2), worker.dedupe.seen(["r2"]))  # type: ignore[arg-type]
+    worker.dedupe.committed([request_key("t", "r2")])
+    worker._take_in(record("r2", 2), worker.dedupe.seen([request_key("t", "r2")]))  # type: ignore[arg-type]
     assert len(worker.waiting) == 1
     # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
     assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 0}
     worker.offsets.answered(("x.dispatch.us-west", 0), 0)
     assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 3}
+
+
+def test_another_tenant_reusing_a_request_id_is_not_a_copy() -> None:
+    """Clients choose request ids: one tenant's must never silence another tenant's request."""
+    worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
+    worker._take_in(record("same-id", 0, tenant="acme"))  # type: ignore[arg-type]
+    worker._take_in(record("same-id", 1, tenant="globex"))  # type: ignore[arg-type]
+    assert len(worker.waiting) == 2
+    assert request_key("a:b", "c") != request_key("a", "b:c")
