@@ -14,8 +14,8 @@ log = structlog.get_logger(__name__)
 class ResultCache:
     """Best effort: a cache write that fails is logged and skipped, never retried."""
 
-    def __init__(self, url: str, prefix: str, ttl_s: int) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+        self.client = client
         self.prefix = prefix
         self.ttl_s = ttl_s
 

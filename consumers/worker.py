@@ -74,14 +74,15 @@ class InferenceWorker:
         self.topics = TopicNames(config.topic_prefix)
         self.clock_ms = clock_ms
         self._stop = threading.Event()
-        self.cache = (
-            ResultCache(config.redis_url, config.topic_prefix, config.cache_ttl_s)
-            if config.redis_url
-            else None
-        )
+        # One client for the cache and de-duplication: both write once per commit, best effort.
         redis_client = (
             redis.Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
             if config.redis_url
+            else None
+        )
+        self.cache = (
+            ResultCache(redis_client, config.topic_prefix, config.cache_ttl_s)
+            if redis_client is not None
             else None
         )
         self.dedupe = RequestDeduplicator(redis_client, config.topic_prefix)
