@@ -40,9 +40,18 @@ from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
 from consumers.result_cache import ResultCache
 from consumers.telemetry import DeviceSampler
-from consumers.triage import Refused, triage
-from schemas import DeadLetter, ErrorCode, SamplingParams, TokenChunk, TopicNames, encode, headers
-from schemas.codec import rate_limit_header, request_identity
+from consumers.triage import Refused, Runnable, triage
+from schemas import (
+    DeadLetter,
+    ErrorCode,
+    InferenceRequest,
+    SamplingParams,
+    TokenChunk,
+    TopicNames,
+    encode,
+    headers,
+)
+from schemas.codec import rate_limit_header
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +68,10 @@ def _coordinates(record: Message) -> tuple[str, int, int]:
     topic, partition, offset = record.topic(), record.partition(), record.offset()
     assert topic is not None and partition is not None and offset is not None
     return topic, partition, offset
+
+
+def _dedupe_key(request: InferenceRequest) -> str:
+    return request_key(request.tenant, request.request_id)
 
 
 class InferenceWorker:
@@ -258,10 +271,8 @@ class InferenceWorker:
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
         records = self._poll()
-        keys = [request_key(*request_identity(r.value())) for r in records]
-        answered = self.dedupe.seen(keys) if records else set()
-        for record in records:
-            self._take_in(record, answered)
+        if records:
+            self._take_in(records)
             self._last_busy_ms = self.clock_ms()
         now = self.clock_ms()
         for job in self.waiting.expired(now):
@@ -303,23 +314,41 @@ class InferenceWorker:
 
     # -- intake --------------------------------------------------------------------------
 
-    def _take_in(self, record: Message, answered: AbstractSet[str] = frozenset()) -> None:
-        topic, partition, offset = _coordinates(record)
-        self.offsets.consumed((topic, partition), offset)
+    def _take_in(self, records: list[Message]) -> None:
+        """Triage a poll's records, then queue the runnable ones that are not copies of a
+        request in flight or answered (one Redis round trip for the whole poll)."""
         now = self.clock_ms()
-        record_headers = headers.decode_headers(record.headers())
-        decision = triage(
-            record.value(),
-            record_headers,
-            now_ms=now,
-            count_tokens=self.runner.count_tokens,
-            max_context=self.runner.max_context,
-        )
-        if isinstance(decision, Refused):
-            self._refuse(decision, record, now)
-            self.offsets.answered((topic, partition), offset)
-            return
-        key = request_key(decision.request.tenant, decision.request.request_id)
+        runnable: list[tuple[Message, Runnable, dict[str, str]]] = []
+        for record in records:
+            topic, partition, offset = _coordinates(record)
+            self.offsets.consumed((topic, partition), offset)
+            record_headers = headers.decode_headers(record.headers())
+            decision = triage(
+                record.value(),
+                record_headers,
+                now_ms=now,
+                count_tokens=self.runner.count_tokens,
+                max_context=self.runner.max_context,
+            )
+            if isinstance(decision, Refused):
+                self._refuse(decision, record, now)
+                self.offsets.answered((topic, partition), offset)
+            else:
+                runnable.append((record, decision, record_headers))
+        answered = self.dedupe.seen([_dedupe_key(decision.request) for _, decision, _ in runnable])
+        for record, decision, record_headers in runnable:
+            self._queue(record, decision, record_headers, answered, now)
+
+    def _queue(
+        self,
+        record: Message,
+        decision: Runnable,
+        record_headers: dict[str, str],
+        answered: AbstractSet[str],
+        now: int,
+    ) -> None:
+        topic, partition, offset = _coordinates(record)
+        key = _dedupe_key(decision.request)
         if not self.dedupe.take(key, answered):  # a second copy of a dispatched request
             self.offsets.answered((topic, partition), offset)
             metrics.DUPLICATES.inc()
@@ -567,7 +596,7 @@ class InferenceWorker:
         dropped += self.waiting.remove(lambda job: job.source not in gone)
         for job in dropped:
             self._started_ms.pop(job.request.request_id, None)
-        self.dedupe.dropped(request_key(job.request.tenant, job.request.request_id) for job in dropped)
+        self.dedupe.dropped(_dedupe_key(job.request) for job in dropped)
         self.offsets.forget(tps)
         if dropped:
             log.info("worker.dropped_for_rebalance", requests=len(dropped), partitions=sorted(gone))

@@ -95,24 +95,6 @@ def salvage_reply_target(data: bytes) -> tuple[str | None, ReplyAddress | None]:
     return found.request_id, found.reply_to
 
 
-class _Identity(msgspec.Struct):
-    tenant: str = ""
-    request_id: str = ""
-
-
-_identity_decoder = msgspec.json.Decoder(_Identity)
-
-
-def request_identity(data: bytes | None) -> tuple[str, str]:
-    """(tenant, request id) of a request body, read without validating the rest
-    (empty strings where unreadable): cheap enough to run on every consumed record."""
-    try:
-        found = _identity_decoder.decode(data or b"")
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return "", ""
-    return found.tenant, found.request_id
-
-
 def reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, ReplyAddress | None]:
     """Request id and reply address of a refused record: headers first, else what the
     body still says. Lets every stage answer even a record it cannot decode."""

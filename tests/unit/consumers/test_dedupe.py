@@ -65,13 +65,16 @@ def record(rid: str, at: int, tenant: str = "t") -> Record:
 
 def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
     worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
-    worker._take_in(record("r1", 0))  # type: ignore[arg-type]
-    worker._take_in(record("r1", 1))  # type: ignore[arg-type]  # while the first waits
+    worker._take_in([record("r1", 0)])  # type: ignore[list-item]
+    worker._take_in([record("r1", 1)])  # type: ignore[list-item]  # while the first waits
     assert len(worker.waiting) == 1
     # Committed answers are remembered (here: locally; with Redis, by every worker).
     worker.dedupe.committed([request_key("t", "r2")])
-    worker._take_in(record("r2", 2), worker.dedupe.seen([request_key("t", "r2")]))  # type: ignore[arg-type]
+    worker._take_in([record("r2", 2)])  # type: ignore[list-item]
     assert len(worker.waiting) == 1
+    # Two copies in one poll: the first is queued, the second skipped.
+    worker._take_in([record("r3", 3), record("r3", 4)])  # type: ignore[list-item]
+    assert len(worker.waiting) == 2
     # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
     assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 0}
     worker.offsets.answered(("x.dispatch.us-west", 0), 0)
@@ -81,7 +84,6 @@ def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
 def test_another_tenant_reusing_a_request_id_is_not_a_copy() -> None:
     """Clients choose request ids: one tenant's must never silence another tenant's request."""
     worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
-    worker._take_in(record("same-id", 0, tenant="acme"))  # type: ignore[arg-type]
-    worker._take_in(record("same-id", 1, tenant="globex"))  # type: ignore[arg-type]
+    worker._take_in([record("same-id", 0, tenant="acme"), record("same-id", 1, tenant="globex")])  # type: ignore[list-item]
     assert len(worker.waiting) == 2
     assert request_key("a:b", "c") != request_key("a", "b:c")

@@ -21,7 +21,6 @@ from schemas import (
     encode,
     limits,
 )
-from schemas.codec import request_identity
 from schemas.messages import OutcomeStatus
 
 ADDR = ReplyAddress("kinfer.replies", 3)
@@ -145,9 +144,3 @@ def test_error_codes_carry_retriable() -> None:
 def test_worker_event_round_trips() -> None:
     event = WorkerEvent(request_id="r", tenant="t", region="us-west", model="m", status="ok", batch_size=3)
     assert msgspec.json.decode(encode(event), type=WorkerEvent) == event
-
-
-def test_request_identity_reads_tenant_and_id_of_any_body() -> None:
-    assert request_identity(encode(request(tenant="acme", request_id="r9"))) == ("acme", "r9")
-    assert request_identity(b"{not json") == ("", "")
-    assert request_identity(None) == ("", "")
