@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.config import WorkerConfig
+from infra.stack.kafka import loopback_ports
 from producers.config import ClientConfig
 from producers.gateway.config import GatewayConfig
 from schemas import DEFAULT_PREFIX
@@ -111,11 +112,7 @@ class KinferSettings(BaseSettings):
                 f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; "
                 "they must differ"
             )
-        ports = [
-            p + 2 * i
-            for i in range(self.kafka_brokers)
-            for p in (self.kafka_port, self.kafka_controller_port)
-        ]
+        ports = [port for pair in self.kafka_node_ports for port in pair]
         if len(set(ports)) < len(ports) or max(ports) > 65535:
             raise ValueError(
                 f"{self.kafka_brokers} local Kafka nodes use ports KINFER_KAFKA_PORT + 2i and "
@@ -138,8 +135,13 @@ class KinferSettings(BaseSettings):
         return self.redis_url is not None
 
     @property
+    def kafka_node_ports(self) -> list[tuple[int, int]]:
+        """(client, controller) port of each node of the local cluster."""
+        return loopback_ports(self.kafka_brokers, self.kafka_port, self.kafka_controller_port)
+
+    @property
     def bootstrap(self) -> str:
-        local = ",".join(f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+        local = ",".join(f"127.0.0.1:{client}" for client, _ in self.kafka_node_ports)
         return self.bootstrap_servers or local
 
     @property

@@ -213,6 +213,12 @@ class KafkaNode:
         return self.process.stop(timeout_s)
 
 
+def loopback_ports(size: int, port: int, controller_port: int) -> list[tuple[int, int]]:
+    """(client, controller) port of each node of a local cluster: node ``i`` (from 0) uses
+    ``port + 2i`` and ``controller_port + 2i``, so 19092/19093 give 19094/19095 next."""
+    return [(port + 2 * i, controller_port + 2 * i) for i in range(size)]
+
+
 class KafkaCluster:
     """N local KRaft nodes sharing one cluster id and controller quorum.
 
@@ -235,17 +241,17 @@ class KafkaCluster:
         controller_port: int = 19093,
         jars_dir: Path | None = None,
     ) -> KafkaCluster:
-        """Node ``i`` (from 0) listens on ``port + 2i`` and ``controller_port + 2i``."""
+        """Nodes on the ports :func:`loopback_ports` gives."""
         return cls(
             [
                 KafkaNodeConfig(
                     state_dir=state_dir,
-                    port=port + 2 * i,
-                    controller_port=controller_port + 2 * i,
+                    port=client,
+                    controller_port=controller,
                     node_id=i + 1,
                     jars_dir=jars_dir,
                 )
-                for i in range(size)
+                for i, (client, controller) in enumerate(loopback_ports(size, port, controller_port))
             ]
         )
 
