@@ -407,8 +407,7 @@ class InferenceWorker:
             return job.request.deadline_ms is None or job.request.deadline_ms > now
 
         for job in self.running.remove(alive):
-            self._started_ms.pop(job.request.request_id, None)
-            self._chunk_counts.pop(job.request.request_id, None)
+            self._release(job)
             self._answer_late(job, now, "in the batch, before the answer was complete")
 
     # -- the model -------------------------------------------------------------------
@@ -452,10 +451,17 @@ class InferenceWorker:
         for job, out in finished:
             self._finish(job, out)
 
+    def _release(self, job: Job) -> int | None:
+        """Forget a request's bookkeeping, and say when its compute started. Its chunk count
+        too: a stream re-run here after a rebalance must number its chunks from 0 again."""
+        self._chunk_counts.pop(job.request.request_id, None)
+        return self._started_ms.pop(job.request.request_id, None)
+
     def _finish(self, job: Job, out: GenerationOutput) -> None:
         now = self.clock_ms()
-        started = self._started_ms.pop(job.request.request_id, now)
-        self._chunk_counts.pop(job.request.request_id, None)
+        started = self._release(job)
+        if started is None:
+            started = now
         queue_ms = float(max(0, started - job.request.created_ms)) if job.request.created_ms else 0.0
         compute_ms = float(now - started)
         result = result_of(
@@ -487,7 +493,7 @@ class InferenceWorker:
     def _fail(self, jobs: list[Job], exc: Exception) -> None:
         now = self.clock_ms()
         for job in jobs:
-            self._started_ms.pop(job.request.request_id, None)
+            self._release(job)
             self.outbox.error(job.request, ErrorCode.INTERNAL, f"model {self.runner.name} failed: {exc}", now)
             self.outbox.answered.append((job.source, job.offset))
             metrics.ANSWERS.labels(ErrorCode.INTERNAL.value).inc()
@@ -595,7 +601,7 @@ class InferenceWorker:
         dropped = self.running.remove(lambda job: job.source not in gone)
         dropped += self.waiting.remove(lambda job: job.source not in gone)
         for job in dropped:
-            self._started_ms.pop(job.request.request_id, None)
+            self._release(job)
         self.dedupe.dropped(_dedupe_key(job.request) for job in dropped)
         self.offsets.forget(tps)
         if dropped:

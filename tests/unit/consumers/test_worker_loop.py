@@ -63,3 +63,16 @@ def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot() ->
     assert reply.request_id == "r0" and getattr(reply, "code", None) == "deadline_exceeded"
     assert "before the answer was complete" in getattr(reply, "message", "")
     assert worker.outbox.answered == [(("x.dispatch.us-west", 0), 0)]
+
+
+def test_a_request_dropped_on_rebalance_leaves_no_bookkeeping() -> None:
+    """Re-run here later, a stream must number its chunks from 0 again."""
+    worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
+    request = InferenceRequest(
+        request_id="r1", tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 0), stream=True
+    )
+    job = Job(request, tokens=10, source=("x.dispatch.us-west", 0), offset=0, consumed_ms=0)
+    worker.running.join([(job, GenerationInput(request.prompt, request.sampling))])
+    worker._started_ms["r1"], worker._chunk_counts["r1"] = 5, 3  # mid-stream
+    worker._forget([("x.dispatch.us-west", 0)])
+    assert len(worker.running) == 0 and "r1" not in worker._started_ms and "r1" not in worker._chunk_counts
