@@ -7,6 +7,7 @@ from schemas.codec import decode_dead_letter, decode_event, decode_reply, decode
 from schemas.errors import ErrorCode, InvalidMessage, KinferError
 from schemas.messages import (
     SCHEMA_VERSION,
+    ChatMessage,
     DeadLetter,
     ErrorReply,
     InferenceRequest,
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_REGIONS",
     "SCHEMA_VERSION",
+    "ChatMessage",
     "DeadLetter",
     "ErrorCode",
     "ErrorReply",

@@ -15,7 +15,7 @@ from schemas.messages import InferenceRequest
 
 
 def cache_key(request: InferenceRequest) -> str | None:
-    """Hash of tenant + model + prompt + sampling, or None when the answer may vary."""
+    """Hash of tenant + model + prompt (or messages) + sampling, or None when the answer may vary."""
     s = request.sampling
     if s.temperature != 0.0 and s.seed is None:
         return None
@@ -24,6 +24,7 @@ def cache_key(request: InferenceRequest) -> str | None:
             request.tenant,
             request.model,
             request.prompt,
+            [[m.role, m.content] for m in request.messages],
             s.max_tokens,
             s.temperature,
             s.top_p,

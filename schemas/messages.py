@@ -16,11 +16,13 @@ import msgspec
 from schemas import limits
 from schemas.errors import ErrorCode, InvalidMessage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version written by this code; bumped only by additive, optional changes.
 
 2: ``rate_limit`` on results, first token chunks and error replies; every message
    carries ``schema_version`` (version 1 writers left it out).
+3: ``messages`` on requests (a chat, rendered by the worker with the served model's
+   own chat template); ``model`` may be left out (whatever the region serves).
 """
 
 
@@ -66,6 +68,16 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
             raise InvalidMessage(f"stop sequences must be 1..{limits.MAX_STOP_SEQUENCE_CHARS} chars")
 
 
+ChatRole = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    """One turn of a conversation."""
+
+    role: ChatRole
+    content: str
+
+
 class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
     """A tenant's rate-limit buckets as admission left them (OpenAI's ``x-ratelimit-*``)."""
 
@@ -90,12 +102,16 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
     """Client-chosen unique id; replies, de-duplication and tracing use it."""
     tenant: str
     """Who pays: rate limits and tiers are per tenant."""
-    prompt: str
-    """The text to continue."""
     reply_to: ReplyAddress
     """Where the answer goes."""
-    model: str = "kinfer-tiny"
-    """Served model name."""
+    prompt: str = ""
+    """The text to continue; exactly one of ``prompt`` and ``messages`` is set."""
+    messages: tuple[ChatMessage, ...] = ()
+    """A chat to answer: the worker renders it with the model's chat template and
+    stops at the template's end of turn."""
+    model: str | None = None
+    """Served model name; None = whatever the region's workers serve. Admission refuses
+    a name no live worker serves."""
     sampling: SamplingParams = SamplingParams()
     """Token selection."""
     stream: bool = False
@@ -118,15 +134,23 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
             value = getattr(self, name)
             if not value or len(value) > limits.MAX_ID_CHARS:
                 raise InvalidMessage(f"{name} must be 1..{limits.MAX_ID_CHARS} characters")
-        if not self.prompt:
-            raise InvalidMessage("prompt must not be empty")
-        size = len(self.prompt.encode("utf-8", "surrogatepass"))
+        if bool(self.prompt) == bool(self.messages):
+            raise InvalidMessage("a request needs a non-empty prompt or messages, not both")
+        if self.model is not None and not 1 <= len(self.model) <= limits.MAX_ID_CHARS:
+            raise InvalidMessage(f"model must be 1..{limits.MAX_ID_CHARS} characters")
+        size = self.text_bytes()
         if size > limits.MAX_PROMPT_BYTES:
             raise InvalidMessage(f"prompt is {size} bytes; the limit is {limits.MAX_PROMPT_BYTES}")
         if self.reply_to.partition < 0 or not self.reply_to.topic:
             raise InvalidMessage("reply_to needs a topic and a partition >= 0")
         if self.schema_version < 1:
             raise InvalidMessage(f"schema_version must be >= 1, got {self.schema_version}")
+
+    def text_bytes(self) -> int:
+        """UTF-8 size of the prompt, or of every message's role and content."""
+        if self.prompt:
+            return len(self.prompt.encode("utf-8", "surrogatepass"))
+        return sum(len(m.role) + len(m.content.encode("utf-8", "surrogatepass")) for m in self.messages)
 
 
 class Usage(msgspec.Struct, frozen=True):

@@ -45,3 +45,12 @@ class TopicNames(msgspec.Struct, frozen=True):
     def events(self) -> str:
         """Per-request outcomes and batch stats."""
         return f"{self.prefix}.events"
+
+    @property
+    def admission_group(self) -> str:
+        """Consumer group of the admission stage (its Faust application id)."""
+        return f"{self.prefix}-admission"
+
+    def worker_group(self, region: str) -> str:
+        """Consumer group of one region's inference workers."""
+        return f"{self.prefix}-workers-{region}"

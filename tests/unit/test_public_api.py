@@ -9,6 +9,7 @@ def test_schemas_exports() -> None:
         "DEFAULT_PREFIX",
         "DEFAULT_REGIONS",
         "SCHEMA_VERSION",
+        "ChatMessage",
         "DeadLetter",
         "ErrorCode",
         "ErrorReply",

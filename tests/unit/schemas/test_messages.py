@@ -5,6 +5,7 @@ import pytest
 
 from schemas import (
     SCHEMA_VERSION,
+    ChatMessage,
     DeadLetter,
     ErrorCode,
     ErrorReply,
@@ -51,7 +52,11 @@ def test_replies_decode_to_their_type() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"prompt": ""}, "prompt must not be empty"),
+        ({"prompt": ""}, "needs a non-empty prompt or messages"),
+        ({"messages": (ChatMessage("user", "hi"),)}, "not both"),
+        ({"prompt": "", "messages": (ChatMessage("user", "x" * limits.MAX_PROMPT_BYTES),)}, "limit is"),
+        ({"model": ""}, "model"),
+        ({"model": "m" * 500}, "model"),
         ({"prompt": "x" * (limits.MAX_PROMPT_BYTES + 1)}, "limit is"),
         ({"request_id": ""}, "request_id"),
         ({"tenant": "t" * 500}, "tenant"),

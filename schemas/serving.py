@@ -1,0 +1,59 @@
+"""What workers serve, as every stage sees it: the heartbeat each worker writes to Redis.
+
+Workers write one entry per second into a hash per region; the warm-pool controller
+reads it to promote and release, admission to refuse models nobody serves and to
+route around regions with no worker, and the gateway to list ``/v1/models``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import msgspec
+
+DEFAULT_MODEL: Final = "smollm2-135m-instruct"
+"""What `kinfer worker`, the demo and the gateway serve unless told otherwise."""
+
+LIVE_FOR_MS: Final = 5_000
+"""A worker silent for longer than this is taken as gone."""
+
+
+class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """One worker's entry in ``pool_key(prefix, region)``, under its worker id."""
+
+    state: Literal["standby", "active"]
+    """active: in the consumer group; standby: model loaded, waiting to be promoted."""
+    last_seen_ms: int
+    """Unix ms of this heartbeat."""
+    last_busy_ms: int = 0
+    """When it last had work (active workers)."""
+    queue_ms: int = 0
+    """Longest a request waited for a batch slot on it recently (active workers)."""
+    model: str = ""
+    """The served model name; empty from workers older than this field."""
+
+    def live(self, now_ms: int) -> bool:
+        return now_ms - self.last_seen_ms <= LIVE_FOR_MS
+
+
+def pool_key(prefix: str, region: str) -> str:
+    """Redis hash: worker id -> :class:`WorkerHeartbeat` JSON."""
+    return f"{prefix}:pool:{region}"
+
+
+def decode_heartbeats(raw: Mapping[bytes | str, bytes | str]) -> dict[str, WorkerHeartbeat]:
+    """A region's hash as read by HGETALL; unreadable entries are skipped."""
+    out = {}
+    for worker_id, value in raw.items():
+        try:
+            name = worker_id.decode() if isinstance(worker_id, bytes) else worker_id
+            out[name] = msgspec.json.decode(value, type=WorkerHeartbeat)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def served_models(heartbeats: dict[str, WorkerHeartbeat], now_ms: int) -> set[str]:
+    """Models that live workers (active or standby) serve."""
+    return {hb.model for hb in heartbeats.values() if hb.model and hb.live(now_ms)}
