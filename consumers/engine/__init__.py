@@ -10,9 +10,17 @@ _DTYPES = ("float32", "bfloat16", "float16")
 
 
 def load_runner(
-    model: str, *, device: str = "auto", dtype: str = "float32", quantize: str = "none"
+    model: str,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    quantize: str = "none",
+    served_name: str | None = None,
 ) -> ModelRunner:
-    """The runner for a served model name.
+    """The runner for ``model``: kinfer-tiny, echo, fail, or a local Hugging Face directory.
+
+    ``served_name``: what answers and heartbeats call the model (default: its name, or
+    the directory's name).
 
     ``dtype``: float32 or bfloat16 on CPU; float16 or bfloat16 (or float32) on CUDA.
     ``quantize="int8"``: dynamic int8 quantization of the linear layers (CPU only).
@@ -45,7 +53,9 @@ def load_runner(
             net, codec, name = load_hf(model)
         if quantize == "int8":
             net = quantize_int8(net)
-        return TorchRunner(net, name=name, device=where, dtype=getattr(torch, dtype), tokenizer=codec)
+        return TorchRunner(
+            net, name=served_name or name, device=where, dtype=getattr(torch, dtype), tokenizer=codec
+        )
     raise ValueError(
         f"unknown model {model!r}: serve kinfer-tiny, a local Hugging Face directory, "
         "or the test models echo and fail"

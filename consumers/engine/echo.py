@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
+from consumers.engine.chat_template import render_plain
 from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+from schemas import ChatMessage
 
 K = TypeVar("K")
 
@@ -16,6 +18,9 @@ class EchoRunner:
 
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        return render_plain(messages)
 
     def batch(self) -> OneStepBatch[Any]:
         return OneStepBatch(self)

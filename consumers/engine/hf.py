@@ -10,13 +10,16 @@ transformers' ``DynamicCache``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from consumers.engine.chat_template import render_plain
 from consumers.engine.model_api import KVCache
+from schemas import ChatMessage
 
 
 def is_hf_directory(name: str) -> bool:
@@ -85,6 +88,13 @@ class HFCodec:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            return render_plain(messages)
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        rendered: str = self.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+        return rendered
+
     def detokenizer(self) -> HFDetokenizer:
         return HFDetokenizer(self.tokenizer)
 
@@ -93,14 +103,19 @@ def load_hf(path: str) -> tuple[HFCausalLM, HFCodec, str]:
     """(model, codec, served name) of a local directory; raises ValueError when unusable."""
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise ValueError(
             f"{path} is a Hugging Face model; install the extra: pip install 'kinfer[hf]'"
         ) from exc
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     config = json.loads((Path(path) / "config.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    # BPE text decodes exactly as tokenized; the WordPiece clean-up would eat spaces before punctuation.
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, clean_up_tokenization_spaces=False)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-    eos = config.get("eos_token_id", tokenizer.eos_token_id)
-    eos_ids = frozenset(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    # A chat ends at the template's end of turn: the config's eos and the tokenizer's, when they differ.
+    eos = config.get("eos_token_id")
+    listed = eos if isinstance(eos, list) else [eos]
+    eos_ids = frozenset(int(i) for i in [*listed, tokenizer.eos_token_id] if i is not None)
     max_context = int(config.get("max_position_embeddings") or tokenizer.model_max_length or 2048)
     return HFCausalLM(model, max_context), HFCodec(tokenizer, eos_ids), Path(path).resolve().name

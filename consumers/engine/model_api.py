@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
+
+from schemas import ChatMessage
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer: keys and values, each (batch, kv_heads, seq, head_dim)."""
@@ -36,3 +39,7 @@ class TextCodec(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def detokenizer(self) -> Detokenizer: ...
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        """A chat as one prompt, through the model's template (kinfer's plain one if it has none)."""
+        ...

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from schemas import SamplingParams
+from schemas import ChatMessage, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class ModelRunner(Protocol):
         ...
 
     def count_tokens(self, prompt: str) -> int: ...
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt for a chat: the model's own chat template, with an open assistant turn."""
+        ...
 
     def batch(self) -> RunningBatch[Any]:
         """An empty continuous batch."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
+
+from consumers.engine.chat_template import render_plain
+from schemas import ChatMessage
 
 BOS = 256
 EOS = 257
@@ -29,6 +33,9 @@ class ByteTokenizer:
 
     def detokenizer(self) -> ByteDetokenizer:
         return ByteDetokenizer()
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        return render_plain(messages)
 
     def encode(self, text: str) -> list[int]:
         """BOS followed by the text's UTF-8 bytes."""

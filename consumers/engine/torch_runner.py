@@ -11,6 +11,7 @@ from consumers.engine.decode_batch import DecodeBatch
 from consumers.engine.model_api import CausalLM, TextCodec
 from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
 from consumers.engine.tokenizer import ByteTokenizer
+from schemas import ChatMessage
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,9 +71,21 @@ class TorchRunner:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer.encode(prompt))
 
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        return self.tokenizer.render_chat(messages)
+
     def parameter_bytes(self) -> int:
-        """Memory of the weights as held (int8 packed weights count one byte each)."""
-        return sum(tensor_bytes(v) for v in self.module.state_dict().values())
+        """Memory of the weights as held (int8 packed weights count one byte each; tied
+        weights, like an output layer sharing the embedding, count once)."""
+        seen: set[int] = set()
+        total = 0
+        for value in self.module.state_dict().values():
+            if isinstance(value, torch.Tensor):
+                if value.untyped_storage().data_ptr() in seen:
+                    continue
+                seen.add(value.untyped_storage().data_ptr())
+            total += tensor_bytes(value)
+        return total
 
     def batch(self) -> DecodeBatch[int]:
         """An empty continuous batch over this runner's model."""

@@ -1,0 +1,8 @@
+"""Served models: the catalogue of what kinfer can pull, and the local store of what it has."""
+
+from __future__ import annotations
+
+from infra.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec
+from infra.models.store import ModelStore, PulledModel
+
+__all__ = ["CATALOG", "DEFAULT_MODEL", "ModelSpec", "ModelStore", "PulledModel"]
