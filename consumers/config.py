@@ -8,7 +8,8 @@ import uuid
 
 from pydantic import BaseModel, Field, model_validator
 
-from schemas import DEFAULT_PREFIX
+from schemas import DEFAULT_PREFIX, TopicNames
+from schemas.serving import DEFAULT_MODEL
 
 
 def default_worker_id() -> str:
@@ -28,8 +29,9 @@ class WorkerConfig(BaseModel, frozen=True):
     """Consumer group; default ``<prefix>-workers-<region>``."""
     worker_id: str = Field(default_factory=default_worker_id)
     """Unique per process; part of the transactional id."""
-    model: str = "kinfer-tiny"
-    """Model to serve: ``kinfer-tiny``; ``echo`` and ``fail`` are torch-free test models."""
+    model: str = DEFAULT_MODEL
+    """Served model name: a pulled model (``kinfer models list``), ``kinfer-tiny``, a local
+    Hugging Face directory; ``echo`` and ``fail`` are torch-free test models."""
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
     dtype: str = "float32"
@@ -58,7 +60,7 @@ class WorkerConfig(BaseModel, frozen=True):
     @model_validator(mode="after")
     def _group(self) -> WorkerConfig:
         if self.group_id is None:
-            object.__setattr__(self, "group_id", f"{self.topic_prefix}-workers-{self.region}")
+            object.__setattr__(self, "group_id", TopicNames(self.topic_prefix).worker_group(self.region))
         return self
 
     @property

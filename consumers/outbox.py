@@ -47,6 +47,8 @@ class Job:
     source: tuple[str, int]
     offset: int
     consumed_ms: int
+    prompt: str
+    """What the model continues (chats are rendered with the model's template at triage)."""
     rate_limit: RateLimitStatus | None = None
     """What admission stamped on the record; the result carries it back to the client."""
 
@@ -56,6 +58,8 @@ class Outbox:
     names: TopicNames
     region: str
     worker_id: str
+    model: str
+    """The served model's name: outcome events (and so breakers) are per model that ran."""
     records: list[Outgoing] = field(default_factory=list)
     cacheable: list[tuple[InferenceRequest, InferenceResult]] = field(default_factory=list)
     """Results to offer the response cache once the transaction committed."""
@@ -95,7 +99,7 @@ class Outbox:
             request_id=request.request_id,
             tenant=request.tenant,
             region=self.region,
-            model=request.model,
+            model=self.model,
             status=status,  # type: ignore[arg-type]
             worker_id=self.worker_id,
             ts_ms=now_ms,

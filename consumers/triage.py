@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from schemas import (
+    ChatMessage,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -21,6 +22,8 @@ class Runnable:
     request: InferenceRequest
     tokens: int
     """Prompt tokens + max new tokens: the request's share of the batch budget."""
+    prompt: str
+    """What the model continues: the prompt, or the messages through the chat template."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ def triage(
     now_ms: int,
     count_tokens: Callable[[str], int],
     max_context: int,
+    render_chat: Callable[[Sequence[ChatMessage]], str],
+    served_model: str,
 ) -> Runnable | Refused:
     """Decode one record and decide: run it, or answer it with an error now."""
     try:
@@ -55,7 +60,11 @@ def triage(
     if request.deadline_ms is not None and request.deadline_ms <= now_ms:
         late = now_ms - request.deadline_ms
         return _refuse(request, ErrorCode.DEADLINE_EXCEEDED, f"deadline passed {late} ms before compute")
-    prompt_tokens = count_tokens(request.prompt)
+    if request.model is not None and request.model != served_model:
+        message = f"model {request.model!r} is not served by this region's workers ({served_model!r} is)"
+        return _refuse(request, ErrorCode.INVALID_REQUEST, message)
+    prompt = request.prompt or render_chat(request.messages)
+    prompt_tokens = count_tokens(prompt)
     total = prompt_tokens + request.sampling.max_tokens
     if total > max_context:
         return _refuse(
@@ -64,7 +73,7 @@ def triage(
             f"prompt ({prompt_tokens} tokens) + max_tokens ({request.sampling.max_tokens}) "
             f"exceeds the model's context of {max_context} tokens",
         )
-    return Runnable(request, total)
+    return Runnable(request, total, prompt)
 
 
 def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused:

@@ -52,6 +52,8 @@ from schemas import (
     headers,
 )
 from schemas.codec import rate_limit_header
+from schemas.kafka_client import client_config
+from schemas.serving import WorkerHeartbeat
 
 log = structlog.get_logger(__name__)
 
@@ -128,46 +130,52 @@ class InferenceWorker:
     @functools.cached_property
     def producer(self) -> Producer:
         return Producer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "transactional.id": f"{self.config.consumer_group}.{self.config.worker_id}",
-                "transaction.timeout.ms": self.config.transaction_timeout_ms,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "client.id": self.config.worker_id,
-            }
+            client_config(
+                self.config.bootstrap_servers,
+                {
+                    "transactional.id": f"{self.config.consumer_group}.{self.config.worker_id}",
+                    "transaction.timeout.ms": self.config.transaction_timeout_ms,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 2,
+                    "client.id": self.config.worker_id,
+                },
+            )
         )
 
     @functools.cached_property
     def chunk_producer(self) -> Producer:
         """Token chunks of streaming requests: outside the transactions (see _on_text)."""
         return Producer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "enable.idempotence": True,
-                "linger.ms": 0,
-                "client.id": f"{self.config.worker_id}-chunks",
-            }
+            client_config(
+                self.config.bootstrap_servers,
+                {
+                    "enable.idempotence": True,
+                    "linger.ms": 0,
+                    "client.id": f"{self.config.worker_id}-chunks",
+                },
+            )
         )
 
     def _new_consumer(self) -> Consumer:
         return Consumer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "group.id": self.config.consumer_group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "client.id": self.config.worker_id,
-                "session.timeout.ms": self.config.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, self.config.session_timeout_ms // 5),
-            }
+            client_config(
+                self.config.bootstrap_servers,
+                {
+                    "group.id": self.config.consumer_group,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "client.id": self.config.worker_id,
+                    "session.timeout.ms": self.config.session_timeout_ms,
+                    "heartbeat.interval.ms": max(500, self.config.session_timeout_ms // 5),
+                },
+            )
         )
 
     def _new_outbox(self) -> Outbox:
-        return Outbox(self.topics, self.config.region, self.config.worker_id)
+        return Outbox(self.topics, self.config.region, self.config.worker_id, self.runner.name)
 
     def stop(self) -> None:
         """Finish what is running, answer it, then leave the group (SIGTERM does this)."""
@@ -241,8 +249,16 @@ class InferenceWorker:
 
         queue_ms = self._queue_delay_ms() if state == "active" else 0
 
+        beat = WorkerHeartbeat(
+            state="active" if state == "active" else "standby",
+            last_seen_ms=self.clock_ms(),
+            last_busy_ms=busy,
+            queue_ms=queue_ms,
+            model=self.runner.name,
+        )
+
         def tick(pool: PoolRegistry) -> str | None:
-            pool.heartbeat(self.config.worker_id, state, self.clock_ms(), busy, queue_ms)
+            pool.heartbeat(self.config.worker_id, beat)
             return pool.next_command(self.config.worker_id, wait_s)
 
         command = self._pool_call(tick)
@@ -329,6 +345,8 @@ class InferenceWorker:
                 now_ms=now,
                 count_tokens=self.runner.count_tokens,
                 max_context=self.runner.max_context,
+                render_chat=self.runner.render_chat,
+                served_model=self.runner.name,
             )
             if isinstance(decision, Refused):
                 self._refuse(decision, record, now)
@@ -364,6 +382,7 @@ class InferenceWorker:
             (topic, partition),
             offset,
             now,
+            decision.prompt,
             rate_limit_header(record_headers),
         )
         self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now)
@@ -424,9 +443,7 @@ class InferenceWorker:
         metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
         metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
         try:
-            self.running.join(
-                [(job, GenerationInput(job.request.prompt, job.request.sampling)) for job in jobs]
-            )
+            self.running.join([(job, GenerationInput(job.prompt, job.request.sampling)) for job in jobs])
         except Exception as exc:
             log.exception("worker.model_failed", stage="prefill", size=len(jobs))
             self._fail(jobs, exc)

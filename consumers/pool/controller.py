@@ -12,6 +12,7 @@ from consumers import metrics
 from consumers.pool.policy import Action, PoolConfig, decide
 from consumers.pool.registry import PoolRegistry
 from schemas import TopicNames
+from schemas.kafka_client import client_config
 
 log = structlog.get_logger(__name__)
 
@@ -24,9 +25,7 @@ class PoolController:
         self.registry = PoolRegistry(redis_url, prefix, region)
         self.cfg = cfg
         # Same group id, never subscribed: reads the group's committed offsets without joining it.
-        self._offsets = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-        )
+        self._offsets = Consumer(client_config(bootstrap, {"group.id": group, "enable.auto.commit": False}))
         self._last_promotion_ms = 0
 
     def lag(self) -> int:

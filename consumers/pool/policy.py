@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from schemas.serving import LIVE_FOR_MS
+
 
 @dataclass(frozen=True)
 class Member:
@@ -30,7 +32,8 @@ class PoolConfig:
     """Never release below this many active workers."""
     promote_cooldown_ms: int = 10_000
     """After a promotion, wait this long for it to take effect before promoting again."""
-    dead_after_ms: int = 5_000
+    dead_after_ms: int = LIVE_FOR_MS
+    """Members silent for longer are ignored."""
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,36 @@
-"""Pool membership and commands in Redis: one hash of members per region, one
-command list per worker."""
+"""Pool membership and commands in Redis: one hash of members per region (the heartbeats
+of ``schemas.serving``), one command list per worker."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 import msgspec
 import redis
 
 from consumers.pool.policy import Member
-
-
-class _Entry(msgspec.Struct):
-    state: str
-    last_seen_ms: int
-    last_busy_ms: int
-    queue_ms: int = 0
+from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
 
 
 class PoolRegistry:
     def __init__(self, url: str, prefix: str, region: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        self.members_key = f"{prefix}:pool:{region}"
+        self.members_key = pool_key(prefix, region)
         self.prefix = prefix
 
     def _commands(self, worker_id: str) -> str:
         return f"{self.prefix}:pool:cmd:{worker_id}"
 
-    def heartbeat(
-        self, worker_id: str, state: str, now_ms: int, last_busy_ms: int, queue_ms: int = 0
-    ) -> None:
-        entry = msgspec.json.encode(_Entry(state, now_ms, last_busy_ms, queue_ms))
-        self.client.hset(self.members_key, worker_id, entry)
+    def heartbeat(self, worker_id: str, beat: WorkerHeartbeat) -> None:
+        self.client.hset(self.members_key, worker_id, msgspec.json.encode(beat))
 
     def leave(self, worker_id: str) -> None:
         self.client.hdel(self.members_key, worker_id)
 
     def members(self) -> list[Member]:
-        raw: dict[bytes, bytes] = self.client.hgetall(self.members_key)  # type: ignore[assignment]
-        out = []
-        for worker_id, value in raw.items():
-            e = msgspec.json.decode(value, type=_Entry)
-            state: Literal["standby", "active"] = "active" if e.state == "active" else "standby"
-            out.append(Member(worker_id.decode(), state, e.last_seen_ms, e.last_busy_ms, e.queue_ms))
-        return out
+        raw = self.client.hgetall(self.members_key)
+        return [
+            Member(worker_id, beat.state, beat.last_seen_ms, beat.last_busy_ms, beat.queue_ms)
+            for worker_id, beat in decode_heartbeats(raw).items()
+        ]
 
     def send(self, worker_id: str, command: str) -> None:
         self.client.rpush(self._commands(worker_id), command)

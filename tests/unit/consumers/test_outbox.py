@@ -11,8 +11,8 @@ STATUS = rate_limit_status(remaining_requests=42)
 
 def test_the_reply_carries_admissions_status_and_the_cache_entry_does_not() -> None:
     request = InferenceRequest(request_id="r1", tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 3))
-    job = Job(request, 10, ("x.dispatch.us-west", 0), 7, 0, STATUS)
-    outbox = Outbox(TopicNames("x"), "us-west", "w1")
+    job = Job(request, 10, ("x.dispatch.us-west", 0), 7, 0, "p", STATUS)
+    outbox = Outbox(TopicNames("x"), "us-west", "w1", "kinfer-tiny")
     result = result_of(
         job, "q", "stop", 1, 1, model="kinfer-tiny", worker_id="w1", queue_ms=1.0, compute_ms=2.0
     )

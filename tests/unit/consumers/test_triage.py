@@ -1,11 +1,26 @@
+from collections.abc import Sequence
+
+from consumers.engine.chat_template import render_plain
 from consumers.triage import Refused, Runnable, triage
-from schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
+from schemas import ChatMessage, ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
 
 ADDR = ReplyAddress("t.replies", 2)
 
 
 def decide(value: bytes | None, hdrs: dict[str, str] | None = None, now: int = 1_000) -> Runnable | Refused:
-    return triage(value, hdrs or {}, now_ms=now, count_tokens=lambda p: len(p) + 1, max_context=100)
+    return triage(
+        value,
+        hdrs or {},
+        now_ms=now,
+        count_tokens=lambda p: len(p) + 1,
+        max_context=100,
+        render_chat=template,
+        served_model="m1",
+    )
+
+
+def template(messages: Sequence[ChatMessage]) -> str:
+    return render_plain(messages)
 
 
 def req(**kw: object) -> bytes:
@@ -46,3 +61,19 @@ def test_unreadable_record_answers_through_headers_and_goes_to_dlq() -> None:
 def test_unreadable_record_without_headers_has_no_address() -> None:
     out = decide(None)
     assert isinstance(out, Refused) and out.address is None and out.dead_letter_reason
+
+
+def test_a_chat_is_rendered_with_the_models_template_and_counted_as_rendered() -> None:
+    chat = (ChatMessage("user", "hi"),)
+    out = decide(req(prompt="", messages=chat, sampling=SamplingParams(max_tokens=10)))
+    assert isinstance(out, Runnable)
+    assert out.prompt == "<|user|>\nhi<|end|>\n<|assistant|>\n"
+    assert out.tokens == len(out.prompt) + 1 + 10
+
+
+def test_a_request_for_another_model_is_refused_naming_the_served_one() -> None:
+    out = decide(req(model="gpt-9"))
+    assert isinstance(out, Refused) and out.reply.code is ErrorCode.INVALID_REQUEST
+    assert "'gpt-9'" in out.reply.message and "'m1'" in out.reply.message
+    assert isinstance(decide(req(model="m1")), Runnable)
+    assert isinstance(decide(req()), Runnable)  # no model named: whatever the region serves

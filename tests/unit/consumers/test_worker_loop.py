@@ -20,6 +20,7 @@ def test_a_failing_step_answers_internal_for_every_running_request() -> None:
             source=("x.dispatch.us-west", 0),
             offset=i,
             consumed_ms=0,
+            prompt="p",
         )
         for i in range(3)
     ]
@@ -49,7 +50,8 @@ def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot() ->
             sampling=sampling,
             deadline_ms=deadline_ms,
         )
-        return Job(request, tokens=80, source=("x.dispatch.us-west", 0), offset=i, consumed_ms=1_000)
+        source = ("x.dispatch.us-west", 0)
+        return Job(request, tokens=80, source=source, offset=i, consumed_ms=1_000, prompt=request.prompt)
 
     jobs = [job(0, deadline_ms=1_500), job(1, deadline_ms=None)]
     worker.running.join([(j, GenerationInput(j.request.prompt, j.request.sampling)) for j in jobs])
@@ -71,7 +73,7 @@ def test_a_request_dropped_on_rebalance_leaves_no_bookkeeping() -> None:
     request = InferenceRequest(
         request_id="r1", tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 0), stream=True
     )
-    job = Job(request, tokens=10, source=("x.dispatch.us-west", 0), offset=0, consumed_ms=0)
+    job = Job(request, tokens=10, source=("x.dispatch.us-west", 0), offset=0, consumed_ms=0, prompt="p")
     worker.running.join([(job, GenerationInput(request.prompt, request.sampling))])
     worker._started_ms["r1"], worker._chunk_counts["r1"] = 5, 3  # mid-stream
     worker._forget([("x.dispatch.us-west", 0)])
