@@ -61,7 +61,7 @@ def decide(
 
 
 def _over_limits(request: InferenceRequest, limits: AdmissionLimits) -> str | None:
-    size = len(request.prompt.encode("utf-8", "surrogatepass"))
+    size = request.text_bytes()
     if size > limits.max_prompt_bytes:
         return f"prompt is {size} bytes; this deployment admits at most {limits.max_prompt_bytes}"
     if request.sampling.max_tokens > limits.max_new_tokens:

@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 
 from schemas import ErrorCode, ErrorReply, TopicNames, encode, headers
 from schemas.codec import reply_target
+from schemas.kafka_client import client_config
 from streams import metrics
 from streams.admission import AdmissionLimits
 from streams.breakers.state import BreakerConfig
@@ -51,7 +52,7 @@ def faust_broker_url(bootstrap: str) -> str:
 
 
 def dispatch_partitions(bootstrap: str, names: TopicNames, regions: list[str]) -> dict[str, int]:
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).topics
+    meta = AdminClient(client_config(bootstrap)).list_topics(timeout=15).topics
     counts = {}
     for region in regions:
         topic = meta.get(names.dispatch(region))
@@ -191,6 +192,10 @@ def create_app(config: AdmissionConfig) -> faust.App:
     @app.timer(interval=0.25)
     async def refresh_breakers() -> None:
         await controller.refresh_breakers()
+
+    @app.timer(interval=1.0)
+    async def refresh_served() -> None:
+        await controller.refresh_served()
 
     @app.timer(interval=5.0)
     async def reload_tiers() -> None:

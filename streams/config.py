@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from schemas import DEFAULT_PREFIX, limits
+from schemas import DEFAULT_PREFIX, TopicNames, limits
 from streams.routing.regions import DEFAULT_WEIGHTS
 
 
@@ -50,4 +50,4 @@ class AdmissionConfig(BaseModel, frozen=True):
 
     @property
     def faust_id(self) -> str:
-        return self.app_id or f"{self.topic_prefix}-admission"
+        return self.app_id or TopicNames(self.topic_prefix).admission_group

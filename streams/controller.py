@@ -33,6 +33,7 @@ from schemas import (
     headers,
 )
 from schemas.cache import cache_key, cache_redis_key
+from schemas.serving import decode_heartbeats, pool_key
 from streams import metrics
 from streams.admission import AdmissionLimits, Admit, Reject, decide
 from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
@@ -44,6 +45,7 @@ from streams.limits.limiter import LocalLimiter, RedisLimiter
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
 from streams.routing.regions import RegionRouter
+from streams.serving import ServedView
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +106,7 @@ class AdmissionController:
         self.breakers = BreakerStore(redis, names.prefix, breaker_cfg)
         self.breaker_view: dict[str, Snapshot] = {}
         self.delay = DelayQueue(redis, names.prefix)
+        self.served = ServedView()
         self.clock_ms = clock_ms
         self._locks = KeyedLocks()
 
@@ -127,6 +130,10 @@ class AdmissionController:
         self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
     ) -> list[Effect]:
         policy = self.tiers.policy(request.tenant)
+        if self.served.unserved(request.model):
+            served = ", ".join(sorted(self.served.models()))
+            message = f"model {request.model!r} is not served here; live workers serve: {served}"
+            return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
         tokens = self._reserved_tokens(request)
         if tokens > policy.tier.token_burst:
             message = (
@@ -178,7 +185,7 @@ class AdmissionController:
     ) -> list[Effect]:
         user = request.user or request.tenant
         affinity = request.session_id or user
-        candidates = self.router.candidates(user, policy.residency)
+        candidates = self.served.prefer_serving(self.router.candidates(user, policy.residency), request.model)
         if not candidates:
             message = (
                 f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
@@ -200,9 +207,8 @@ class AdmissionController:
             ]
         await self._settle(request.tenant, policy, tokens)
         pinned = f" (tenant is pinned to {candidates[0]})" if policy.residency else ""
-        message = (
-            f"no healthy region for model {request.model}: circuit open in {', '.join(candidates)}{pinned}"
-        )
+        model = request.model or "(any)"
+        message = f"no healthy region for model {model}: circuit open in {', '.join(candidates)}{pinned}"
         return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, retry_after or 1000)
 
     # -- the steps ------------------------------------------------------------------
@@ -211,7 +217,7 @@ class AdmissionController:
     def _reserved_tokens(request: InferenceRequest) -> int:
         # Byte length is exact for byte-level models and an upper bound for BPE ones;
         # the worker's real usage settles the difference.
-        return len(request.prompt.encode("utf-8", "surrogatepass")) + 1 + request.sampling.max_tokens
+        return request.text_bytes() + 1 + request.sampling.max_tokens
 
     async def _acquire(self, tenant: str, policy: TenantPolicy, tokens: int) -> LimitDecision:
         return await self.health.call(
@@ -270,8 +276,17 @@ class AdmissionController:
             rate_limit=status,
         )
 
-    async def _breaker_allows(self, region: str, model: str) -> tuple[bool, int]:
-        name = breaker_name(region, model)
+    async def _breaker_allows(self, region: str, model: str | None) -> tuple[bool, int]:
+        """A request naming no model may go to a region only while none of its breakers rejects."""
+        if model is not None:
+            return await self._one_breaker_allows(breaker_name(region, model))
+        for name in [n for n in self.breaker_view if n.startswith(f"{region}/")]:
+            allowed, wait = await self._one_breaker_allows(name)
+            if not allowed:
+                return False, wait
+        return True, 0
+
+    async def _one_breaker_allows(self, name: str) -> tuple[bool, int]:
         snap = self.breaker_view.get(name)
         if snap is None or snap.state is State.CLOSED:
             return True, 0
@@ -361,6 +376,18 @@ class AdmissionController:
         status = decision.status(policy.tier)
         await send(await self._after_limit(req, policy, tokens, item.value, item.headers, status))
         return PumpResult(done=True)
+
+    async def refresh_served(self) -> None:
+        """Re-read the workers' heartbeats (kept as last seen while Redis is away)."""
+
+        async def read() -> None:
+            regions = list(self.router.partitions)
+            raw = [await self.redis.hgetall(pool_key(self.names.prefix, r)) for r in regions]
+            self.served.update(
+                {r: decode_heartbeats(h) for r, h in zip(regions, raw, strict=True)}, self.clock_ms()
+            )
+
+        await self.health.call(read, lambda: None)
 
     async def refresh_breakers(self) -> None:
         self.breaker_view = await self.health.call(self.breakers.load_all, lambda: self.breaker_view)

@@ -1,0 +1,40 @@
+"""Admission's view of what live workers serve, from their heartbeats (``schemas.serving``).
+
+It refuses a model nobody serves and routes around regions with no worker, but
+only when it knows something: with no heartbeats (workers still loading, Redis
+away), requests are admitted and routed as before and wait in Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from schemas.serving import WorkerHeartbeat, served_models
+
+
+class ServedView:
+    def __init__(self) -> None:
+        self._by_region: dict[str, set[str]] = {}
+
+    def update(self, heartbeats: Mapping[str, Mapping[str, WorkerHeartbeat]], now_ms: int) -> None:
+        """Replace the view with each region's live models."""
+        self._by_region = {region: served_models(dict(beats), now_ms) for region, beats in heartbeats.items()}
+
+    def models(self) -> set[str]:
+        return set().union(*self._by_region.values())
+
+    def unserved(self, model: str | None) -> bool:
+        """True when live workers are known and none of them serves ``model``."""
+        served = self.models()
+        return model is not None and bool(served) and model not in served
+
+    def prefer_serving(self, candidates: Iterable[str], model: str | None) -> list[str]:
+        """``candidates`` with the regions that serve ``model`` (any model when None) first,
+        each group in its ring order; unchanged when no region serves it."""
+        ordered = list(candidates)
+        serving = [r for r in ordered if self._serves(r, model)]
+        return serving + [r for r in ordered if r not in serving] if serving else ordered
+
+    def _serves(self, region: str, model: str | None) -> bool:
+        models = self._by_region.get(region, set())
+        return bool(models) if model is None else model in models
