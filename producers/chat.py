@@ -1,37 +1,9 @@
-"""Chat messages and the template that turns a conversation into one prompt."""
+"""Chat messages. A chat travels as messages on the request; the worker renders it with
+the served model's own chat template and stops at its end of turn."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from schemas import ChatMessage
+from schemas.messages import ChatRole as Role
 
-import msgspec
-
-from schemas import SamplingParams
-
-Role = Literal["system", "user", "assistant"]
-
-
-class ChatMessage(msgspec.Struct, frozen=True):
-    role: Role
-    content: str
-
-
-ASSISTANT_TURN = "<|assistant|>\n"
-TURN_END = "<|end|>"
-"""Stop sequence: a model that starts the next turn has finished its own."""
-
-
-def render(messages: Sequence[ChatMessage]) -> str:
-    """``<|role|>\\ncontent<|end|>`` per message, then an open assistant turn."""
-    if not messages:
-        raise ValueError("a chat needs at least one message")
-    turns = "".join(f"<|{m.role}|>\n{m.content}{TURN_END}\n" for m in messages)
-    return turns + ASSISTANT_TURN
-
-
-def with_turn_end(sampling: SamplingParams) -> SamplingParams:
-    """The same sampling, also stopping where the model would start the next turn."""
-    if TURN_END in sampling.stop:
-        return sampling
-    return msgspec.structs.replace(sampling, stop=(*sampling.stop, TURN_END))
+__all__ = ["ChatMessage", "Role"]

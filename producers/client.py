@@ -19,10 +19,10 @@ from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from producers import chat
 from producers.chat import ChatMessage
 from producers.config import ClientConfig
 from producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
+from producers.readiness import check_consumers
 from producers.replies import ReplyRouter
 from producers.reply_lease import ReplyLease
 from producers.sessions import SessionStore
@@ -38,6 +38,7 @@ from schemas import (
     encode,
     headers,
 )
+from schemas.kafka_client import client_config
 from schemas.limits import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -50,13 +51,15 @@ class AsyncClient:
         self.config = config or ClientConfig()
         self.topics = TopicNames(self.config.topic_prefix)
         self._producer = Producer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": self.config.linger_ms,
-                "message.max.bytes": MAX_MESSAGE_BYTES,
-            }
+            client_config(
+                self.config.bootstrap_servers,
+                {
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": self.config.linger_ms,
+                    "message.max.bytes": MAX_MESSAGE_BYTES,
+                },
+            )
         )
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._router: ReplyRouter | None = None
@@ -78,6 +81,9 @@ class AsyncClient:
         return self._router
 
     async def start(self) -> None:
+        """Connect; with ``check_consumers`` first fail fast when nothing would answer."""
+        if self.config.check_consumers:
+            await asyncio.to_thread(check_consumers, self.config.bootstrap_servers, self.topics)
         loop = asyncio.get_running_loop()
         partition = await self._reply_partition()
         router = ReplyRouter(self.config.bootstrap_servers, self.topics.replies, partition)
@@ -101,7 +107,7 @@ class AsyncClient:
             return random.choice(partitions)
 
     def _reply_partitions(self) -> list[int]:
-        admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers})
+        admin = AdminClient(client_config(self.config.bootstrap_servers))
         try:
             meta = admin.list_topics(self.topics.replies, timeout=10)
         except KafkaException as exc:
@@ -144,10 +150,10 @@ class AsyncClient:
 
     def build_request(
         self,
-        prompt: str,
+        prompt: str | Sequence[ChatMessage],
         *,
         sampling: SamplingParams | None = None,
-        model: str = "kinfer-tiny",
+        model: str | None = None,
         timeout_s: float | None = None,
         session_id: str | None = None,
         user: str | None = None,
@@ -158,6 +164,8 @@ class AsyncClient:
     ) -> InferenceRequest:
         """A request addressed to this client; raises :class:`InvalidRequest` on bad input.
 
+        ``prompt``: text to continue, or a chat's messages (rendered by the worker with
+        the model's chat template). ``model``: default ``ClientConfig.model``.
         ``tenant`` overrides the configured one (the gateway sends for many tenants);
         ``deadline_ms`` (Unix ms) overrides now + timeout.
         """
@@ -167,9 +175,10 @@ class AsyncClient:
             return InferenceRequest(
                 request_id=request_id or uuid.uuid4().hex,
                 tenant=tenant or self.config.tenant,
-                prompt=prompt,
+                prompt=prompt if isinstance(prompt, str) else "",
+                messages=() if isinstance(prompt, str) else tuple(prompt),
                 reply_to=self.reply_address,
-                model=model,
+                model=model or self.config.model,
                 sampling=sampling or SamplingParams(),
                 user=user,
                 session_id=session_id,
@@ -180,7 +189,7 @@ class AsyncClient:
         except InvalidMessage as exc:
             raise InvalidRequest(exc.message, request_id=request_id or "") from exc
 
-    async def generate(self, prompt: str, **kwargs: object) -> InferenceResult:
+    async def generate(self, prompt: str | Sequence[ChatMessage], **kwargs: object) -> InferenceResult:
         """Build a request (see :meth:`build_request`), send it, return its result."""
         timeout = kwargs.get("timeout_s")
         request = self.build_request(prompt, **kwargs)  # type: ignore[arg-type]
@@ -198,10 +207,7 @@ class AsyncClient:
         answer; ``session_id`` also keeps the conversation on one worker.
         """
         history = await self._history(session_id)
-        sampling = chat.with_turn_end(kwargs.pop("sampling", None) or SamplingParams())
-        result = await self.generate(
-            chat.render([*history, *messages]), sampling=sampling, session_id=session_id, **kwargs
-        )
+        result = await self.generate([*history, *messages], session_id=session_id, **kwargs)
         if session_id is not None:
             await self._sessions().append(session_id, [*messages, ChatMessage("assistant", result.text)])
         return result
@@ -211,10 +217,7 @@ class AsyncClient:
     ) -> AsyncIterator[TokenChunk | InferenceResult]:
         """:meth:`chat`, streamed like :meth:`stream`; the turn is stored once complete."""
         history = await self._history(session_id)
-        sampling = chat.with_turn_end(kwargs.pop("sampling", None) or SamplingParams())
-        async for item in self.stream(
-            chat.render([*history, *messages]), sampling=sampling, session_id=session_id, **kwargs
-        ):
+        async for item in self.stream([*history, *messages], session_id=session_id, **kwargs):
             if isinstance(item, InferenceResult) and session_id is not None:
                 await self._sessions().append(session_id, [*messages, ChatMessage("assistant", item.text)])
             yield item
@@ -256,7 +259,9 @@ class AsyncClient:
         assert isinstance(reply, InferenceResult)
         return reply
 
-    async def stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[TokenChunk | InferenceResult]:
+    async def stream(
+        self, prompt: str | Sequence[ChatMessage], **kwargs: Any
+    ) -> AsyncIterator[TokenChunk | InferenceResult]:
         """Token chunks as they are generated, then the final result (always last).
 
         ``async for item in client.stream("Once"): ...``; errors raise the same typed

@@ -12,6 +12,8 @@ class ClientConfig(BaseModel, frozen=True):
     """Kafka bootstrap servers."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
+    model: str | None = None
+    """Model requests name unless a call says otherwise; None = whatever the region serves."""
     tenant: str = "default"
     """Tenant sent with every request (rate limits and tiers are per tenant)."""
     reply_partition: int | None = Field(default=None, ge=0)
@@ -22,6 +24,9 @@ class ClientConfig(BaseModel, frozen=True):
     """Calls awaiting an answer at once; more wait (backpressure)."""
     linger_ms: int = Field(default=2, ge=0)
     """Producer batching delay."""
+    check_consumers: bool = False
+    """On start, fail at once (:class:`~producers.readiness.NothingServing`) when no admission
+    or no inference worker is running, instead of waiting for the deadline."""
     redis_url: str | None = None
     """Where chat sessions keep their history; None = chat() without session_id only."""
     session_ttl_s: int = Field(default=3600, ge=1)

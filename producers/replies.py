@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from producers.errors import ClientClosed, Unavailable
 from schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
+from schemas.kafka_client import client_config
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +53,15 @@ class ReplyRouter:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
-            }
+            client_config(
+                bootstrap,
+                {
+                    "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": False,
+                },
+            )
         )
         self._thread = threading.Thread(target=self._run, name=f"kinfer-replies-{partition}", daemon=True)
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import make_asgi_app
+from redis.asyncio import Redis
 
 from producers.chat import ChatMessage
 from producers.client import AsyncClient
@@ -25,11 +26,17 @@ from producers.gateway import metrics, wire
 from producers.gateway.config import GatewayConfig
 from producers.gateway.errors import error_response, from_failure
 from producers.gateway.headers import rate_limit_headers
+from producers.served_models import ServedModels
 from schemas import InferenceResult, SamplingParams, TokenChunk
 
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
     client = AsyncClient(client_config)
+    served = (
+        ServedModels(Redis.from_url(client_config.redis_url), client_config.topic_prefix, config.regions)
+        if client_config.redis_url
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,12 +85,17 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             "invalid_api_key",
         )
 
-    def model_check(model: str) -> JSONResponse | None:
-        if model in config.models:
+    async def model_check(model: str) -> JSONResponse | None:
+        """404 for a model no live worker serves; unknown (no Redis) passes on to admission."""
+        models = await served.current() if served is not None else None
+        if models is None or model in models:
             return None
+        if not models:
+            message = "no worker is serving any model yet: start `kinfer worker`"
+            return error_response(503, message, "server_error", "unavailable")
         return error_response(
             404,
-            f"the model {model!r} does not exist; served: {', '.join(config.models)}",
+            f"the model {model!r} does not exist; served: {', '.join(sorted(models))}",
             "invalid_request_error",
             "model_not_found",
         )
@@ -104,23 +116,19 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
+        """What live workers serve now, from their heartbeats."""
         if tenant_of(request) is None:
             return unauthorized()
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "kinfer"} for m in config.models
-                ],
-            }
-        )
+        models = (await served.current() if served is not None else None) or set()
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "kinfer"} for m in sorted(models)]
+        return JSONResponse({"object": "list", "data": data})
 
-    def prepare(body: wire._Common, request: Request) -> dict[str, Any] | JSONResponse:
+    async def prepare(body: wire._Common, request: Request) -> dict[str, Any] | JSONResponse:
         """The SDK call's keyword arguments, or the error response that ends the call."""
         tenant = tenant_of(request)
         if tenant is None:
             return unauthorized()
-        if (missing := model_check(body.model)) is not None:
+        if (missing := await model_check(body.model)) is not None:
             return missing
         return {
             "sampling": sampling(body),
@@ -132,7 +140,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: wire.ChatCompletionRequest, request: Request) -> Response:
-        params = prepare(body, request)
+        params = await prepare(body, request)
         if isinstance(params, JSONResponse):
             return params
         messages = [ChatMessage(m.role, m.content) for m in body.messages]
@@ -146,7 +154,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
 
     @app.post("/v1/completions")
     async def completions(body: wire.CompletionRequest, request: Request) -> Response:
-        params = prepare(body, request)
+        params = await prepare(body, request)
         if isinstance(params, JSONResponse):
             return params
         if body.stream:

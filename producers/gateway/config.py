@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
+from schemas import DEFAULT_REGIONS
+
 
 class GatewayConfig(BaseModel, frozen=True):
     host: str = "127.0.0.1"
@@ -13,8 +15,8 @@ class GatewayConfig(BaseModel, frozen=True):
     allow_anonymous: bool = False
     """Without a key, send as ``anonymous_tenant`` instead of answering 401 (development only)."""
     anonymous_tenant: str = "default"
-    models: tuple[str, ...] = ("kinfer-tiny",)
-    """What GET /v1/models lists and requests may name."""
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    """Regions whose workers' heartbeats say which models are served (GET /v1/models)."""
     timeout_s: float = Field(default=60.0, gt=0)
     """Longest a call waits for its answer; past it: 504."""
 

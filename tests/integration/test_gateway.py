@@ -83,10 +83,10 @@ def auth(key: str) -> dict[str, str]:
 
 def test_openai_client_chat_completions_and_models(gateway: str) -> None:
     client = openai.OpenAI(base_url=gateway, api_key="sk-default", max_retries=0)
-    assert [m.id for m in client.models.list().data] == ["kinfer-tiny"]
+    assert [m.id for m in client.models.list().data] == ["echo"]
 
     chat = client.chat.completions.create(
-        model="kinfer-tiny",
+        model="echo",
         messages=[{"role": "user", "content": "hello gateway"}],
         max_tokens=40,
         temperature=0,
@@ -99,7 +99,7 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
     )
 
     raw_stream = client.chat.completions.with_raw_response.create(
-        model="kinfer-tiny",
+        model="echo",
         messages=[{"role": "user", "content": "hello gateway"}],
         max_tokens=40,
         temperature=0,
@@ -120,7 +120,7 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
     assert "".join(deltas) == text and finish in ("stop", "length") and usage is not None
 
     raw = client.completions.with_raw_response.create(
-        model="kinfer-tiny", prompt="abcdef", max_tokens=3, temperature=0
+        model="echo", prompt="abcdef", max_tokens=3, temperature=0
     )
     completion = raw.parse()
     assert completion.choices[0].text == "fed" and completion.choices[0].finish_reason == "length"
@@ -131,7 +131,7 @@ def test_openai_client_chat_completions_and_models(gateway: str) -> None:
 
 
 def test_error_statuses_and_bodies(gateway: str) -> None:
-    chat = {"model": "kinfer-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
     def post(key: str | None, body: dict[str, object], path: str = "/chat/completions") -> httpx.Response:
         return httpx.post(gateway + path, json=body, headers=auth(key) if key else {}, timeout=30)
