@@ -59,7 +59,7 @@ class Outbox:
     region: str
     worker_id: str
     model: str
-    """The served model's name: outcome events (and so breakers) are per model that ran."""
+    """The served model's name, for outcome events."""
     records: list[Outgoing] = field(default_factory=list)
     cacheable: list[tuple[InferenceRequest, InferenceResult]] = field(default_factory=list)
     """Results to offer the response cache once the transaction committed."""
@@ -99,7 +99,8 @@ class Outbox:
             request_id=request.request_id,
             tenant=request.tenant,
             region=self.region,
-            model=self.model,
+            model=request.model or "",
+            served_model=self.model,
             status=status,  # type: ignore[arg-type]
             worker_id=self.worker_id,
             ts_ms=now_ms,

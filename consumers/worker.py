@@ -117,6 +117,7 @@ class InferenceWorker:
         )
         self.pool_available = True
         self._last_heartbeat = 0.0
+        self._last_state = ""
         self._last_busy_ms = 0
         self.telemetry = DeviceSampler(config.device)
         self._recent_queue_ms = 0
@@ -238,13 +239,14 @@ class InferenceWorker:
         return self._pool_tick("standby", wait_s=1.0) == "promote"
 
     def _pool_tick(self, state: str, wait_s: float = 0.0) -> str | None:
-        """Heartbeat (at most once a second unless waiting) and take the next pool command."""
+        """Heartbeat (at most once a second unless waiting or the state just changed: a
+        promotion is visible at once) and take the next pool command."""
         if self.pool is None:
             return None
         now = time.monotonic()
-        if wait_s == 0.0 and now - self._last_heartbeat < 1.0:
+        if wait_s == 0.0 and now - self._last_heartbeat < 1.0 and state == self._last_state:
             return None
-        self._last_heartbeat = now
+        self._last_heartbeat, self._last_state = now, state
         busy = self._last_busy_ms if state == "active" else 0
 
         queue_ms = self._queue_delay_ms() if state == "active" else 0

@@ -22,7 +22,8 @@ SCHEMA_VERSION = 3
 2: ``rate_limit`` on results, first token chunks and error replies; every message
    carries ``schema_version`` (version 1 writers left it out).
 3: ``messages`` on requests (a chat, rendered by the worker with the served model's
-   own chat template); ``model`` may be left out (whatever the region serves).
+   own chat template); ``model`` may be left out (whatever the region serves);
+   ``served_model`` on outcome events.
 """
 
 
@@ -229,8 +230,12 @@ class WorkerEvent(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True,
     tenant: str
     region: str
     model: str
+    """The model the request asked for, ``""`` when it named none: breakers are per
+    (region, requested model), the same key admission checks."""
     status: OutcomeStatus
     """``ok`` or the error code of the terminal answer."""
+    served_model: str = ""
+    """The model that answered."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     queue_ms: float = 0.0

@@ -277,16 +277,8 @@ class AdmissionController:
         )
 
     async def _breaker_allows(self, region: str, model: str | None) -> tuple[bool, int]:
-        """A request naming no model may go to a region only while none of its breakers rejects."""
-        if model is not None:
-            return await self._one_breaker_allows(breaker_name(region, model))
-        for name in [n for n in self.breaker_view if n.startswith(f"{region}/")]:
-            allowed, wait = await self._one_breaker_allows(name)
-            if not allowed:
-                return False, wait
-        return True, 0
-
-    async def _one_breaker_allows(self, name: str) -> tuple[bool, int]:
+        """Per (region, requested model): a request naming none has the region's own breaker."""
+        name = breaker_name(region, model or "")
         snap = self.breaker_view.get(name)
         if snap is None or snap.state is State.CLOSED:
             return True, 0

@@ -43,6 +43,8 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         await client.start()
         yield
         await client.close()
+        if served is not None:
+            await served.redis.aclose()
 
     app = FastAPI(title="kinfer gateway", lifespan=lifespan)
     app.mount("/metrics", make_asgi_app())
