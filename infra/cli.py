@@ -1,111 +1,26 @@
-"""The `kinfer` command line: the stack, the stages, and a client."""
+"""The `kinfer` command line: the stack, the stages, the models, and a client."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from infra import logs
-from infra.settings import KinferSettings
-from schemas import KinferError, SamplingParams
+from infra import cli_stack
+from infra.cli_common import friendly as _friendly
+from infra.cli_common import settings_from as _settings
+from infra.cli_models import models_app
+from schemas import SamplingParams
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
-F = TypeVar("F", bound=Callable[..., Any])
+cli_stack.register(app)
+app.add_typer(models_app, name="models")
 
-
-def _settings(**overrides: Any) -> KinferSettings:
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        settings = KinferSettings(**clean)
-    except ValueError as exc:
-        typer.echo(f"error [invalid_settings]: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    logs.configure(level=settings.log_level, fmt=settings.log_format)
-    return settings
-
-
-def _friendly(fn: F) -> F:
-    """Typed kinfer errors become one clear line and exit code 1, not a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KinferError as exc:
-            typer.echo(f"error [{exc.code.value}]: {exc.message}", err=True)
-            raise typer.Exit(1) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-@app.command()
-@_friendly
-def up(
-    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None,
-) -> None:
-    """Start Kafka (KRaft) and Redis, then create topics.
-
-    Nothing is started for KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL: those are used as they are.
-    """
-    from infra.stack import local
-
-    settings = _settings(startup_timeout_s=timeout)
-    created = local.up(settings)
-    for svc in local.status(settings):
-        typer.echo(f"{svc.name:6} {svc.state:9} {svc.address}")
-    typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
-
-
-@app.command()
-@_friendly
-def fetch() -> None:
-    """Resolve the Kafka broker jars with Maven into the state dir (`up` does this when needed)."""
-    from infra.stack import local
-    from infra.stack.kafka import find_java, resolve_jars
-
-    settings = _settings()
-    find_java()
-    libs = local.kafka_cluster(settings).libs_dir
-    resolve_jars(libs)
-    typer.echo(f"Kafka jars in {libs}")
-
-
-@app.command()
-@_friendly
-def down() -> None:
-    """Stop the Kafka broker and Redis that `kinfer up` started."""
-    from infra.stack import local
-
-    stopped = local.down(_settings())
-    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-@app.command()
-@_friendly
-def status() -> None:
-    """Show whether Kafka and Redis run (or are external)."""
-    from infra.stack import local
-
-    for svc in local.status(_settings()):
-        typer.echo(f"{svc.name:6} {svc.state:11} {svc.address}")
-
-
-@app.command()
-@_friendly
-def topics() -> None:
-    """Create missing topics on the configured cluster (idempotent)."""
-    from infra.stack import local
-    from infra.topics import ensure_topics
-
-    settings = _settings()
-    created = ensure_topics(settings.bootstrap, local.topic_layout(settings).specs())
-    typer.echo("\n".join(created) if created else "all topics present")
+MODEL_OPTION = typer.Option(help="Model to ask for (default: whatever the region's workers serve).")
+CHECK_OPTION = typer.Option(help="Fail at once when no admission or worker is running.")
 
 
 @app.command()
@@ -115,18 +30,27 @@ def submit(
     max_tokens: Annotated[int, typer.Option(help="Most new tokens.")] = 32,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Continue the text instead of answering it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 60.0,
     tenant: Annotated[str | None, typer.Option(help="Tenant to send as.")] = None,
+    model: Annotated[str | None, MODEL_OPTION] = None,
+    check: Annotated[bool, CHECK_OPTION] = True,
 ) -> None:
-    """Send one request through the pipeline and print the answer."""
-    from producers import AsyncClient
+    """Send one request through the pipeline and print the answer.
+
+    The prompt is sent as one user message, answered through the model's chat template;
+    --raw sends it as plain text to continue.
+    """
+    from producers import AsyncClient, ChatMessage
 
     settings = _settings(tenant=tenant)
+    config = settings.client_config(timeout_s=timeout, check_consumers=check, model=model)
 
     async def run() -> str:
-        async with AsyncClient(settings.client_config(timeout_s=timeout)) as client:
+        async with AsyncClient(config) as client:
             sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-            result = await client.generate(prompt, sampling=sampling)
+            asked = prompt if raw else [ChatMessage("user", prompt)]
+            result = await client.generate(asked, sampling=sampling)
             return result.text
 
     typer.echo(asyncio.run(run()))
@@ -141,6 +65,8 @@ def chat_command(
         str | None, typer.Option(help="Continue this session id (default: a new one).")
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant to send as.")] = None,
+    model: Annotated[str | None, MODEL_OPTION] = None,
+    check: Annotated[bool, CHECK_OPTION] = True,
 ) -> None:
     """Talk to the pipeline: answers stream in as they are generated; /exit or Ctrl-D ends."""
     import uuid
@@ -151,7 +77,7 @@ def chat_command(
 
     settings = _settings(tenant=tenant)
     run_chat(
-        settings.client_config(),
+        settings.client_config(check_consumers=check, model=model),
         Console(),
         session or uuid.uuid4().hex[:12],
         SamplingParams(max_tokens=max_tokens, temperature=temperature),
@@ -249,8 +175,18 @@ def worker(
     }
     config = settings.worker_config(**{k: v for k, v in extra.items() if v is not None})
     _serve_metrics(config.metrics_port)
+    from infra.models import ModelStore
+    from infra.models.pull import ensure_local
+
     try:
-        runner = load_runner(config.model, device=config.device, dtype=config.dtype, quantize=config.quantize)
+        local = ensure_local(config.model, ModelStore(settings.model_root))
+        runner = load_runner(
+            local,
+            device=config.device,
+            dtype=config.dtype,
+            quantize=config.quantize,
+            served_name=config.model if local != config.model else None,  # a pulled model keeps its name
+        )
     except ValueError as exc:
         typer.echo(f"error [invalid_settings]: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -8,21 +8,23 @@ import time
 
 import typer
 
+from infra.models import ModelStore
+from infra.models.pull import ensure_local
 from infra.settings import KinferSettings
 from infra.stack import local
 from infra.stack.stages import StageProcess, running
-from producers import AsyncClient, DeadlineExceeded
+from producers import AsyncClient, ChatMessage, DeadlineExceeded
 from schemas import SamplingParams
 
-PROMPTS = [
-    "The quick brown fox",
-    "Kafka keeps the log",
-    "Once upon a time",
-    "Batching helps when",
-    "Tokens per second",
-    "A consistent hash ring",
-    "Circuit breakers open",
-    "Warm pools avoid",
+QUESTIONS = [
+    "What is the capital of France?",
+    "What is Apache Kafka used for?",
+    "Name three primary colors.",
+    "What is 12 times 12?",
+    "Give me a synonym for happy.",
+    "What is the largest planet in the solar system?",
+    "How many days are in a week?",
+    "What language is spoken in Brazil?",
 ]
 
 
@@ -43,10 +45,14 @@ async def send_workload(settings: KinferSettings, n: int, max_tokens: int) -> li
     async with AsyncClient(settings.client_config(timeout_s=60)) as client:
 
         async def one(i: int) -> tuple[str, str, float]:
-            prompt = f"{PROMPTS[i % len(PROMPTS)]} #{i}"
+            question = QUESTIONS[i % len(QUESTIONS)]
             t0 = time.perf_counter()
-            result = await client.generate(prompt, sampling=SamplingParams(max_tokens=max_tokens))
-            return prompt, result.text, (time.perf_counter() - t0) * 1000
+            result = await client.generate(
+                [ChatMessage("user", question)], sampling=SamplingParams(max_tokens=max_tokens)
+            )
+            # A question asked again after its first answer committed is a response-cache hit.
+            source = " (cache)" if result.worker_id == "cache" else ""
+            return question, result.text + source, (time.perf_counter() - t0) * 1000
 
         return await asyncio.gather(*(one(i) for i in range(n)))
 
@@ -60,6 +66,7 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
     started_stack = not any(s.state == "running" for s in local.status(settings))
     typer.echo("== starting Kafka (KRaft) and Redis, creating topics")
     local.up(settings)
+    typer.echo(f"== model {settings.model}: {ensure_local(settings.model, ModelStore(settings.model_root))}")
     logs = settings.state_dir / "demo"
     env = {"KINFER_STATE_DIR": str(settings.state_dir)}
     try:
@@ -69,7 +76,7 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
                 StageProcess("worker", ["worker"], env, logs / "worker.log"),
             ]
         ) as stages:
-            typer.echo("== started `kinfer admission` and `kinfer worker`; waiting until they serve")
+            typer.echo(f"== started `kinfer admission` and `kinfer worker` ({settings.model}); waiting for them")
             try:
                 ready = asyncio.run(wait_until_serving(settings))
             except DeadlineExceeded:
@@ -81,10 +88,10 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
             t0 = time.perf_counter()
             answers = asyncio.run(send_workload(settings, requests, max_tokens))
             wall = time.perf_counter() - t0
-            for prompt, text, ms in answers[:12]:
-                typer.echo(f"  {ms:7.1f} ms  {prompt!r:32} -> {text!r}")
-            if len(answers) > 12:
-                typer.echo(f"  ... and {len(answers) - 12} more")
+            for question, text, ms in answers[: len(QUESTIONS)]:
+                typer.echo(f"  {ms:7.1f} ms  {question}\n             -> {text!r}")
+            if len(answers) > len(QUESTIONS):
+                typer.echo(f"  ... and {len(answers) - len(QUESTIONS)} more (the same questions again)")
             latencies = [ms for _, _, ms in answers]
             typer.echo(
                 f"== {len(answers)} answers in {wall:.2f}s ({len(answers) / wall:.1f} req/s); latency "

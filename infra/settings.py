@@ -17,6 +17,7 @@ from infra.stack.kafka import loopback_ports
 from producers.config import ClientConfig
 from producers.gateway.config import GatewayConfig
 from schemas import DEFAULT_PREFIX
+from schemas.serving import DEFAULT_MODEL
 from streams.config import AdmissionConfig
 
 
@@ -31,6 +32,8 @@ class KinferSettings(BaseSettings):
     """An existing Redis; when set, `kinfer up` starts no Redis."""
     state_dir: Path = Path(".kinfer")
     """Broker jars and data, Redis data, pid files and logs of the local stack."""
+    models_dir: Path | None = None
+    """Pulled models (Hugging Face folders); default ``<state_dir>/models``."""
     kafka_jars_dir: Path | None = None
     """Maven-resolved broker jars; default ``<state_dir>/kafka/libs``."""
     kafka_port: int = Field(default=19092, ge=1, le=65535)
@@ -77,14 +80,12 @@ class KinferSettings(BaseSettings):
     """Gateway API keys as a JSON object tenant -> key; the key decides the tenant (and tier)."""
     gateway_allow_anonymous: bool = False
     """Serve calls without a key as KINFER_TENANT (development only)."""
-    gateway_models: tuple[str, ...] = ("kinfer-tiny",)
-    """Models the gateway lists and accepts (JSON list)."""
     gateway_timeout_s: float = Field(default=60.0, gt=0)
     """Longest a gateway call waits for its answer (then 504)."""
     tenant: str = "default"
     """Tenant the CLI client sends as."""
-    model: str = "kinfer-tiny"
-    """Model a worker serves."""
+    model: str = DEFAULT_MODEL
+    """Model a worker serves: a catalogue name (pulled on first use), kinfer-tiny, or a local HF folder."""
     device: str = "auto"
     """Worker device: auto (CUDA when present), cpu, cuda, cuda:N."""
     dtype: str = "float32"
@@ -125,6 +126,10 @@ class KinferSettings(BaseSettings):
                 f"{list(self.region_weights)}"
             )
         return self
+
+    @property
+    def model_root(self) -> Path:
+        return (self.models_dir or self.state_dir / "models").resolve()
 
     @property
     def external_kafka(self) -> bool:
@@ -172,7 +177,7 @@ class KinferSettings(BaseSettings):
             api_keys=self.api_keys,
             allow_anonymous=self.gateway_allow_anonymous,
             anonymous_tenant=self.tenant,
-            models=self.gateway_models,
+            regions=tuple(self.region_weights),
             timeout_s=self.gateway_timeout_s,
         )
 

@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from infra.errors import ServiceUnreachable, StackError
+from schemas.kafka_client import client_config
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import TopicNames
 
@@ -75,7 +76,7 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
     Existing topics are left alone (their partition count is checked: a topic with
     fewer partitions than declared breaks reply-partition ownership and routing).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient(client_config(bootstrap, {"log_level": 0}))
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:

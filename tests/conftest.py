@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from consumers.engine import load_runner
+from consumers.engine.torch_runner import TorchRunner
+from infra.models import DEFAULT_MODEL, ModelStore
+from infra.models.pull import ensure_local
 from infra.settings import KinferSettings
 from infra.stack.kafka import KafkaCluster
 from infra.stack.process import free_port
@@ -22,6 +26,10 @@ from infra.stack.redis import RedisConfig, RedisServer
 REPO = Path(__file__).resolve().parent.parent
 JARS = REPO / ".kinfer" / "kafka" / "libs"
 """Shared with `make setup`, so the suite resolves the broker jars at most once."""
+MODELS = REPO / ".kinfer" / "models"
+"""Shared with `make setup` too: SmolLM2 is pulled and converted once."""
+SUITE_MODEL = "kinfer-tiny"
+"""What a worker serves in a test that names no model: fast, and its tokens are exact."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class Services:
             redis_url=self.redis_url,
             state_dir=self.state_dir,
             topic_prefix=prefix,
-            **overrides,  # type: ignore[arg-type]
+            **{"models_dir": MODELS, "model": SUITE_MODEL, **overrides},  # type: ignore[arg-type]
         )
 
     def env(self, prefix: str) -> dict[str, str]:
@@ -47,6 +55,8 @@ class Services:
             "KINFER_REDIS_URL": self.redis_url,
             "KINFER_STATE_DIR": str(self.state_dir),
             "KINFER_TOPIC_PREFIX": prefix,
+            "KINFER_MODELS_DIR": str(MODELS),
+            "KINFER_MODEL": SUITE_MODEL,
         }
 
 
@@ -64,6 +74,20 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     finally:
         redis_server.stop()
         kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as `make setup` pulled it (pulled here if it did not)."""
+    return Path(ensure_local(DEFAULT_MODEL, ModelStore(MODELS)))
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir: Path) -> TorchRunner:
+    """One loaded copy of the real model, shared by every test that needs it."""
+    runner = load_runner(str(smollm2_dir), device="cpu", served_name=DEFAULT_MODEL)
+    assert isinstance(runner, TorchRunner)
+    return runner
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import structlog
 
 from infra.errors import StackError, StartTimeout, ToolMissing
 from infra.stack.process import ManagedProcess, log_tail, require_free_ports
+from schemas.kafka_client import client_config
 from schemas.limits import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -318,7 +319,7 @@ class KafkaCluster:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient(client_config(self.bootstrap, {"log_level": 0}))
         deadline = time.monotonic() + timeout_s
         while True:
             for node in self.nodes:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,11 +19,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra.demo import wait_until_serving
 from infra.stack import local
+from infra.stack.process import free_port
 from infra.stack.stages import StageProcess
 from infra.topics import ensure_topics
 from producers import AsyncClient, ClientConfig
 from schemas import SamplingParams, TopicNames, decode_reply
-from tests.conftest import Services
+from tests.conftest import JARS, Services
 
 DEFAULT_TEST_TIERS = """
 # The suite's own tenant sends thousands of requests: give it room.
@@ -161,3 +165,31 @@ def assert_answered_once(bootstrap: str, replies_topic: str, id_prefix: str, n: 
     replies = [decode_reply(v or b"") for v, _ in read_all(bootstrap, replies_topic, timeout_s=60)]
     per_id = collections.Counter(r.request_id for r in replies if r.request_id in expected)
     assert len(per_id) == n and set(per_id.values()) == {1}, per_id.most_common(3)
+
+
+def kinfer(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def own_stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a stack of this test's own (own ports, own state dir); always taken down."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
+    env.update(
+        {
+            "KINFER_STATE_DIR": str(tmp_path / "state"),
+            "KINFER_KAFKA_JARS_DIR": str(JARS),
+            "KINFER_KAFKA_PORT": str(free_port()),
+            "KINFER_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "KINFER_REDIS_PORT": str(free_port()),
+        }
+    )
+    yield env
+    kinfer("down", env=env)

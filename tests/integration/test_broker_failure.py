@@ -18,8 +18,7 @@ from infra.settings import KinferSettings
 from infra.stack import local
 from infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
-from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run
-from tests.integration.test_stack_cli import kinfer
+from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
 PREFIX = "replicated"
 
@@ -44,7 +43,7 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         }
     )
     try:
-        started = kinfer("up", env=env)
+        started = kinfer("up", "--services-only", env=env)
         assert started.returncode == 0, started.stderr + started.stdout
         yield env
     finally:
@@ -101,7 +100,7 @@ def test_a_dead_broker_loses_no_request_and_rejoins(cluster_env: dict[str, str],
         assert all(stage.alive() for stage in pipeline.stages), [s.tail(20) for s in pipeline.stages]
 
         # `kinfer up` again starts only the dead node, which catches up and rejoins every ISR.
-        again = kinfer("up", env=cluster_env)
+        again = kinfer("up", "--services-only", env=cluster_env)
         assert again.returncode == 0, again.stderr
         assert kinfer("status", env=cluster_env).stdout.count("running") == 4  # 3 brokers + Redis
         deadline = time.monotonic() + 90

@@ -5,64 +5,32 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from infra.stack.kafka import KafkaCluster
 from infra.stack.process import free_port
 from tests.conftest import JARS, Services
-
-
-def kinfer(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture
-def own_stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for a stack of this test's own (own ports, own state dir); always taken down."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
-    env.update(
-        {
-            "KINFER_STATE_DIR": str(tmp_path / "state"),
-            "KINFER_KAFKA_JARS_DIR": str(JARS),
-            "KINFER_KAFKA_PORT": str(free_port()),
-            "KINFER_KAFKA_CONTROLLER_PORT": str(free_port()),
-            "KINFER_REDIS_PORT": str(free_port()),
-        }
-    )
-    yield env
-    kinfer("down", env=env)
+from tests.integration.conftest import kinfer
 
 
 def test_up_is_idempotent_and_down_stops_everything(own_stack_env: dict[str, str]) -> None:
-    first = kinfer("up", env=own_stack_env)
+    first = kinfer("up", "--services-only", env=own_stack_env)
     assert first.returncode == 0, first.stderr
     assert "topics created: 7" in first.stdout
-    second = kinfer("up", env=own_stack_env)
+    second = kinfer("up", "--services-only", env=own_stack_env)
     assert second.returncode == 0, second.stderr
     assert "topics: all present" in second.stdout
     status = kinfer("status", env=own_stack_env)
     assert status.stdout.count("running") == 2, status.stdout
     down = kinfer("down", env=own_stack_env)
     assert "stopped: redis, kafka" in down.stdout
-    assert kinfer("status", env=own_stack_env).stdout.count("stopped") == 2
+    assert kinfer("status", env=own_stack_env).stdout.count("stopped") == 5  # 2 services, 3 stages
     assert "nothing was running" in kinfer("down", env=own_stack_env).stdout
 
 
 def test_external_services_are_used_not_started(services: Services, prefix: str, tmp_path: Path) -> None:
     env = {**os.environ, **services.env(prefix), "KINFER_STATE_DIR": str(tmp_path)}
-    result = kinfer("up", env=env)
+    result = kinfer("up", "--services-only", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("external") == 2
     assert not (tmp_path / "kafka").exists() and not (tmp_path / "redis").exists()
@@ -105,7 +73,7 @@ def test_broker_start_timeout_prints_log_tail_and_stops_it(own_stack_env: dict[s
     assert result.returncode == 1
     assert "did not answer a metadata request within 0.3s" in result.stderr
     assert "last lines of its log" in result.stderr
-    assert "kafka  stopped" in kinfer("status", env=own_stack_env).stdout
+    assert "kafka     stopped" in kinfer("status", env=own_stack_env).stdout
 
 
 def test_unreachable_redis_is_a_clear_error(services: Services, prefix: str) -> None:

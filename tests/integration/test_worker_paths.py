@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from consumers.engine import GenerationInput, load_runner
 from producers import AsyncClient, DeadlineExceeded, InvalidRequest
 from schemas import (
+    ChatMessage,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -39,23 +40,26 @@ def started(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int 
 
 
 def test_cli_submit_prints_the_answer(make_pipeline: Callable[[str], Pipeline], prefix: str) -> None:
+    """A question is answered through the model's chat template; --raw continues the text."""
     pipeline = started(make_pipeline, prefix)
     env = {**os.environ, **pipeline.services.env(prefix)}
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "submit", "hello", "--max-tokens", "12"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    expected = (
-        load_runner("kinfer-tiny", device="cpu")
-        .generate([GenerationInput("hello", SamplingParams(max_tokens=12))])[0]
-        .text
-    )
-    assert result.stdout.rstrip("\n") == expected
+    runner = load_runner("kinfer-tiny", device="cpu")
+    sampling = SamplingParams(max_tokens=12)
+    for flags, prompt in (
+        ((), runner.render_chat([ChatMessage("user", "hello")])),
+        (("--raw",), "hello"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "submit", "hello", "--max-tokens", "12", *flags],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        expected = runner.generate([GenerationInput(prompt, sampling)])[0].text
+        assert result.stdout.rstrip("\n") == expected
 
 
 def test_refusals_reach_the_client_as_typed_errors(

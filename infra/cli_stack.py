@@ -1,0 +1,152 @@
+"""`kinfer up / down / status / logs / fetch / topics`: the local pipeline as one thing."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from infra.cli_common import friendly, settings_from
+
+STAGE_OR_SERVICE = ("admission", "worker", "gateway", "kafka", "redis")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, down, status, logs, fetch, topics):
+        app.command()(command)
+
+
+@friendly
+def up(
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None,
+    services_only: Annotated[
+        bool, typer.Option("--services-only", help="Kafka, Redis and topics only; no stages.")
+    ] = False,
+) -> None:
+    """Start the whole local pipeline: Kafka (KRaft), Redis and topics, then admission, an
+    inference worker and the gateway, each supervised in the background (`kinfer down` stops all).
+
+    Nothing is started for KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL: those are used as they are.
+    """
+    from infra.models import ModelStore
+    from infra.models.pull import ensure_local
+    from infra.stack import local, pipeline
+
+    settings = settings_from(startup_timeout_s=timeout)
+    created = local.up(settings)
+    for svc in local.status(settings):
+        typer.echo(f"{svc.name:9} {svc.state:9} {svc.address}")
+    typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
+    if services_only:
+        return
+    typer.echo(f"model {settings.model}: {ensure_local(settings.model, ModelStore(settings.model_root))}")
+    pipeline.start_all(settings)
+    took = pipeline.wait_until_up(settings, settings.startup_timeout_s)
+    for stage in pipeline.stages(settings):
+        st = stage.status()
+        typer.echo(f"{st.name:9} {st.state:9} pid {st.pid}  log {st.log_file}")
+    key = pipeline.dev_api_key(settings) if not settings.api_keys else "(your KINFER_API_KEYS)"
+    typer.echo(f"serving after {took:.1f}s")
+    typer.echo(f"gateway   http://{settings.gateway_host}:{settings.gateway_port}/v1   API key: {key}")
+    typer.echo('try:      kinfer submit "What is the capital of France?"   or   kinfer chat')
+
+
+@friendly
+def down() -> None:
+    """Stop everything `kinfer up` started: the stages first (they drain), then Redis and Kafka."""
+    from infra.stack import local, pipeline
+
+    settings = settings_from()
+    stopped = pipeline.stop_all(settings) + local.down(settings)
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@friendly
+def status() -> None:
+    """Every part: broker(s), Redis, the stages `up` started, consumer groups (members, lag),
+    live workers and their models, open circuit breakers."""
+    from infra.inspect import report
+    from infra.stack import local, pipeline
+
+    settings = settings_from()
+    for svc in local.status(settings):
+        typer.echo(f"{svc.name:9} {svc.state:11} {svc.address}")
+    for stage in pipeline.stages(settings):
+        st = stage.status()
+        detail = f"pid {st.pid}, up {_duration(st.uptime_s)}" if st.pid is not None else f"log {st.log_file}"
+        typer.echo(f"{st.name:9} {st.state:11} {detail}")
+    found = report(settings)
+    for g in found.groups:
+        lag = "?" if g.lag is None else str(g.lag)
+        typer.echo(f"group     {g.group:34} {g.state:12} members {g.members}  lag {lag} on {g.topic}")
+    for region, beats in found.workers.items():
+        for worker_id, beat in beats.items():
+            typer.echo(f"worker    {region:13} {worker_id:34} {beat.state:8} model {beat.model}")
+    opened = ", ".join(found.open_breakers) or "none"
+    typer.echo(f"breakers  open: {opened}")
+    for problem in found.problems:
+        typer.echo(f"unreadable: {problem}", err=True)
+
+
+@friendly
+def logs(
+    stage: Annotated[str, typer.Argument(help=f"One of {', '.join(STAGE_OR_SERVICE)}.")] = "worker",
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines from the end.")] = 40,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print the end of a stage's (or service's) log."""
+    from infra.stack import local, pipeline
+    from infra.stack.process import log_tail
+
+    settings = settings_from()
+    files = {s.name: s.log_file for s in pipeline.stages(settings)}
+    files["kafka"] = local.kafka_cluster(settings).nodes[0].config.log_file
+    files["redis"] = local.redis_server(settings).log_file
+    if stage not in files:
+        typer.echo(f"error [invalid_request]: no log for {stage!r}; one of {', '.join(files)}", err=True)
+        raise typer.Exit(2)
+    path = files[stage]
+    typer.echo(log_tail(path, lines))
+    if not follow or not path.exists():
+        return
+    with path.open(errors="replace") as f:
+        f.seek(0, 2)
+        while True:
+            line = f.readline()
+            if line:
+                typer.echo(line, nl=False)
+            else:
+                time.sleep(0.3)
+
+
+@friendly
+def fetch() -> None:
+    """Resolve the Kafka broker jars with Maven into the state dir (`up` does this when needed)."""
+    from infra.stack import local
+    from infra.stack.kafka import find_java, resolve_jars
+
+    settings = settings_from()
+    find_java()
+    libs = local.kafka_cluster(settings).libs_dir
+    resolve_jars(libs)
+    typer.echo(f"Kafka jars in {libs}")
+
+
+@friendly
+def topics() -> None:
+    """Create missing topics on the configured cluster (idempotent)."""
+    from infra.stack import local
+    from infra.topics import ensure_topics
+
+    settings = settings_from()
+    created = ensure_topics(settings.bootstrap, local.topic_layout(settings).specs())
+    typer.echo("\n".join(created) if created else "all topics present")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

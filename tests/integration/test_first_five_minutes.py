@@ -1,0 +1,115 @@
+"""A newcomer's first minutes: `kinfer up` starts a whole working pipeline on the real
+model, `kinfer submit` answers, `kinfer status` shows every part, `kinfer down` leaves
+no process; and when nothing would answer, the client says so at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.stack.process import free_port
+from producers import AsyncClient
+from producers.readiness import NothingServing
+from tests.conftest import MODELS, Services
+from tests.integration.conftest import Pipeline, kinfer
+
+
+def stage_pids(state_dir: Path) -> dict[str, int]:
+    return {p.stem: int(p.read_text()) for p in (state_dir / "stages").glob("*.pid")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def no_raw_librdkafka_lines(*outputs: str) -> bool:
+    return not any(line.startswith("%") for text in outputs for line in text.splitlines())
+
+
+@pytest.mark.slow
+def test_up_serves_smollm2_and_down_leaves_no_process(own_stack_env: dict[str, str]) -> None:
+    gateway_port = free_port()
+    env = {**own_stack_env, "KINFER_MODELS_DIR": str(MODELS), "KINFER_GATEWAY_PORT": str(gateway_port)}
+    state = Path(env["KINFER_STATE_DIR"])
+
+    services = kinfer("up", "--services-only", env=env)
+    assert services.returncode == 0, services.stderr
+    started = time.monotonic()
+    nobody = kinfer("submit", "hello", env=env)
+    assert nobody.returncode == 1 and time.monotonic() - started < 15
+    assert "no admission worker is running" in nobody.stderr and "kinfer up" in nobody.stderr
+
+    up = kinfer("up", env=env, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "API key: sk-kinfer-dev-" in up.stdout
+    pids = stage_pids(state)
+    assert sorted(pids) == ["admission", "gateway", "worker"] and all(alive(p) for p in pids.values())
+
+    started = time.monotonic()
+    answer = kinfer("submit", "What is the capital of France?", env=env)
+    assert answer.returncode == 0, answer.stderr
+    assert "Paris" in answer.stdout and time.monotonic() - started < 30
+
+    status = kinfer("status", env=env).stdout
+    for stage in ("admission", "worker", "gateway"):
+        assert re.search(rf"^{stage}\s+running\s+pid \d+, up", status, re.M), status
+    assert re.search(r"^group\s+kinfer-admission\s+stable\s+members 1", status, re.M), status
+    assert re.search(r"^group\s+kinfer-workers-us-west\s+stable\s+members 1", status, re.M), status
+    assert re.search(r"^worker\s+us-west\s+\S+\s+active\s+model smollm2-135m-instruct", status, re.M), status
+    assert "breakers  open: none" in status
+
+    key = (state / "gateway" / "dev-api-key").read_text().strip()
+    listed = httpx.get(
+        f"http://127.0.0.1:{gateway_port}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ).json()
+    assert [m["id"] for m in listed["data"]] == ["smollm2-135m-instruct"]
+    assert "supervise.started" in kinfer("logs", "worker", "-n", "200", env=env).stdout
+    assert no_raw_librdkafka_lines(up.stdout, up.stderr, answer.stderr, nobody.stderr)
+
+    down = kinfer("down", env=env)
+    assert "stopped: gateway, worker, admission, redis, kafka" in down.stdout
+    assert not any(alive(p) for p in pids.values())
+    assert kinfer("status", env=env).stdout.count("stopped") == 5
+
+
+def test_the_sdk_fails_fast_naming_the_stage_that_is_missing(
+    make_pipeline: Callable[[str], Pipeline], services: Services, prefix: str
+) -> None:
+    config = services.settings(prefix).client_config(check_consumers=True)
+
+    async def start() -> float:
+        began = time.monotonic()
+        async with AsyncClient(config):
+            pass
+        return time.monotonic() - began
+
+    with pytest.raises(NothingServing, match="no admission worker"):
+        asyncio.run(start())
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    deadline = time.monotonic() + 60
+    while True:  # until admission has joined its group; then the worker is what is missing
+        began = time.monotonic()
+        try:
+            asyncio.run(start())
+        except NothingServing as exc:
+            assert time.monotonic() - began < 5
+            if "no inference worker" in exc.message:
+                assert "kinfer worker" in exc.message
+                break
+        assert time.monotonic() < deadline, "admission never joined its group"
+        time.sleep(0.5)
+    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.wait_serving()
+    assert asyncio.run(start()) < 5
