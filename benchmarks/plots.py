@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 
-def figure(width: float, height: float) -> tuple[Any, Any]:
+def figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
+    return plt.subplots(ncols=ncols, figsize=(width, height))
 
 
 def requests_per_second_bars(labels: list[str], values: list[float], title: str, path: Path) -> None:

@@ -13,6 +13,8 @@ from infra.stack import local
 from infra.stack.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / ".kinfer" / "models"
+"""Pulled by `make setup`; shared, so a benchmark never converts a model."""
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,13 @@ class BenchStack:
 
 
 @contextlib.contextmanager
-def private_stack() -> Iterator[BenchStack]:
+def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
+    """``model``: what workers started with ``env`` serve (pulled models come from the repo's store)."""
     with tempfile.TemporaryDirectory(prefix="kinfer-bench-") as state:
         own = KinferSettings(
             state_dir=Path(state),
+            models_dir=MODELS,
+            model=model,
             kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
             kafka_port=free_port(),
             kafka_controller_port=free_port(),
@@ -45,6 +50,8 @@ def private_stack() -> Iterator[BenchStack]:
                 "KINFER_REDIS_URL": own.redis,
                 "KINFER_STATE_DIR": state,
                 "KINFER_TIERS_FILE": str(tiers),
+                "KINFER_MODELS_DIR": str(MODELS),
+                "KINFER_MODEL": model,
             }
             yield BenchStack(external, env, Path(state) / "logs")
         finally:

@@ -23,12 +23,13 @@ from benchmarks.plots import requests_per_second_bars
 from benchmarks.stack import private_stack
 from infra.stack.stages import StageProcess, running
 from schemas import InferenceRequest, ReplyAddress, SamplingParams, TopicNames, encode
+from schemas.kafka_client import client_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-offsets"})
+    consumer = Consumer(client_config(bootstrap, {"group.id": "bench-offsets"}))
     try:
         total = 0
         for topic in topics:
@@ -46,7 +47,7 @@ def timed(
     bootstrap: str, records: list[bytes], to: str, watch: list[str], expect: int, timeout_s: float
 ) -> float:
     """Requests per second from producing ``records`` until ``watch`` grew by ``expect``."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = Producer(client_config(bootstrap, {"linger.ms": 5}))
     before = end_offsets(bootstrap, watch)
     started = time.monotonic()
     for value in records:

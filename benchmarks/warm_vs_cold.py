@@ -1,6 +1,6 @@
 """Cold start vs warm promotion: time from "we need a worker" to the first answer.
 
-    python -m benchmarks.warm_vs_cold [--rounds 3]
+    python -m benchmarks.warm_vs_cold [--rounds 3] [--model smollm2-135m-instruct]
 
 cold: a request waits; `kinfer worker` is started (imports, model build, group join).
 warm: a request waits; a `kinfer worker --standby` that already loaded and warmed
@@ -19,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.plots import figure
-from benchmarks.stack import private_stack
+from benchmarks.stack import MODELS, private_stack
 from consumers.pool.registry import PoolRegistry
+from infra.models import DEFAULT_MODEL, ModelStore
+from infra.models.pull import ensure_local
 from infra.settings import KinferSettings
 from infra.stack.stages import StageProcess, running
 from producers import AsyncClient
@@ -89,10 +91,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="What the workers serve.")
     args = parser.parse_args()
+    ensure_local(args.model, ModelStore(MODELS))
     cold: list[float] = []
     warm: list[float] = []
-    with private_stack() as stack:
+    with private_stack(args.model) as stack:
         registry = PoolRegistry(stack.settings.redis, stack.settings.topic_prefix, stack.settings.region)
         with running([StageProcess("admission", ["admission"], stack.env, stack.logs / "admission.log")]):
             for i in range(args.rounds):
@@ -100,6 +104,7 @@ def main() -> None:
                 warm.append(measure_warm(stack.settings, stack.env, stack.logs, registry, i))
                 print(f"round {i}: cold {cold[-1]:.2f}s, warm {warm[-1]:.2f}s")
     report = {
+        "model": args.model,
         "rounds": args.rounds,
         "cold_s": cold,
         "warm_s": warm,
@@ -109,17 +114,17 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "warm_vs_cold.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(cold, warm, RESULTS / "warm_vs_cold.png")
+    plot(cold, warm, args.model, RESULTS / "warm_vs_cold.png")
     print(json.dumps({k: v for k, v in report.items() if not k.endswith("_s") or "median" in k}, indent=2))
 
 
-def plot(cold: list[float], warm: list[float], path: Path) -> None:
+def plot(cold: list[float], warm: list[float], model: str, path: Path) -> None:
     fig, ax = figure(6, 3.6)
     ax.boxplot([cold, warm], tick_labels=["cold start", "warm promotion"])
     for x, values in ((1, cold), (2, warm)):
         ax.scatter([x] * len(values), values, color="#4477aa", zorder=3)
     ax.set_ylabel("seconds to first answer")
-    ax.set_title("kinfer worker: cold start vs warm standby promotion")
+    ax.set_title(f"kinfer worker ({model}): cold start vs warm standby promotion")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
