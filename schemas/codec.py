@@ -14,6 +14,7 @@ from schemas import headers
 from schemas.errors import InvalidMessage
 from schemas.messages import (
     SCHEMA_VERSION,
+    ChatMessage,
     DeadLetter,
     InferenceRequest,
     RateLimitStatus,
@@ -32,9 +33,12 @@ _event_decoder = msgspec.json.Decoder(WorkerEvent)
 _dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 _rate_limit_decoder = msgspec.json.Decoder(RateLimitStatus)
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 _REQUEST_FIELDS = frozenset(InferenceRequest.__struct_fields__)
 _SAMPLING_FIELDS = frozenset(SamplingParams.__struct_fields__)
+_ADDRESS_FIELDS = frozenset(ReplyAddress.__struct_fields__)
+_MESSAGE_FIELDS = frozenset(ChatMessage.__struct_fields__)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -42,11 +46,16 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
+"""What decoding hostile bytes can raise: malformed JSON, values breaking the contract,
+nesting deeper than the decoder's stack, strings that are not UTF-8."""
+
+
 def _decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
     try:
         return decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise InvalidMessage(f"malformed {what}: {exc}") from exc
+    except _UNREADABLE as exc:
+        raise InvalidMessage(f"malformed {what}: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
 def decode_request(data: bytes) -> InferenceRequest:
@@ -58,16 +67,23 @@ def decode_request(data: bytes) -> InferenceRequest:
     """
     request = _decode(_request_decoder, data, "request")
     if request.schema_version <= SCHEMA_VERSION:
-        _refuse_unknown_fields(data)
+        try:
+            _refuse_unknown_fields(data)
+        except _UNREADABLE as exc:  # the request decoded, so this is the same bytes failing again
+            raise InvalidMessage(f"malformed request: {exc}") from exc
     return request
 
 
 def _refuse_unknown_fields(data: bytes) -> None:
     top: dict[str, Any] = _fields_decoder.decode(data)
     unknown = sorted(top.keys() - _REQUEST_FIELDS)
-    if "sampling" in top:
-        sampling = _fields_decoder.decode(top["sampling"])
-        unknown += [f"sampling.{key}" for key in sorted(sampling.keys() - _SAMPLING_FIELDS)]
+    for name, known in (("sampling", _SAMPLING_FIELDS), ("reply_to", _ADDRESS_FIELDS)):
+        if name in top:
+            inner = _fields_decoder.decode(top[name])
+            unknown += [f"{name}.{key}" for key in sorted(inner.keys() - known)]
+    for i, raw in enumerate(_raw_list_decoder.decode(top["messages"]) if "messages" in top else []):
+        inner = _fields_decoder.decode(raw)
+        unknown += [f"messages[{i}].{key}" for key in sorted(inner.keys() - _MESSAGE_FIELDS)]
     if unknown:
         raise InvalidMessage(f"unknown field(s) {', '.join(unknown)} for schema version {SCHEMA_VERSION}")
 
@@ -90,7 +106,7 @@ def salvage_reply_target(data: bytes) -> tuple[str | None, ReplyAddress | None]:
     """
     try:
         found = _salvage_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _UNREADABLE:
         return None, None
     return found.request_id, found.reply_to
 

@@ -7,8 +7,12 @@ parse a body (and still work when the body cannot be parsed at all).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Final
+
+from schemas.limits import MAX_PARTITION
+from schemas.topics import is_topic_name
 
 REQUEST_ID: Final = "kinfer-request-id"
 TENANT: Final = "kinfer-tenant"
@@ -21,6 +25,8 @@ RATE_LIMIT: Final = "kinfer-ratelimit"
 (replacing any a client sent); workers copy it onto the result."""
 TRACEPARENT: Final = "traceparent"
 """W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
+
+_PARTITION = re.compile(r"[0-9]{1,10}")
 
 KafkaHeaders = list[tuple[str, str | bytes | None]]
 """Headers as the Kafka clients take and give them."""
@@ -59,8 +65,10 @@ def reply_address(values: Mapping[str, str]) -> tuple[str, int] | None:
 
     Lets a stage answer a record whose body cannot be parsed at all.
     """
-    topic = values.get(REPLY_TOPIC)
+    topic = values.get(REPLY_TOPIC, "")
     partition = values.get(REPLY_PARTITION, "")
-    if not topic or not partition.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not is_topic_name(topic) or not _PARTITION.fullmatch(partition):
         return None
-    return topic, int(partition)
+    number = int(partition)
+    return (topic, number) if number <= MAX_PARTITION else None

@@ -20,3 +20,17 @@ MAX_ID_CHARS: Final = 128
 
 MAX_MESSAGE_BYTES: Final = 1024 * 1024
 """The broker's and every producer's record size limit (message.max.bytes)."""
+
+RECORD_OVERHEAD_BYTES: Final = 64 * 1024
+"""Room kept below MAX_MESSAGE_BYTES for a record's key, headers and framing."""
+
+MAX_PARTITION: Final = 2**31 - 1
+"""Kafka partition numbers are int32."""
+
+MIN_TEMPERATURE: Final = 1e-3
+"""Smallest temperature above 0: below it, logits / temperature overflow float32 and
+the sampler would see inf or nan (0 itself means greedy)."""
+
+MIN_SEED: Final = -(2**63)
+MAX_SEED: Final = 2**64 - 1
+"""The seeds torch's generators take."""

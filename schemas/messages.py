@@ -15,6 +15,7 @@ import msgspec
 
 from schemas import limits
 from schemas.errors import ErrorCode, InvalidMessage
+from schemas.topics import is_topic_name
 
 SCHEMA_VERSION = 3
 """Version written by this code; bumped only by additive, optional changes.
@@ -23,7 +24,8 @@ SCHEMA_VERSION = 3
    carries ``schema_version`` (version 1 writers left it out).
 3: ``messages`` on requests (a chat, rendered by the worker with the served model's
    own chat template); ``model`` may be left out (whatever the region serves);
-   ``served_model`` on outcome events.
+   ``served_model`` on outcome events; dead letters say the original's size and
+   digest, and whether it was cut to fit.
 """
 
 
@@ -40,6 +42,12 @@ class ReplyAddress(msgspec.Struct, frozen=True):
     """Reply topic, normally the shared ``<prefix>.replies``."""
     partition: int
     """The partition the client owns and has assigned before sending."""
+
+    def __post_init__(self) -> None:
+        if not is_topic_name(self.topic):
+            raise InvalidMessage(f"reply_to.topic {self.topic[:80]!r} is not a Kafka topic name")
+        if not 0 <= self.partition <= limits.MAX_PARTITION:
+            raise InvalidMessage(f"reply_to.partition must be in 0..{limits.MAX_PARTITION}")
 
 
 class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -59,8 +67,12 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
     def __post_init__(self) -> None:
         if not 1 <= self.max_tokens <= limits.MAX_NEW_TOKENS:
             raise InvalidMessage(f"max_tokens must be in 1..{limits.MAX_NEW_TOKENS}, got {self.max_tokens}")
-        if not 0.0 <= self.temperature <= 5.0:
-            raise InvalidMessage(f"temperature must be in 0..5, got {self.temperature}")
+        if not (self.temperature == 0.0 or limits.MIN_TEMPERATURE <= self.temperature <= 5.0):
+            raise InvalidMessage(
+                f"temperature must be 0 (greedy) or in {limits.MIN_TEMPERATURE}..5, got {self.temperature}"
+            )
+        if self.seed is not None and not limits.MIN_SEED <= self.seed <= limits.MAX_SEED:
+            raise InvalidMessage(f"seed must be in {limits.MIN_SEED}..{limits.MAX_SEED}")
         if not 0.0 < self.top_p <= 1.0:
             raise InvalidMessage(f"top_p must be in (0, 1], got {self.top_p}")
         if len(self.stop) > limits.MAX_STOP_SEQUENCES:
@@ -131,9 +143,10 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
     """Wire version of the writer."""
 
     def __post_init__(self) -> None:
-        for name in ("request_id", "tenant"):
+        for name in ("request_id", "tenant", "user", "session_id"):
             value = getattr(self, name)
-            if not value or len(value) > limits.MAX_ID_CHARS:
+            optional = name in ("user", "session_id")
+            if (value is not None or not optional) and not 1 <= len(value or "") <= limits.MAX_ID_CHARS:
                 raise InvalidMessage(f"{name} must be 1..{limits.MAX_ID_CHARS} characters")
         if bool(self.prompt) == bool(self.messages):
             raise InvalidMessage("a request needs a non-empty prompt or messages, not both")
@@ -142,8 +155,6 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
         size = self.text_bytes()
         if size > limits.MAX_PROMPT_BYTES:
             raise InvalidMessage(f"prompt is {size} bytes; the limit is {limits.MAX_PROMPT_BYTES}")
-        if self.reply_to.partition < 0 or not self.reply_to.topic:
-            raise InvalidMessage("reply_to needs a topic and a partition >= 0")
         if self.schema_version < 1:
             raise InvalidMessage(f"schema_version must be >= 1, got {self.schema_version}")
 
@@ -258,8 +269,14 @@ class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     source_partition: int
     source_offset: int
     original: bytes
-    """The record's value, unchanged (base64 in JSON)."""
+    """The record's value (base64 in JSON); its first bytes only when ``truncated``."""
     request_id: str | None = None
     """From the headers, when they could be read."""
     ts_ms: int = 0
+    original_bytes: int = 0
+    """Size of the whole original record value."""
+    original_sha256: str = ""
+    """Hex digest of the whole original record value."""
+    truncated: bool = False
+    """True when ``original`` was cut to keep the dead letter under the broker's limit."""
     schema_version: int = msgspec.field(default_factory=_writer_version)

@@ -11,6 +11,12 @@ DEFAULT_PREFIX = "kinfer"
 DEFAULT_REGIONS = ("us-west", "eu-central", "ap-southeast")
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def is_topic_name(name: str) -> bool:
+    """Whether Kafka would accept ``name`` as a topic name."""
+    return bool(_TOPIC.match(name)) and name not in (".", "..")
 
 
 class TopicNames(msgspec.Struct, frozen=True):
@@ -45,6 +51,11 @@ class TopicNames(msgspec.Struct, frozen=True):
     def events(self) -> str:
         """Per-request outcomes and batch stats."""
         return f"{self.prefix}.events"
+
+    def owns(self, topic: str) -> bool:
+        """A pipeline topic no answer may be written to: requests, dispatch, events, DLQ."""
+        own = (self.requests, self.requests_dlq, self.events)
+        return topic in own or topic.startswith(f"{self.prefix}.dispatch.")
 
     @property
     def admission_group(self) -> str:

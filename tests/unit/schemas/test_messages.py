@@ -60,13 +60,27 @@ def test_replies_decode_to_their_type() -> None:
         ({"prompt": "x" * (limits.MAX_PROMPT_BYTES + 1)}, "limit is"),
         ({"request_id": ""}, "request_id"),
         ({"tenant": "t" * 500}, "tenant"),
-        ({"reply_to": ReplyAddress("r", -1)}, "partition"),
     ],
 )
 def test_request_limits_hold_at_construction(kwargs: dict[str, object], needle: str) -> None:
     with pytest.raises(InvalidMessage, match=needle) as info:
         request(**kwargs)
     assert info.value.code is ErrorCode.INVALID_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("topic", "partition", "needle"),
+    [
+        ("r", -1, "partition"),
+        ("r", 2**31, "partition"),
+        ("", 0, "topic"),
+        ("a b", 0, "topic"),
+        ("..", 0, "topic"),
+    ],
+)
+def test_reply_addresses_hold_at_construction(topic: str, partition: int, needle: str) -> None:
+    with pytest.raises(InvalidMessage, match=needle):
+        ReplyAddress(topic, partition)
 
 
 @pytest.mark.parametrize(
