@@ -17,29 +17,29 @@ from collections.abc import Set as AbstractSet
 import redis
 import structlog
 
+from consumers.redis_gate import RedisGate
+from schemas.request_keys import MARKER_TTL_S, answered_key
+
 log = structlog.get_logger(__name__)
 
 
-def request_key(tenant: str, request_id: str) -> str:
-    """Request ids are chosen by clients: scoped by tenant, one tenant's ids can never
-    make another tenant's requests look answered."""
-    return f"{len(tenant)}:{tenant}:{request_id}"
-
-
-ANSWERED_TTL_S = 3600
-"""How long an answered id is remembered in Redis: far past any redelivery."""
+ANSWERED_TTL_S = MARKER_TTL_S
 
 
 class RequestDeduplicator:
     def __init__(
-        self, client: redis.Redis | None = None, prefix: str = "kinfer", capacity: int = 100_000
+        self,
+        client: redis.Redis | None = None,
+        prefix: str = "kinfer",
+        capacity: int = 100_000,
+        gate: RedisGate | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.capacity = capacity
+        self.gate = gate or RedisGate()
         self._local: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()
-        self._redis_ok = True
 
     # Every id below is a :func:`request_key`.
 
@@ -63,20 +63,18 @@ class RequestDeduplicator:
         self._in_flight.clear()
 
     def redis_key(self, key: str) -> str:
-        return f"{self.prefix}:answered:{key}"
+        return answered_key(self.prefix, key)
 
     def seen(self, request_ids: list[str]) -> set[str]:
         """The ids among these that some worker has answered (one Redis round trip)."""
         found = {rid for rid in request_ids if rid in self._local}
         rest = [rid for rid in request_ids if rid not in found]
-        if self.client is None or not rest:
+        client = self.client
+        if client is None or not rest:
             return found
-        try:
-            marks = self.client.mget([self.redis_key(rid) for rid in rest])
-        except redis.RedisError as exc:
-            self._warn(exc)
+        marks = self.gate.call(lambda: client.mget([self.redis_key(rid) for rid in rest]), None)
+        if marks is None:  # Redis away: the local memory still holds this worker's ids
             return found
-        self._redis_ok = True
         return found | {rid for rid, mark in zip(rest, marks, strict=True) if mark is not None}
 
     def committed(self, request_ids: Iterable[str]) -> None:
@@ -88,17 +86,14 @@ class RequestDeduplicator:
             self._local.move_to_end(rid)
         while len(self._local) > self.capacity:
             self._local.popitem(last=False)
-        if self.client is None or not ids:
+        client = self.client
+        if client is None or not ids:
             return
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
+
+        def mark() -> None:
+            with client.pipeline(transaction=False) as pipe:
                 for rid in ids:
                     pipe.set(self.redis_key(rid), b"1", ex=ANSWERED_TTL_S)
                 pipe.execute()
-        except redis.RedisError as exc:
-            self._warn(exc)
 
-    def _warn(self, exc: redis.RedisError) -> None:
-        if self._redis_ok:  # once per outage: the local memory still holds this worker's ids
-            log.warning("worker.dedupe_redis_unreachable", error=str(exc))
-        self._redis_ok = False
+        self.gate.call(mark, None)

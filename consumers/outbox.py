@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from consumers.dedupe import request_key
 from schemas import (
     DeadLetter,
     ErrorCode,
@@ -25,6 +24,7 @@ from schemas import (
     encode,
     headers,
 )
+from schemas.request_keys import request_key
 
 
 @dataclass(frozen=True)

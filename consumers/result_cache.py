@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 import structlog
 
+from consumers.redis_gate import RedisGate
 from schemas import InferenceRequest, InferenceResult, encode
 from schemas.cache import cache_key, cache_redis_key
 
@@ -12,12 +13,13 @@ log = structlog.get_logger(__name__)
 
 
 class ResultCache:
-    """Best effort: a cache write that fails is logged and skipped, never retried."""
+    """Best effort: a cache write that fails is skipped (see ``RedisGate``), never retried."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int, gate: RedisGate | None = None) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.gate = gate or RedisGate()
 
     def store(self, results: list[tuple[InferenceRequest, InferenceResult]]) -> int:
         entries = {}
@@ -27,12 +29,12 @@ class ResultCache:
                 entries[cache_redis_key(self.prefix, key)] = encode(result)
         if not entries:
             return 0
-        try:
+
+        def write() -> int:
             with self.client.pipeline(transaction=False) as pipe:
                 for key, value in entries.items():
                     pipe.set(key, value, ex=self.ttl_s)
                 pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("worker.cache_write_failed", error=str(exc), entries=len(entries))
-            return 0
-        return len(entries)
+            return len(entries)
+
+        return self.gate.call(write, 0)

@@ -11,6 +11,7 @@ same requests once for read_committed readers (the reply clients are).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -29,21 +30,25 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from consumers import metrics
 from consumers.batching.offsets import OffsetTracker
 from consumers.batching.waiting import WaitingQueue
 from consumers.config import WorkerConfig
-from consumers.dedupe import RequestDeduplicator, request_key
+from consumers.dedupe import RequestDeduplicator
 from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from consumers.outbox import Job, Outbox, result_of
 from consumers.pool.registry import PoolRegistry
+from consumers.redis_gate import RedisGate
+from consumers.reply_topics import ReplyTopics
 from consumers.result_cache import ResultCache
 from consumers.telemetry import DeviceSampler
 from consumers.triage import Refused, Runnable, triage
 from schemas import (
-    DeadLetter,
     ErrorCode,
+    ErrorReply,
     InferenceRequest,
     SamplingParams,
     TokenChunk,
@@ -51,8 +56,10 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.codec import rate_limit_header
+from schemas.codec import rate_limit_header, reply_target
+from schemas.dead_letters import dead_letter
 from schemas.kafka_client import client_config
+from schemas.request_keys import request_key
 from schemas.serving import WorkerHeartbeat
 
 log = structlog.get_logger(__name__)
@@ -89,18 +96,23 @@ class InferenceWorker:
         self.topics = TopicNames(config.topic_prefix)
         self.clock_ms = clock_ms
         self._stop = threading.Event()
-        # One client for the cache and de-duplication: both write once per commit, best effort.
+        # One client and one gate for the cache, de-duplication and the pool: all best effort,
+        # and while Redis is away all skipped at once (one retry, no backoff: fail fast).
+        self.redis_gate = RedisGate()
         redis_client = (
-            redis.Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            redis.Redis.from_url(
+                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
+            )
             if config.redis_url
             else None
         )
         self.cache = (
-            ResultCache(redis_client, config.topic_prefix, config.cache_ttl_s)
+            ResultCache(redis_client, config.topic_prefix, config.cache_ttl_s, self.redis_gate)
             if redis_client is not None
             else None
         )
-        self.dedupe = RequestDeduplicator(redis_client, config.topic_prefix)
+        self.dedupe = RequestDeduplicator(redis_client, config.topic_prefix, gate=self.redis_gate)
+        self.reply_topics = ReplyTopics(self.topics, self._partitions_of)
         self.running = runner.batch()
         self.waiting: WaitingQueue[Job] = WaitingQueue(
             max_tokens=config.max_batch_tokens,
@@ -115,7 +127,6 @@ class InferenceWorker:
         self.pool = (
             PoolRegistry(config.redis_url, config.topic_prefix, config.region) if config.redis_url else None
         )
-        self.pool_available = True
         self._last_heartbeat = 0.0
         self._last_state = ""
         self._last_busy_ms = 0
@@ -174,6 +185,11 @@ class InferenceWorker:
                 },
             )
         )
+
+    def _partitions_of(self, topic: str) -> int | None:
+        """Partition count of a reply topic, from the consumer's metadata (None: no such topic)."""
+        meta = self.consumer.list_topics(topic, timeout=2).topics.get(topic)
+        return len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else None
 
     def _new_outbox(self) -> Outbox:
         return Outbox(self.topics, self.config.region, self.config.worker_id, self.runner.name)
@@ -265,7 +281,7 @@ class InferenceWorker:
 
         command = self._pool_call(tick)
         if command is None and wait_s:
-            time.sleep(0 if self.pool_available else wait_s)
+            time.sleep(0 if self.redis_gate.up else wait_s)
         return command
 
     def _queue_delay_ms(self) -> int:
@@ -274,17 +290,8 @@ class InferenceWorker:
         return max(waited, self.waiting.oldest_wait_ms(self.clock_ms()))
 
     def _pool_call(self, fn: Callable[[PoolRegistry], T]) -> T | None:
-        if self.pool is None:
-            return None
-        try:
-            result = fn(self.pool)
-        except redis.RedisError as exc:
-            if self.pool_available:
-                log.warning("worker.pool_unreachable", error=str(exc))
-            self.pool_available = False
-            return None
-        self.pool_available = True
-        return result
+        pool = self.pool
+        return self.redis_gate.call(lambda: fn(pool), None) if pool is not None else None
 
     def _turn(self) -> None:
         """One iteration: take in records, let waiting requests join, decode one step, commit."""
@@ -341,15 +348,7 @@ class InferenceWorker:
             topic, partition, offset = _coordinates(record)
             self.offsets.consumed((topic, partition), offset)
             record_headers = headers.decode_headers(record.headers())
-            decision = triage(
-                record.value(),
-                record_headers,
-                now_ms=now,
-                count_tokens=self.runner.count_tokens,
-                max_context=self.runner.max_context,
-                render_chat=self.runner.render_chat,
-                served_model=self.runner.name,
-            )
+            decision = self._triage(record.value(), record_headers, now)
             if isinstance(decision, Refused):
                 self._refuse(decision, record, now)
                 self.offsets.answered((topic, partition), offset)
@@ -358,6 +357,41 @@ class InferenceWorker:
         answered = self.dedupe.seen([_dedupe_key(decision.request) for _, decision, _ in runnable])
         for record, decision, record_headers in runnable:
             self._queue(record, decision, record_headers, answered, now)
+
+    def _triage(self, value: bytes | None, record_headers: dict[str, str], now: int) -> Runnable | Refused:
+        """:func:`triage`, and the reply address checked; whatever goes wrong costs this record only."""
+        try:
+            decision = triage(
+                value,
+                record_headers,
+                now_ms=now,
+                count_tokens=self.runner.count_tokens,
+                max_context=self.runner.max_context,
+                render_chat=self.runner.render_chat,
+                served_model=self.runner.name,
+            )
+            address = decision.request.reply_to if isinstance(decision, Runnable) else decision.address
+            why = self.reply_topics.why_unanswerable(address) if address is not None else None
+        except Exception as exc:  # a bug or a poison record in triage: this record's answer is internal
+            log.exception("worker.triage_failed")
+            request_id, address = reply_target(value or b"", record_headers)
+            reason = f"triage failed: {type(exc).__name__}: {str(exc)[:200]}"
+            return Refused(
+                ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=reason),
+                address,
+                None,
+                reason,
+            )
+        if why is None:
+            return decision
+        if isinstance(decision, Runnable):  # nothing can be answered there: a dead letter only
+            reply = ErrorReply(
+                request_id=decision.request.request_id, code=ErrorCode.INVALID_REQUEST, message=why
+            )
+            return Refused(reply, None, decision.request, why)
+        return dataclasses.replace(
+            decision, address=None, dead_letter_reason=decision.dead_letter_reason or why
+        )
 
     def _queue(
         self,
@@ -397,17 +431,14 @@ class InferenceWorker:
             self.outbox.event(self.outbox.outcome(decision.request, reply.code.value, now))
         metrics.ANSWERS.labels(reply.code.value).inc()
         if decision.dead_letter_reason is not None:
-            topic, partition, offset = _coordinates(record)
             self.outbox.dead_letter(
-                DeadLetter(
-                    code=ErrorCode.INVALID_REQUEST,
+                dead_letter(
+                    record.value() or b"",
                     reason=decision.dead_letter_reason,
-                    source_topic=topic,
-                    source_partition=partition,
-                    source_offset=offset,
-                    original=record.value() or b"",
-                    request_id=reply.request_id or None,
-                    ts_ms=now,
+                    code=reply.code,
+                    source=_coordinates(record),
+                    request_id=reply.request_id,
+                    now_ms=now,
                 )
             )
         log.info("worker.refused", request_id=reply.request_id, code=reply.code.value, reason=reply.message)
@@ -444,11 +475,22 @@ class InferenceWorker:
             metrics.QUEUE_SECONDS.observe(max(0, now - (job.request.created_ms or now)) / 1000)
         metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
         metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
+        inputs = [(job, GenerationInput(job.prompt, job.request.sampling)) for job in jobs]
         try:
-            self.running.join([(job, GenerationInput(job.prompt, job.request.sampling)) for job in jobs])
+            self.running.join(inputs)
         except Exception as exc:
             log.exception("worker.model_failed", stage="prefill", size=len(jobs))
-            self._fail(jobs, exc)
+            if len(jobs) == 1:
+                self._fail(jobs, exc)
+                return
+            # A failed join leaves the batch as it was: join them one by one, so a request
+            # that breaks the model fails alone instead of failing its neighbours.
+            for item in inputs:
+                try:
+                    self.running.join([item])
+                except Exception as alone:
+                    log.exception("worker.model_failed", stage="prefill", size=1)
+                    self._fail([item[0]], alone)
 
     def _running_jobs(self) -> list[Job]:
         return list(self.running.keys())
@@ -554,10 +596,17 @@ class InferenceWorker:
             self.producer.begin_transaction()
             for out in outbox.records:
                 if out.partition is None:
-                    self.producer.produce(out.topic, value=out.value, key=out.key, headers=out.headers)
+                    self.producer.produce(
+                        out.topic, out.value, out.key, headers=out.headers, on_delivery=self._delivered
+                    )
                 else:
                     self.producer.produce(
-                        out.topic, value=out.value, key=out.key, partition=out.partition, headers=out.headers
+                        out.topic,
+                        out.value,
+                        out.key,
+                        partition=out.partition,
+                        headers=out.headers,
+                        on_delivery=self._delivered,
                     )
                 self.producer.poll(0)
             if offsets:
@@ -575,6 +624,13 @@ class InferenceWorker:
         self.dedupe.committed(outbox.answered_keys)
         if self.cache is not None:
             self.cache.store(outbox.cacheable)
+
+    def _delivered(self, error: KafkaError | None, record: Message) -> None:
+        if error is not None:
+            topic, partition = record.topic(), record.partition()
+            log.warning("worker.delivery_failed", topic=topic, partition=partition, error=error.str())
+            if topic is not None and partition is not None:
+                self.reply_topics.delivery_failed(topic, partition, error)
 
     def _recover(self, exc: KafkaException) -> None:
         """An aborted commit: forget everything unanswered and re-read from the committed offsets."""

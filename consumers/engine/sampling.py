@@ -43,6 +43,7 @@ def pick_batch(
     if bool((top_p < 1.0).any()):
         sorted_probs, order = torch.sort(probs, descending=True, dim=-1)
         keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p) | (top_p >= 1.0)
+        keep[:, 0] = True  # the likeliest token always stays: a top_p too small for float32 keeps one
         probs = torch.zeros_like(probs).scatter(1, order, sorted_probs * keep)
     for j, i in enumerate(sampled):
         picks[i] = int(torch.multinomial(probs[j], 1, generator=gens[i]).item())

@@ -22,14 +22,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of every nn.Linear (weights int8, activations float)."""
-    from torch.ao.quantization import quantize_dynamic
+    """Dynamic int8 quantization of every nn.Linear: int8 weights with a scale per output
+    channel (on SmolLM2 that costs less perplexity than one scale per tensor), activations
+    quantized on the fly."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():
         # torch points to torchao for new code; this API still works and needs no extra package.
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=UserWarning)
-        quantized: torch.nn.Module = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+        spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        quantized: torch.nn.Module = quantize_dynamic(model, spec, dtype=torch.qint8)  # type: ignore[no-untyped-call]
     return quantized
 
 

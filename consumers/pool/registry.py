@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgspec
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from consumers.pool.policy import Member
 from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
@@ -12,7 +14,9 @@ from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
 
 class PoolRegistry:
     def __init__(self, url: str, prefix: str, region: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
+        )  # socket timeout past the standby's 1 s BLPOP; fail fast when Redis is away
         self.members_key = pool_key(prefix, region)
         self.prefix = prefix
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumers.config import WorkerConfig
-from consumers.dedupe import RequestDeduplicator, request_key
+from consumers.dedupe import RequestDeduplicator
 from consumers.engine import load_runner
 from consumers.worker import InferenceWorker
 from schemas import InferenceRequest, ReplyAddress, encode, headers
+from schemas.request_keys import request_key
 
 
 def test_remembers_what_was_answered_up_to_its_capacity() -> None:
