@@ -11,6 +11,7 @@ Nothing blocking runs on the loop: Redis is used through ``redis.asyncio``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,20 +24,27 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from schemas import ErrorCode, ErrorReply, TopicNames, encode, headers
-from schemas.codec import reply_target
+from schemas import TopicNames, encode, headers
 from schemas.kafka_client import client_config
 from streams import metrics
 from streams.admission import AdmissionLimits
 from streams.breakers.state import BreakerConfig
 from streams.config import AdmissionConfig
 from streams.controller import AdmissionController
-from streams.effects import Answer, Effect, Forward, Letter
+from streams.effects import Answer, Effect, Forward, Letter, Remember
 from streams.limits.tiers import ReloadingTierTable
 from streams.outcomes import OutcomeRecorder
+from streams.reply_topics import ReplyTopics
 from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
+
+SEND_TIMEOUT_S = 10.0
+"""Longest one record's effect may hold an agent actor (a send waiting on metadata, a broker away)."""
+
+
+class Undeliverable(Exception):
+    """An answer whose address no answer can reach."""
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -82,6 +90,7 @@ def build_controller(config: AdmissionConfig, redis: Redis) -> AdmissionControll
             open_s=config.breaker_open_s,
             probes=config.breaker_probes,
         ),
+        reply_topics=ReplyTopics(config.bootstrap_servers, names),
     )
 
 
@@ -123,62 +132,66 @@ def create_app(config: AdmissionConfig) -> faust.App:
     ingress = app.topic(names.requests, key_type=bytes, value_type=bytes, value_serializer="raw")
     events = app.topic(names.events, key_type=bytes, value_type=bytes, value_serializer="raw")
 
-    async def carry_out(effects: list[Effect]) -> None:
+    async def send(effect: Effect) -> None:
+        """One effect, acked by the broker; raises when it cannot be."""
+        if isinstance(effect, Forward):
+            await app.producer.send_and_wait(
+                effect.topic, effect.key, effect.value, effect.partition, None, effect.headers
+            )
+        elif isinstance(effect, Answer):
+            if (why := await controller.reply_topics.why_unanswerable(effect.address)) is not None:
+                raise Undeliverable(why)
+            rid = effect.reply.request_id
+            hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})
+            await app.producer.send_and_wait(
+                effect.address.topic, rid.encode(), encode(effect.reply), effect.address.partition, None, hdrs
+            )
+        elif isinstance(effect, Remember):
+            await controller.remember(effect)
+        else:
+            rid = effect.letter.request_id or ""
+            hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})
+            letter = encode(effect.letter)
+            await app.producer.send_and_wait(names.requests_dlq, rid.encode(), letter, None, None, hdrs)
+            metrics.DEAD_LETTERS.inc()
+
+    async def deliver(
+        effects: list[Effect], value: bytes | None = None, source: tuple[str, int, int] = ("", -1, -1)
+    ) -> None:
+        """Carry out a decision; never raises, and never waits on one record for long. What
+        cannot be delivered is replaced by what ``controller.undeliverable`` says, once."""
+        has_letter = any(isinstance(e, Letter) for e in effects)  # one dead letter per record
         for effect in effects:
-            if isinstance(effect, Forward):
-                await app.producer.send_and_wait(
-                    effect.topic, effect.key, effect.value, effect.partition, None, effect.headers
-                )
-            elif isinstance(effect, Answer):
-                rid = effect.reply.request_id
-                hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})
-                await app.producer.send_and_wait(
-                    effect.address.topic,
-                    rid.encode(),
-                    encode(effect.reply),
-                    effect.address.partition,
-                    None,
-                    hdrs,
-                )
-            else:
-                assert isinstance(effect, Letter)
-                rid = effect.letter.request_id or ""
-                await app.producer.send_and_wait(
-                    names.requests_dlq,
-                    rid.encode(),
-                    encode(effect.letter),
-                    None,
-                    None,
-                    headers.encode_headers_bytes({headers.REQUEST_ID: rid}),
-                )
-                metrics.DEAD_LETTERS.inc()
+            try:
+                await asyncio.wait_for(send(effect), SEND_TIMEOUT_S)
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure of this record's effect is replaced below
+                why = f"could not deliver {type(effect).__name__.lower()}: {type(exc).__name__}: {exc}"
+                log.warning("admission.undeliverable", effect=type(effect).__name__, error=why)
+            metrics.UNDELIVERABLE.labels(type(effect).__name__.lower()).inc()
+            try:
+                for instead in controller.undeliverable(effect, why, value, source):
+                    if not (has_letter and isinstance(instead, Letter)):
+                        await asyncio.wait_for(send(instead), SEND_TIMEOUT_S)
+            except Exception:
+                log.exception("admission.fallback_lost", effect=type(effect).__name__, source=source)
 
     @app.agent(ingress, name="admission", concurrency=config.concurrency)
     async def admission(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            raw_headers = list(msg.headers.items() if isinstance(msg.headers, dict) else msg.headers or [])
-            started = time.perf_counter()
+            source = (msg.topic, msg.partition, msg.offset)
+            raw_headers: list[tuple[str, bytes]] = []
             try:
-                effects = await controller.admit(
-                    event.value, raw_headers, (msg.topic, msg.partition, msg.offset)
-                )
+                hdrs = msg.headers
+                raw_headers = list(hdrs.items() if isinstance(hdrs, dict) else hdrs or [])
+                started = time.perf_counter()
+                effects = await controller.admit(event.value, raw_headers, source)
                 metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-                await carry_out(effects)
-            except Exception as exc:
+            except Exception as exc:  # a bug in one decision must not stop the agent
                 log.exception("admission.record_failed", topic=msg.topic, offset=msg.offset)
-                await answer_internal(event.value or b"", raw_headers, exc)
-
-    async def answer_internal(value: bytes, raw_headers: list[tuple[str, bytes]], exc: Exception) -> None:
-        """Best effort: tell the client the pipeline failed it rather than leave it waiting."""
-        request_id, address = reply_target(value, headers.decode_headers(raw_headers))
-        if address is None:
-            return
-        reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=f"admission failed: {exc}")
-        try:
-            await carry_out([Answer(address, reply)])
-        except Exception:
-            log.exception("admission.internal_reply_failed", request_id=request_id)
+                effects = controller.failed(event.value, raw_headers, source, exc)
+            await deliver(effects, event.value, source)
 
     @app.agent(events, name="outcomes")
     async def record_outcomes(stream: Any) -> None:
@@ -187,7 +200,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
 
     @app.timer(interval=0.05)
     async def pump_delay_queue() -> None:
-        await controller.pump_delay_queue(carry_out)
+        await controller.pump_delay_queue(deliver)
 
     @app.timer(interval=0.25)
     async def refresh_breakers() -> None:

@@ -20,7 +20,6 @@ import structlog
 from redis.asyncio import Redis
 
 from schemas import (
-    DeadLetter,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -33,17 +32,21 @@ from schemas import (
     headers,
 )
 from schemas.cache import cache_key, cache_redis_key
+from schemas.codec import reply_target
+from schemas.dead_letters import dead_letter
+from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
 from schemas.serving import decode_heartbeats, pool_key
 from streams import metrics
 from streams.admission import AdmissionLimits, Admit, Reject, decide
 from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
 from streams.breakers.store import BreakerStore, breaker_name
 from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, Letter
+from streams.effects import Answer, Effect, Forward, Letter, Remember
 from streams.limits.bucket import LimitDecision
 from streams.limits.limiter import LocalLimiter, RedisLimiter
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
+from streams.reply_topics import ReplyTopics
 from streams.routing.regions import RegionRouter
 from streams.serving import ServedView
 
@@ -93,6 +96,7 @@ class AdmissionController:
         tiers: ReloadingTierTable,
         redis: Redis,
         breaker_cfg: BreakerConfig,
+        reply_topics: ReplyTopics,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
@@ -107,6 +111,7 @@ class AdmissionController:
         self.breaker_view: dict[str, Snapshot] = {}
         self.delay = DelayQueue(redis, names.prefix)
         self.served = ServedView()
+        self.reply_topics = reply_topics
         self.clock_ms = clock_ms
         self._locks = KeyedLocks()
 
@@ -118,13 +123,73 @@ class AdmissionController:
         now = self.clock_ms()
         first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
         if isinstance(first, Reject):
-            return self._rejected(first, value or b"", source)
+            if first.request is None:  # unreadable: no id to be idempotent by
+                return self._rejected(first, value or b"", source)
+            if await self._already_decided(first.request):
+                return []
+            return [*self._rejected(first, value or b"", source), self._remember(first.request)]
         request = first.request
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
         # per-tenant arrival order for limits and the delay queue.
         async with self._locks.hold(request.tenant):
-            return await self._admit_valid(request, value or b"", hdrs, now)
+            if await self._already_decided(request):
+                return []
+            if (why := await self.reply_topics.why_unanswerable(request.reply_to)) is not None:
+                # Nothing can be answered there, and a worker must never be handed it.
+                reply = ErrorReply(request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=why)
+                effects = self._rejected(Reject(reply, None, request, why), value or b"", source)
+            else:
+                effects = await self._admit_valid(request, value or b"", hdrs, now)
+            return [*effects, self._remember(request)]
+
+    async def _already_decided(self, request: InferenceRequest) -> bool:
+        """Whether this request id was decided (or answered by a worker) already: a Faust
+        redelivery after a crash, or a client sending an id again. It is dropped: its one
+        answer is the first decision's. Unknown while Redis is away (then decided again)."""
+        key = request_key(request.tenant, request.request_id)
+        marks = [decided_key(self.names.prefix, key), answered_key(self.names.prefix, key)]
+        found = await self.health.call(lambda: self.redis.exists(*marks), lambda: 0)
+        if found:
+            metrics.DUPLICATES.inc()
+            log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
+        return bool(found)
+
+    def _remember(self, request: InferenceRequest) -> Remember:
+        return Remember(request_key(request.tenant, request.request_id))
+
+    async def remember(self, effect: Remember) -> None:
+        """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
+        key = decided_key(self.names.prefix, effect.key)
+        await self.health.call(lambda: self.redis.set(key, b"1", ex=MARKER_TTL_S), lambda: None)
+
+    def failed(
+        self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int], exc: Exception
+    ) -> list[Effect]:
+        """A decision that raised (a bug): answer ``internal`` where an address can be read,
+        and keep the record as a dead letter either way."""
+        request_id, address = reply_target(value or b"", headers.decode_headers(hdrs))
+        message = f"admission failed: {type(exc).__name__}: {str(exc)[:200]}"
+        reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=message)
+        return self._rejected(Reject(reply, address, None, message), value or b"", source)
+
+    def undeliverable(
+        self, effect: Effect, why: str, value: bytes | None, source: tuple[str, int, int]
+    ) -> list[Effect]:
+        """What to do instead of an effect that could not be carried out: an answer becomes a
+        dead letter; a forward becomes an ``unavailable`` answer (the client may retry) and one."""
+        if isinstance(effect, Letter | Remember):
+            return []
+        request_id = effect.reply.request_id if isinstance(effect, Answer) else _header_id(effect.headers)
+        letter = self._letter(value or b"", ErrorCode.UNAVAILABLE, why, request_id, source)
+        if isinstance(effect, Answer):
+            return [letter]
+        _, address = reply_target(value or b"", headers.decode_headers(effect.headers))
+        reply = ErrorReply(
+            request_id=request_id, code=ErrorCode.UNAVAILABLE, message=why, retry_after_ms=1000
+        )
+        answers: list[Effect] = [Answer(address, reply)] if address is not None else []
+        return [*answers, letter]
 
     async def _admit_valid(
         self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
@@ -320,22 +385,18 @@ class AdmissionController:
         if decision.address is not None:
             effects.append(Answer(decision.address, reply))
         if decision.dead_letter_reason is not None:
-            topic, partition, offset = source
-            effects.append(
-                Letter(
-                    DeadLetter(
-                        code=reply.code,
-                        reason=decision.dead_letter_reason,
-                        source_topic=topic,
-                        source_partition=partition,
-                        source_offset=offset,
-                        original=value,
-                        request_id=reply.request_id or None,
-                        ts_ms=self.clock_ms(),
-                    )
-                )
-            )
+            reason = decision.dead_letter_reason
+            effects.append(self._letter(value, reply.code, reason, reply.request_id, source))
         return effects
+
+    def _letter(
+        self, value: bytes, code: ErrorCode, reason: str, request_id: str, source: tuple[str, int, int]
+    ) -> Letter:
+        return Letter(
+            dead_letter(
+                value, reason=reason, code=code, source=source, request_id=request_id, now_ms=self.clock_ms()
+            )
+        )
 
     # -- background work (timers of the Faust app) ------------------------------------
 
@@ -387,6 +448,10 @@ class AdmissionController:
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
+
+
+def _header_id(hdrs: list[tuple[str, bytes]]) -> str:
+    return headers.decode_headers(hdrs).get(headers.REQUEST_ID, "")
 
 
 def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:

@@ -29,4 +29,13 @@ class Letter:
     letter: DeadLetter
 
 
-Effect = Forward | Answer | Letter
+@dataclass(frozen=True)
+class Remember:
+    """Mark a request decided, once the effects before it are carried out: a copy of it
+    redelivered after a crash (or sent again with the same id) is then dropped."""
+
+    key: str
+    """Its :func:`~schemas.request_keys.request_key`."""
+
+
+Effect = Forward | Answer | Letter | Remember

@@ -15,6 +15,15 @@ BREAKER_STATE = Gauge(
     "kinfer_admission_breaker_state", "1 for the current state of each breaker", ["region", "model", "state"]
 )
 DEAD_LETTERS = Counter("kinfer_admission_dead_letters_total", "Records written to the DLQ")
+DUPLICATES = Counter(
+    "kinfer_admission_duplicates_total",
+    "Records dropped because their request id was decided already (redeliveries, reused ids)",
+)
+UNDELIVERABLE = Counter(
+    "kinfer_admission_undeliverable_total",
+    "Effects that could not be carried out and were replaced (answer -> dead letter, forward -> unavailable)",
+    ["effect"],
+)
 DECISION_SECONDS = Histogram(
     "kinfer_admission_decision_seconds",
     "Time to decide one record",
