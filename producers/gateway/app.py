@@ -27,7 +27,7 @@ from producers.gateway.config import GatewayConfig
 from producers.gateway.errors import error_response, from_failure
 from producers.gateway.headers import rate_limit_headers
 from producers.served_models import ServedModels
-from schemas import InferenceResult, SamplingParams, TokenChunk
+from schemas import InferenceResult, InvalidMessage, SamplingParams, TokenChunk
 
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
@@ -69,6 +69,12 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             "invalid_request_error",
             "invalid_request",
         )
+
+    @app.exception_handler(InvalidMessage)
+    async def breaks_contract(_request: Request, exc: InvalidMessage) -> JSONResponse:
+        """Values the wire contract refuses (a temperature the sampler cannot use, a seed out
+        of range): the caller's 400, never a 500."""
+        return error_response(400, exc.message, "invalid_request_error", "invalid_request")
 
     @app.exception_handler(RequestFailed)
     async def failed(_request: Request, exc: RequestFailed) -> JSONResponse:

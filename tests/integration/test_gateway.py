@@ -149,6 +149,9 @@ def test_error_statuses_and_bodies(gateway: str) -> None:
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     r = post("sk-default", {**chat, "model": "gpt-17"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    for hostile in ({"temperature": 1e-300}, {"seed": 2**64}, {"user": "u" * 500}):
+        r = post("sk-default", {**chat, **hostile})  # once a 500 for everyone batched with it
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", (hostile, r.text)
 
     ok = post("sk-small", chat)
     assert ok.status_code == 200  # the tier's burst of one: 6 requests/min, one at a time
