@@ -50,6 +50,8 @@ class WorkerConfig(BaseModel, frozen=True):
     """Lifetime of a cached answer."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
+    telemetry_interval_s: float = Field(default=5.0, gt=0, le=300)
+    """How often utilisation and tokens/s gauges are sampled."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     """A crashed worker's partitions move to another member after this long."""
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)

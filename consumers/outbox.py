@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from consumers.triage import Refused
 from schemas import (
     DeadLetter,
     ErrorCode,
@@ -24,6 +25,7 @@ from schemas import (
     encode,
     headers,
 )
+from schemas.dead_letters import dead_letter
 from schemas.request_keys import request_key
 
 
@@ -69,7 +71,8 @@ class Outbox:
     """:func:`~consumers.dedupe.request_key` of each request whose terminal answer this holds."""
 
     def __bool__(self) -> bool:
-        return bool(self.records)
+        """Anything to commit: records, or offsets freed by skipped copies."""
+        return bool(self.records or self.answered)
 
     def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
         hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
@@ -86,13 +89,38 @@ class Outbox:
         self.event(event)
         self.answered.append((job.source, job.offset))
 
-    def error(
-        self, request: InferenceRequest, code: ErrorCode, message: str, now_ms: int, **fields: object
-    ) -> None:
+    def error(self, job: Job, code: ErrorCode, message: str, now_ms: int) -> None:
+        """A request taken in is answered with an error instead of a result."""
+        request = job.request
         reply = ErrorReply(request_id=request.request_id, code=code, message=message)
         self.reply(request.reply_to, request.request_id, encode(reply))
         self.answered_keys.append(request_key(request.tenant, request.request_id))
-        self.event(self.outcome(request, code.value, now_ms, **fields))
+        self.event(self.outcome(request, code.value, now_ms))
+        self.answered.append((job.source, job.offset))
+
+    def refusal(self, decision: Refused, source: tuple[str, int, int], value: bytes, now_ms: int) -> None:
+        """A record refused before compute: its answer where it can go, its outcome, its dead letter."""
+        reply = decision.reply
+        if decision.address is not None:
+            self.reply(decision.address, reply.request_id, encode(reply))
+        if decision.request is not None:
+            self.event(self.outcome(decision.request, reply.code.value, now_ms))
+        if decision.dead_letter_reason is not None:
+            letter = dead_letter(
+                value,
+                reason=decision.dead_letter_reason,
+                code=reply.code,
+                source=source,
+                request_id=reply.request_id,
+                now_ms=now_ms,
+            )
+            self.dead_letter(letter)
+        self.skip(source)
+
+    def skip(self, source: tuple[str, int, int]) -> None:
+        """A record that needs no answer from this worker (a copy of one in flight or answered)."""
+        topic, partition, offset = source
+        self.answered.append(((topic, partition), offset))
 
     def outcome(self, request: InferenceRequest, status: str, now_ms: int, **fields: object) -> WorkerEvent:
         return WorkerEvent(

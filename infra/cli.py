@@ -144,6 +144,9 @@ def worker(
     ] = None,
     cache_ttl_s: Annotated[int | None, typer.Option(help="Lifetime of cached deterministic answers.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port; 0 = off.")] = None,
+    telemetry_interval_s: Annotated[
+        float | None, typer.Option(help="How often utilisation and tokens/s are sampled.")
+    ] = None,
     standby: Annotated[
         bool,
         typer.Option(
@@ -166,6 +169,7 @@ def worker(
         max_wait_ms=max_wait_ms,
         cache_ttl_s=cache_ttl_s,
         metrics_port=metrics_port,
+        telemetry_interval_s=telemetry_interval_s,
     )
     extra = {
         "group_id": group_id,

@@ -76,7 +76,7 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
                 StageProcess("worker", ["worker"], env, logs / "worker.log"),
             ]
         ) as stages:
-            typer.echo(f"== started `kinfer admission` and `kinfer worker` ({settings.model}); waiting for them")
+            typer.echo(f"== started `kinfer admission` and `kinfer worker` ({settings.model}); waiting")
             try:
                 ready = asyncio.run(wait_until_serving(settings))
             except DeadlineExceeded:

@@ -100,6 +100,8 @@ class KinferSettings(BaseSettings):
     """Longest a worker waits to fill a batch once a request is there."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus port of the process being started; 0 = off."""
+    telemetry_interval_s: float = Field(default=5.0, gt=0, le=300)
+    """How often a worker samples its utilisation and tokens/s gauges."""
     log_format: Literal["console", "json"] = "console"
     """console or json."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -214,6 +216,7 @@ class KinferSettings(BaseSettings):
                 "redis_url": self.redis,
                 "cache_ttl_s": self.cache_ttl_s,
                 "metrics_port": self.metrics_port,
+                "telemetry_interval_s": self.telemetry_interval_s,
                 **overrides,
             }
         )

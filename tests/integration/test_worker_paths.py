@@ -7,13 +7,16 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.engine import GenerationInput, load_runner
+from infra.stack.process import free_port
 from producers import AsyncClient, DeadlineExceeded, InvalidRequest
 from schemas import (
     ChatMessage,
@@ -235,3 +238,39 @@ def test_worker_serves_a_local_hugging_face_directory(
     runner = load_runner(str(model_dir), device="cpu")
     expected = [runner.generate([GenerationInput(p, sampling)])[0].text for p in ("Kafka", "Workers")]
     assert asyncio.run(scenario()) == expected
+
+
+def test_utilisation_and_throughput_reach_the_workers_metrics(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """The gauges the tuning rules read are set while the worker runs (read from /metrics)."""
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    port = free_port()
+    env = {"KINFER_TELEMETRY_INTERVAL_S": "0.5"}
+    pipeline.start("worker", "worker", "--metrics-port", str(port), env=env)
+    pipeline.wait_serving()
+
+    def gauges() -> dict[str, float]:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+    async def under_load() -> dict[str, float]:
+        """The highest value of each gauge read while 64 sampled requests run."""
+        highest: dict[str, float] = {}
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            sampling = SamplingParams(max_tokens=256, temperature=0.7)
+            work = asyncio.gather(*(client.generate(f"busy {i}", sampling=sampling) for i in range(64)))
+            settled = 0.0
+            while not work.done() or settled < 1.5:  # and two sampling intervals after the last answer
+                for name, value in (await asyncio.to_thread(gauges)).items():
+                    highest[name] = max(value, highest.get(name, value))
+                await asyncio.sleep(0.2)
+                settled += 0.2 if work.done() else 0.0
+            await work
+        return highest
+
+    seen = asyncio.run(under_load())
+    assert seen["kinfer_worker_cpu_utilisation"] > 0, seen
+    assert seen["kinfer_worker_tokens_per_second"] > 0, seen
+    assert seen["kinfer_worker_parameter_bytes"] > 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consumers.config import WorkerConfig
+from consumers.batching.offsets import OffsetTracker
 from consumers.dedupe import RequestDeduplicator
 from consumers.engine import load_runner
-from consumers.worker import InferenceWorker
-from schemas import InferenceRequest, ReplyAddress, encode, headers
+from consumers.intake import Duplicate, Intake
+from consumers.outbox import Job
+from consumers.reply_topics import ReplyTopics
+from schemas import InferenceRequest, ReplyAddress, TopicNames, encode, headers
 from schemas.request_keys import request_key
 
 
@@ -64,27 +66,40 @@ def record(rid: str, at: int, tenant: str = "t") -> Record:
     return Record(encode(request), at, rid)
 
 
+def intake() -> Intake:
+    return Intake(load_runner("echo"), ReplyTopics(TopicNames("x"), lambda _topic: 4), RequestDeduplicator())
+
+
 def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
-    worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
-    worker._take_in([record("r1", 0)])  # type: ignore[list-item]
-    worker._take_in([record("r1", 1)])  # type: ignore[list-item]  # while the first waits
-    assert len(worker.waiting) == 1
+    take = intake()
+    offsets = OffsetTracker()
+    taken: list[object] = []
+
+    def poll(*records: Record) -> None:
+        for r in records:
+            offsets.consumed(("x.dispatch.us-west", 0), r.offset())
+        for item in take.take_in(list(records), now_ms=0):
+            taken.append(item)
+            if isinstance(item, Duplicate):  # the worker's outbox.skip, applied when it commits
+                offsets.answered(item.source[:2], item.source[2])
+
+    poll(record("r1", 0))
+    poll(record("r1", 1))  # while the first waits
+    assert [type(t) for t in taken] == [Job, Duplicate]
     # Committed answers are remembered (here: locally; with Redis, by every worker).
-    worker.dedupe.committed([request_key("t", "r2")])
-    worker._take_in([record("r2", 2)])  # type: ignore[list-item]
-    assert len(worker.waiting) == 1
+    take.dedupe.committed([request_key("t", "r2")])
+    poll(record("r2", 2))
+    assert isinstance(taken[-1], Duplicate) and not taken[-1].in_flight
     # Two copies in one poll: the first is queued, the second skipped.
-    worker._take_in([record("r3", 3), record("r3", 4)])  # type: ignore[list-item]
-    assert len(worker.waiting) == 2
+    poll(record("r3", 3), record("r3", 4))
+    assert [type(t) for t in taken[-2:]] == [Job, Duplicate]
     # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
-    assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 0}
-    worker.offsets.answered(("x.dispatch.us-west", 0), 0)
-    assert worker.offsets.committable() == {("x.dispatch.us-west", 0): 3}
+    assert offsets.committable() == {("x.dispatch.us-west", 0): 0}
+    offsets.answered(("x.dispatch.us-west", 0), 0)
+    assert offsets.committable() == {("x.dispatch.us-west", 0): 3}
 
 
 def test_another_tenant_reusing_a_request_id_is_not_a_copy() -> None:
     """Clients choose request ids: one tenant's must never silence another tenant's request."""
-    worker = InferenceWorker(WorkerConfig(bootstrap_servers="127.0.0.1:1"), load_runner("echo"))
-    worker._take_in([record("same-id", 0, tenant="acme"), record("same-id", 1, tenant="globex")])  # type: ignore[list-item]
-    assert len(worker.waiting) == 2
-    assert request_key("a:b", "c") != request_key("a", "b:c")
+    out = intake().take_in([record("same-id", 0, tenant="acme"), record("same-id", 1, tenant="globex")], 0)
+    assert [type(o) for o in out] == [Job, Job]

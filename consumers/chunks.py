@@ -1,0 +1,50 @@
+"""Token chunks of streaming requests, published as text becomes final.
+
+They go out at once, outside the transactions: a ``read_committed`` client would
+otherwise see them only with the final result. At least once; the index numbers a
+request's chunks from 0 so the client drops a repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from confluent_kafka import Producer
+
+from consumers.outbox import Job
+from schemas import TokenChunk, encode
+
+
+class ChunkPublisher:
+    def __init__(self, producer: Callable[[], Producer]) -> None:
+        self._producer = producer
+        self._counts: dict[str, int] = {}
+
+    def publish(self, job: Job, text: str) -> None:
+        request = job.request
+        if not request.stream:
+            return
+        index = self._counts.get(request.request_id, 0)
+        self._counts[request.request_id] = index + 1
+        chunk = TokenChunk(
+            request_id=request.request_id,
+            index=index,
+            text=text,
+            rate_limit=job.rate_limit if index == 0 else None,  # a stream's headers go out with it
+        )
+        producer = self._producer()
+        producer.produce(
+            request.reply_to.topic,
+            value=encode(chunk),
+            key=request.request_id.encode(),
+            partition=request.reply_to.partition,
+        )
+        producer.poll(0)
+
+    def forget(self, request_id: str) -> None:
+        """The request is answered or dropped: a re-run here numbers its chunks from 0 again."""
+        self._counts.pop(request_id, None)
+
+    def numbered(self, request_id: str) -> int:
+        """Chunks published so far for a request."""
+        return self._counts.get(request_id, 0)

@@ -1,0 +1,101 @@
+"""Commits a worker's answers: replies, outcome events and the consumed offsets they free,
+in one Kafka transaction (the role quix-streams' ``Checkpoint`` plays).
+
+Offsets advance only to the first record not yet answered. A commit that fails is
+aborted and the worker re-reads from the committed offsets; a producer a failure left
+unusable is replaced; only a producer fenced by another live instance stops the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+
+from consumers import metrics
+from consumers.batching.offsets import OffsetTracker
+from consumers.clients import WorkerClients
+from consumers.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+
+FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+"""Another instance took this worker's transactional id over."""
+
+
+class TransactionalCommitter:
+    def __init__(
+        self,
+        clients: WorkerClients,
+        offsets: OffsetTracker,
+        on_failed_delivery: Callable[[str, int, KafkaError], None],
+    ) -> None:
+        self.clients = clients
+        self.offsets = offsets
+        self.on_failed_delivery = on_failed_delivery
+
+    def commit(self, outbox: Outbox) -> bool:
+        """True when the outbox's records and the offsets it frees committed; False when the
+        transaction aborted: then everything unanswered must be forgotten and re-read
+        (:meth:`rewind`). Raises only when fenced."""
+        for tp, offset in outbox.answered:
+            self.offsets.answered(tp, offset)
+        offsets = self.offsets.committable()
+        chunks = self.clients.chunk_producer
+        if chunks.flush(10):  # a stream's chunks must precede its result
+            log.warning("worker.chunks_unflushed", pending=len(chunks))
+        producer = self.clients.producer
+        try:
+            producer.begin_transaction()
+            for out in outbox.records:
+                # -1 is librdkafka's "partitioner picks" (keyed records: events, dead letters).
+                partition = -1 if out.partition is None else out.partition
+                producer.produce(
+                    out.topic, out.value, out.key, partition, headers=out.headers, on_delivery=self._delivered
+                )
+                producer.poll(0)
+            if offsets:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    self.clients.consumer.consumer_group_metadata(),
+                    30,
+                )
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            self._abort(exc)
+            return False
+        self.offsets.mark_committed(offsets)
+        return True
+
+    def rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset."""
+        consumer = self.clients.consumer
+        for tp in consumer.committed(consumer.assignment(), 10):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _delivered(self, error: KafkaError | None, record: Message) -> None:
+        if error is None:
+            return
+        topic, partition = record.topic(), record.partition()
+        log.warning("worker.delivery_failed", topic=topic, partition=partition, error=error.str())
+        if topic is not None and partition is not None:
+            self.on_failed_delivery(topic, partition, error)
+
+    def _abort(self, exc: KafkaException) -> None:
+        error = exc.args[0]
+        metrics.ABORTED_TRANSACTIONS.inc()
+        log.error("worker.transaction_failed", error=str(error), retriable=error.retriable())
+        if error.code() in FENCED:
+            raise exc  # a newer instance owns this transactional id: this process must not go on
+        if error.fatal() or not self._aborted():
+            self.clients.replace_producer()
+
+    def _aborted(self) -> bool:
+        try:
+            self.clients.producer.abort_transaction(30)
+        except KafkaException as exc:
+            log.error("worker.abort_failed", error=str(exc.args[0]))
+            return False
+        return True

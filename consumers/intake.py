@@ -1,0 +1,135 @@
+"""What a poll's records become before any compute: a job to run, a refusal to answer
+(and perhaps dead-letter), or a copy of a request already in flight or answered.
+
+Triage decides each record alone (``triage.py``); intake adds what needs the cluster and
+Redis: the reply address checked against metadata, and one de-duplication lookup for the
+whole poll. Nothing a record holds can make intake raise: a failure is that record's
+``internal`` answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from consumers.dedupe import RequestDeduplicator
+from consumers.engine import ModelRunner
+from consumers.outbox import Job
+from consumers.reply_topics import ReplyTopics
+from consumers.triage import Refused, Runnable, triage
+from schemas import ErrorCode, ErrorReply, headers
+from schemas.codec import rate_limit_header, reply_target
+from schemas.request_keys import request_key
+
+log = structlog.get_logger(__name__)
+
+Source = tuple[str, int, int]
+"""Topic, partition and offset of a consumed record."""
+
+
+class Record(Protocol):
+    """What intake reads of a consumed record (confluent-kafka's ``Message``)."""
+
+    def value(self) -> bytes | None: ...
+    def headers(self) -> dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    decision: Refused
+    source: Source
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    request_id: str
+    source: Source
+    in_flight: bool
+    """The original is still being worked on here (else: answered already, here or elsewhere)."""
+
+
+Intaken = Job | Refusal | Duplicate
+
+
+def source_of(record: Record) -> Source:
+    topic, partition, offset = record.topic(), record.partition(), record.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
+
+
+class Intake:
+    def __init__(self, runner: ModelRunner, reply_topics: ReplyTopics, dedupe: RequestDeduplicator) -> None:
+        self.runner = runner
+        self.reply_topics = reply_topics
+        self.dedupe = dedupe
+
+    def take_in(self, records: Sequence[Record], now_ms: int) -> list[Intaken]:
+        """Each record's fate, in order (one Redis round trip for the poll's answered ids)."""
+        decided: list[tuple[Record, Runnable | Refused, dict[str, str]]] = []
+        for record in records:
+            record_headers = headers.decode_headers(record.headers())
+            decided.append((record, self.decide(record.value(), record_headers, now_ms), record_headers))
+        runnable = [d for _, d, _ in decided if isinstance(d, Runnable)]
+        answered = self.dedupe.seen([request_key(d.request.tenant, d.request.request_id) for d in runnable])
+        out: list[Intaken] = []
+        for record, decision, record_headers in decided:
+            source = source_of(record)
+            if isinstance(decision, Refused):
+                out.append(Refusal(decision, source, record.value() or b""))
+                continue
+            key = request_key(decision.request.tenant, decision.request.request_id)
+            if not self.dedupe.take(key, answered):  # a second copy of a dispatched request
+                out.append(Duplicate(decision.request.request_id, source, self.dedupe.in_flight(key)))
+                continue
+            topic, partition, offset = source
+            rate_limit = rate_limit_header(record_headers)
+            out.append(
+                Job(
+                    decision.request,
+                    decision.tokens,
+                    (topic, partition),
+                    offset,
+                    now_ms,
+                    decision.prompt,
+                    rate_limit,
+                )
+            )
+        return out
+
+    def decide(self, value: bytes | None, record_headers: dict[str, str], now_ms: int) -> Runnable | Refused:
+        """:func:`triage`, and the reply address checked; whatever goes wrong costs this record only."""
+        try:
+            decision = triage(
+                value,
+                record_headers,
+                now_ms=now_ms,
+                count_tokens=self.runner.count_tokens,
+                max_context=self.runner.max_context,
+                render_chat=self.runner.render_chat,
+                served_model=self.runner.name,
+            )
+            address = decision.request.reply_to if isinstance(decision, Runnable) else decision.address
+            why = self.reply_topics.why_unanswerable(address) if address is not None else None
+        except Exception as exc:  # a bug or a poison record in triage: this record's answer is internal
+            log.exception("worker.triage_failed")
+            request_id, address = reply_target(value or b"", record_headers)
+            reason = f"triage failed: {type(exc).__name__}: {str(exc)[:200]}"
+            reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=reason)
+            return Refused(reply, address, None, reason)
+        if why is None:
+            return decision
+        if isinstance(decision, Runnable):  # nothing can be answered there: a dead letter only
+            request_id = decision.request.request_id
+            reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=why)
+            return Refused(reply, None, decision.request, why)
+        return dataclasses.replace(
+            decision, address=None, dead_letter_reason=decision.dead_letter_reason or why
+        )

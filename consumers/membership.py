@@ -1,0 +1,53 @@
+"""A worker's membership of the warm pool: heartbeats in Redis (its state, model, how
+busy it is) and the pool controller's commands (promote, release)."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from consumers.pool.registry import PoolRegistry
+from consumers.redis_gate import RedisGate
+from schemas.serving import WorkerHeartbeat
+
+State = Literal["standby", "active"]
+
+
+class PoolMembership:
+    def __init__(self, registry: PoolRegistry | None, gate: RedisGate, worker_id: str, model: str) -> None:
+        self.registry = registry
+        self.gate = gate
+        self.worker_id = worker_id
+        self.model = model
+        self._last_beat = float("-inf")
+        self._last_state = ""
+
+    def tick(
+        self, state: State, now_ms: int, *, last_busy_ms: int = 0, queue_ms: int = 0, wait_s: float = 0.0
+    ) -> str | None:
+        """Heartbeat (at most once a second unless waiting or the state just changed: a
+        promotion is visible at once) and take the next command, waiting up to ``wait_s``."""
+        registry = self.registry
+        if registry is None:
+            return None
+        now = time.monotonic()
+        if wait_s == 0.0 and now - self._last_beat < 1.0 and state == self._last_state:
+            return None
+        self._last_beat, self._last_state = now, state
+        beat = WorkerHeartbeat(
+            state=state, last_seen_ms=now_ms, last_busy_ms=last_busy_ms, queue_ms=queue_ms, model=self.model
+        )
+
+        def tick() -> str | None:
+            registry.heartbeat(self.worker_id, beat)
+            return registry.next_command(self.worker_id, wait_s)
+
+        command = self.gate.call(tick, None)
+        if command is None and wait_s and not self.gate.up:
+            time.sleep(wait_s)  # Redis away: a standby waits instead of spinning
+        return command
+
+    def leave(self) -> None:
+        registry = self.registry
+        if registry is not None:
+            self.gate.call(lambda: registry.leave(self.worker_id), None)

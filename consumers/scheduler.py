@@ -1,0 +1,179 @@
+"""The running batch, scheduled: requests wait (earliest deadline first, by token budget),
+join between decode steps, and leave finished, expired or failed. No Kafka here: the
+worker loop hands requests in and turns the typed outcomes into answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from consumers import metrics
+from consumers.batching.waiting import WaitingQueue
+from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
+from consumers.outbox import Job
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Finished:
+    job: Job
+    output: GenerationOutput
+    queue_ms: float
+    """Creation (by the client) to the start of compute."""
+    compute_ms: float
+    """Start of compute to the answer."""
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Expired:
+    job: Job
+    message: str
+    """Where the deadline passed, for the ``deadline_exceeded`` answer."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    job: Job
+    message: str
+    """The model's failure, for the ``internal`` answer."""
+
+
+Outcome = Finished | Expired | Failed
+
+
+class BatchScheduler:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        *,
+        max_batch_tokens: int,
+        max_batch_requests: int,
+        max_wait_ms: int,
+        on_text: Callable[[Job, str], None] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.on_text = on_text
+        self.running = runner.batch()
+        self.waiting: WaitingQueue[Job] = WaitingQueue(
+            max_tokens=max_batch_tokens, max_rows=max_batch_requests, max_wait_ms=max_wait_ms
+        )
+        self._started_ms: dict[str, int] = {}
+        self.recent_queue_ms = 0
+        """Longest wait for a batch slot since the pool membership last read it."""
+
+    def __len__(self) -> int:
+        """Requests decoding now."""
+        return len(self.running)
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self.waiting)
+
+    def add(self, job: Job, now_ms: int) -> None:
+        self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now_ms)
+
+    def jobs(self) -> list[Job]:
+        return list(self.running.keys())
+
+    def tick(self, now_ms: int) -> list[Outcome]:
+        """Expire what waited too long, let waiting requests join, decode one step."""
+        outcomes: list[Outcome] = [
+            Expired(job, f"deadline passed after {now_ms - job.consumed_ms} ms waiting for a batch slot")
+            for job in self.waiting.expired(now_ms)
+        ]
+        outcomes += self._join(now_ms)
+        if len(self.running):
+            outcomes += self.step(now_ms)
+        return outcomes
+
+    def step(self, now_ms: int) -> list[Outcome]:
+        """One decode step of the running batch; sequences past their deadline leave first."""
+        outcomes: list[Outcome] = self._drop_expired(now_ms)
+        if not len(self.running):
+            return outcomes
+        jobs = self.jobs()  # before the step: a failing step may have let go of them
+        started = time.monotonic()
+        try:
+            finished = self.running.step(self.on_text)
+        except Exception as exc:
+            log.exception("worker.model_failed", stage="decode", size=len(jobs))
+            self.running = self.runner.batch()
+            return outcomes + self._failed(jobs, exc)
+        metrics.COMPUTE_SECONDS.observe(time.monotonic() - started)
+        size = len(self.running) + len(finished)
+        for job, output in finished:
+            started = self._started_ms.pop(job.request.request_id, now_ms)
+            created = job.request.created_ms
+            queue_ms = float(max(0, started - created)) if created else 0.0
+            outcomes.append(Finished(job, output, queue_ms, float(now_ms - started), size))
+        return outcomes
+
+    def remove(self, keep: Callable[[Job], bool]) -> list[Job]:
+        """Drop running and waiting requests ``keep`` refuses (their partitions moved away)."""
+        dropped = self.running.remove(keep) + self.waiting.remove(keep)
+        for job in dropped:
+            self._started_ms.pop(job.request.request_id, None)
+        return dropped
+
+    def wait_ms(self, now_ms: int) -> float:
+        """How long the loop may block waiting for more requests before the batch must start."""
+        return self.waiting.wait_ms(now_ms)
+
+    def oldest_wait_ms(self, now_ms: int) -> int:
+        return self.waiting.oldest_wait_ms(now_ms)
+
+    def _join(self, now_ms: int) -> list[Outcome]:
+        budget_used = sum(job.tokens for job in self.jobs())
+        jobs = self.waiting.take(now_ms, rows=len(self.running), tokens=budget_used)
+        if not jobs:
+            return []
+        for job in jobs:
+            self._started_ms[job.request.request_id] = now_ms
+            self.recent_queue_ms = max(self.recent_queue_ms, now_ms - job.consumed_ms)
+            metrics.QUEUE_SECONDS.observe(max(0, now_ms - (job.request.created_ms or now_ms)) / 1000)
+        metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
+        metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
+        inputs = [(job, GenerationInput(job.prompt, job.request.sampling)) for job in jobs]
+        try:
+            self.running.join(inputs)
+            return []
+        except Exception as exc:
+            log.exception("worker.model_failed", stage="prefill", size=len(jobs))
+            if len(jobs) == 1:
+                return self._failed(jobs, exc)
+        # A failed join leaves the batch as it was: join them one by one, so a request
+        # that breaks the model fails alone instead of failing its neighbours.
+        outcomes: list[Outcome] = []
+        for item in inputs:
+            try:
+                self.running.join([item])
+            except Exception as alone:
+                log.exception("worker.model_failed", stage="prefill", size=1)
+                outcomes += self._failed([item[0]], alone)
+        return outcomes
+
+    def _drop_expired(self, now_ms: int) -> list[Outcome]:
+        """Sequences whose deadline passed mid-decode leave the batch: nobody waits for
+        them any more, and their slots and compute go to requests that someone does."""
+
+        def alive(job: Job) -> bool:
+            return job.request.deadline_ms is None or job.request.deadline_ms > now_ms
+
+        outcomes: list[Outcome] = []
+        for job in self.running.remove(alive):
+            self._started_ms.pop(job.request.request_id, None)
+            waited = now_ms - job.consumed_ms
+            message = f"deadline passed after {waited} ms in the batch, before the answer was complete"
+            outcomes.append(Expired(job, message))
+        return outcomes
+
+    def _failed(self, jobs: list[Job], exc: Exception) -> list[Outcome]:
+        for job in jobs:
+            self._started_ms.pop(job.request.request_id, None)
+        return [Failed(job, f"model {self.runner.name} failed: {exc}") for job in jobs]

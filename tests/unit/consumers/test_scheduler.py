@@ -1,0 +1,106 @@
+"""The batch scheduler without Kafka: typed outcomes for finished, expired and failed
+requests, a fake clock, and one poison request failing alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from consumers.engine import GenerationInput, load_runner
+from consumers.engine.echo import EchoRunner, OneStepBatch
+from consumers.outbox import Job
+from consumers.scheduler import BatchScheduler, Expired, Failed, Finished
+from schemas import InferenceRequest, ReplyAddress, SamplingParams
+
+
+def job(
+    i: int, *, prompt: str = "p", deadline_ms: int | None = None, max_tokens: int = 8, now: int = 0
+) -> Job:
+    request = InferenceRequest(
+        request_id=f"r{i}",
+        tenant="t",
+        prompt=prompt,
+        reply_to=ReplyAddress("x.replies", 0),
+        sampling=SamplingParams(max_tokens=max_tokens, stop=()),
+        deadline_ms=deadline_ms,
+        created_ms=now,
+    )
+    return Job(request, tokens=80, source=("x.dispatch.us-west", 0), offset=i, consumed_ms=now, prompt=prompt)
+
+
+def scheduler(runner: object, **kw: int) -> BatchScheduler:
+    limits = {"max_batch_tokens": 4096, "max_batch_requests": 32, "max_wait_ms": 0, **kw}
+    return BatchScheduler(runner, **limits)  # type: ignore[arg-type]
+
+
+def test_a_failing_step_fails_every_running_request_and_leaves_an_empty_batch() -> None:
+    s = scheduler(load_runner("fail"))
+    for i in range(3):
+        s.add(job(i), now_ms=0)
+    outcomes = s.tick(0)
+    assert sorted(o.job.request.request_id for o in outcomes) == ["r0", "r1", "r2"]
+    assert all(isinstance(o, Failed) and "injected model failure" in o.message for o in outcomes)
+    assert len(s) == 0
+
+
+def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot() -> None:
+    s = scheduler(load_runner("kinfer-tiny"))
+    s.add(job(0, prompt="tell me a long story", deadline_ms=1_500, max_tokens=50, now=1_000), now_ms=1_000)
+    s.add(job(1, prompt="tell me a long story", max_tokens=50, now=1_000), now_ms=1_000)
+    assert s.tick(1_000) == [] and s.step(1_100) == []
+    assert len(s) == 2  # both still decoding
+    (expired,) = s.step(1_500)  # r0's deadline
+    assert isinstance(expired, Expired) and expired.job.request.request_id == "r0"
+    assert "before the answer was complete" in expired.message
+    assert [j.request.request_id for j in s.jobs()] == ["r1"]
+
+
+def test_a_request_that_waited_past_its_deadline_is_expired_without_compute() -> None:
+    s = scheduler(load_runner("echo"), max_batch_requests=1)
+    s.add(job(0, now=0), now_ms=0)
+    s.add(job(1, deadline_ms=50, now=0), now_ms=0)
+    outcomes = s.tick(100)
+    assert [type(o) for o in outcomes] == [Expired, Finished]
+    assert "waiting for a batch slot" in outcomes[0].message
+
+
+def test_finished_requests_carry_their_timings() -> None:
+    s = scheduler(load_runner("echo"))
+    s.add(job(0, prompt="abc", now=1_000), now_ms=1_000)
+    (done,) = s.tick(1_250)
+    assert isinstance(done, Finished) and done.output.text == "cba"
+    assert done.queue_ms == 250.0 and done.compute_ms == 0.0 and done.batch_size == 1
+
+
+class PoisonRunner(EchoRunner):
+    """Fails any batch that holds the prompt "poison"."""
+
+    def batch(self) -> OneStepBatch[object]:
+        runner = self
+
+        class Batch(OneStepBatch[object]):
+            def join(self, items: Sequence[tuple[object, GenerationInput]]) -> None:
+                if any(item.prompt == "poison" for _, item in items):
+                    raise ValueError("poison")
+                super().join(items)
+
+        return Batch(runner)
+
+
+def test_a_request_that_breaks_the_prefill_fails_alone() -> None:
+    s = scheduler(PoisonRunner())
+    for i, prompt in enumerate(["a", "poison", "b"]):
+        s.add(job(i, prompt=prompt), now_ms=0)
+    outcomes = {o.job.request.request_id: o for o in s.tick(0)}
+    assert isinstance(outcomes["r1"], Failed)
+    assert isinstance(outcomes["r0"], Finished) and isinstance(outcomes["r2"], Finished)
+
+
+def test_requests_of_revoked_partitions_are_dropped_running_or_waiting() -> None:
+    s = scheduler(load_runner("kinfer-tiny"), max_batch_requests=1)
+    s.add(job(0, max_tokens=50), now_ms=0)
+    s.add(job(1, max_tokens=50), now_ms=0)
+    s.tick(0)
+    assert len(s) == 1 and s.waiting_count == 1
+    dropped = s.remove(lambda j: False)
+    assert sorted(j.request.request_id for j in dropped) == ["r0", "r1"]
+    assert len(s) == 0 and s.waiting_count == 0
