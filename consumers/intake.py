@@ -20,9 +20,10 @@ from consumers.dedupe import RequestDeduplicator
 from consumers.engine import ModelRunner
 from consumers.outbox import Job
 from consumers.reply_topics import ReplyTopics
-from consumers.triage import Refused, Runnable, triage
+from consumers.triage import Runnable, triage
 from schemas import ErrorCode, ErrorReply, headers
 from schemas.codec import rate_limit_header, reply_target
+from schemas.refusals import Refused
 from schemas.request_keys import request_key
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from consumers.triage import Refused
 from schemas import (
     DeadLetter,
     ErrorCode,
@@ -26,6 +25,7 @@ from schemas import (
     headers,
 )
 from schemas.dead_letters import dead_letter
+from schemas.refusals import Refused
 from schemas.request_keys import request_key
 
 

@@ -11,10 +11,10 @@ from schemas import (
     ErrorReply,
     InferenceRequest,
     InvalidMessage,
-    ReplyAddress,
     decode_request,
 )
 from schemas.codec import reply_target
+from schemas.refusals import Refused
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,6 @@ class Runnable:
     """Prompt tokens + max new tokens: the request's share of the batch budget."""
     prompt: str
     """What the model continues: the prompt, or the messages through the chat template."""
-
-
-@dataclass(frozen=True)
-class Refused:
-    reply: ErrorReply
-    address: ReplyAddress | None
-    """None when not even the headers name a reply address."""
-    request: InferenceRequest | None
-    dead_letter_reason: str | None = None
-    """Set for records that go to the DLQ (unreadable ones)."""
 
 
 def triage(

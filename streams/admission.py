@@ -13,10 +13,10 @@ from schemas import (
     ErrorReply,
     InferenceRequest,
     InvalidMessage,
-    ReplyAddress,
     decode_request,
 )
 from schemas.codec import reply_target
+from schemas.refusals import Refused
 
 
 @dataclass(frozen=True)
@@ -31,32 +31,24 @@ class Admit:
     """Valid, within limits and deadline; where it runs is the controller's decision."""
 
 
-@dataclass(frozen=True)
-class Reject:
-    reply: ErrorReply
-    address: ReplyAddress | None
-    """None when neither body nor headers name a reply address: DLQ only."""
-    request: InferenceRequest | None
-    dead_letter_reason: str | None = None
-
-
 def decide(
     value: bytes | None,
     record_headers: dict[str, str],
     *,
     now_ms: int,
     limits: AdmissionLimits,
-) -> Admit | Reject:
+) -> Admit | Refused:
     try:
         request = decode_request(value or b"")
     except InvalidMessage as exc:
         return _malformed(value or b"", record_headers, exc.message)
     problem = _over_limits(request, limits)
     if problem:
-        return Reject(_error(request, ErrorCode.INVALID_REQUEST, problem), request.reply_to, request, problem)
+        reply = _error(request, ErrorCode.INVALID_REQUEST, problem)
+        return Refused(reply, request.reply_to, request, problem)
     if request.deadline_ms is not None and request.deadline_ms <= now_ms:
         message = f"deadline passed {now_ms - request.deadline_ms} ms before admission"
-        return Reject(_error(request, ErrorCode.DEADLINE_EXCEEDED, message), request.reply_to, request)
+        return Refused(_error(request, ErrorCode.DEADLINE_EXCEEDED, message), request.reply_to, request)
     return Admit(request)
 
 
@@ -73,7 +65,7 @@ def _error(request: InferenceRequest, code: ErrorCode, message: str) -> ErrorRep
     return ErrorReply(request_id=request.request_id, code=code, message=message)
 
 
-def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Reject:
+def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Refused:
     request_id, address = reply_target(value, record_headers)
     reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
-    return Reject(reply, address, None, reason)
+    return Refused(reply, address, None, reason)

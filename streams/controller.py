@@ -34,10 +34,11 @@ from schemas import (
 from schemas.cache import cache_key, cache_redis_key
 from schemas.codec import reply_target
 from schemas.dead_letters import dead_letter
+from schemas.refusals import Refused
 from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
 from schemas.serving import decode_heartbeats, pool_key
 from streams import metrics
-from streams.admission import AdmissionLimits, Admit, Reject, decide
+from streams.admission import AdmissionLimits, Admit, decide
 from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
 from streams.breakers.store import BreakerStore, breaker_name
 from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
@@ -122,7 +123,7 @@ class AdmissionController:
     ) -> list[Effect]:
         now = self.clock_ms()
         first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
-        if isinstance(first, Reject):
+        if isinstance(first, Refused):
             if first.request is None:  # unreadable: no id to be idempotent by
                 return self._rejected(first, value or b"", source)
             if await self._already_decided(first.request):
@@ -138,7 +139,7 @@ class AdmissionController:
             if (why := await self.reply_topics.why_unanswerable(request.reply_to)) is not None:
                 # Nothing can be answered there, and a worker must never be handed it.
                 reply = ErrorReply(request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=why)
-                effects = self._rejected(Reject(reply, None, request, why), value or b"", source)
+                effects = self._rejected(Refused(reply, None, request, why), value or b"", source)
             else:
                 effects = await self._admit_valid(request, value or b"", hdrs, now)
             return [*effects, self._remember(request)]
@@ -171,7 +172,7 @@ class AdmissionController:
         request_id, address = reply_target(value or b"", headers.decode_headers(hdrs))
         message = f"admission failed: {type(exc).__name__}: {str(exc)[:200]}"
         reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=message)
-        return self._rejected(Reject(reply, address, None, message), value or b"", source)
+        return self._rejected(Refused(reply, address, None, message), value or b"", source)
 
     def undeliverable(
         self, effect: Effect, why: str, value: bytes | None, source: tuple[str, int, int]
@@ -375,7 +376,7 @@ class AdmissionController:
         )
         return [Answer(request.reply_to, reply)]
 
-    def _rejected(self, decision: Reject, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
+    def _rejected(self, decision: Refused, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
         reply = decision.reply
         metrics.REJECTED.labels(
             "unknown" if decision.request is None else self.tiers.policy(decision.request.tenant).tier.name,

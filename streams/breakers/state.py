@@ -5,7 +5,7 @@ open --(open_s passed)--> half_open: ``probes`` requests may pass
 half_open --(an error)--> open;  --(``probes`` successes)--> closed
 
 Window size: with ``min_calls = 500`` and a 5 % threshold, a true 3 % error
-rate trips about 0.3 % of evaluations and a true 10 % trips more than 99.9 %
+rate trips 0.55 % of evaluations and a true 10 % trips 99.997 %
 (exact binomial figures in tests/unit/streams/test_breaker.py).
 """
 

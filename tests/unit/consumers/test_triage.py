@@ -1,8 +1,9 @@
 from collections.abc import Sequence
 
 from consumers.engine.chat_template import render_plain
-from consumers.triage import Refused, Runnable, triage
+from consumers.triage import Runnable, triage
 from schemas import ChatMessage, ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
+from schemas.refusals import Refused
 
 ADDR = ReplyAddress("t.replies", 2)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from consumers.engine.chat_template import render_plain
 from consumers.engine.sampling import make_generator, pick_batch
-from consumers.triage import Refused, Runnable, triage
+from consumers.triage import Runnable, triage
 from schemas import (
     DeadLetter,
     ErrorCode,
@@ -32,7 +32,8 @@ from schemas import (
 )
 from schemas.codec import reply_target
 from schemas.dead_letters import dead_letter
-from streams.admission import AdmissionLimits, Admit, Reject, decide
+from schemas.refusals import Refused
+from streams.admission import AdmissionLimits, Admit, decide
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALID = json.loads(
@@ -81,7 +82,7 @@ PATHS = st.sampled_from(
 MUTATED = PATHS.flatmap(lambda path: JSON_VALUES.map(lambda value: mutate(VALID, path, value)))
 
 
-def addressable_or_dead_lettered(refusal: Reject | Refused) -> bool:
+def addressable_or_dead_lettered(refusal: Refused) -> bool:
     return refusal.address is not None or refusal.dead_letter_reason is not None
 
 
@@ -137,7 +138,7 @@ def test_known_poison_pills_are_invalid_request(data: bytes) -> None:
         decode_request(data)
     assert info.value.code is ErrorCode.INVALID_REQUEST
     out = decide(data, {}, now_ms=0, limits=AdmissionLimits(limits.MAX_PROMPT_BYTES, 4096))
-    assert isinstance(out, Reject) and addressable_or_dead_lettered(out)
+    assert isinstance(out, Refused) and addressable_or_dead_lettered(out)
     check_address(out.address)
 
 

@@ -1,5 +1,6 @@
 from schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
-from streams.admission import AdmissionLimits, Admit, Reject, decide
+from schemas.refusals import Refused
+from streams.admission import AdmissionLimits, Admit, decide
 
 ADDR = ReplyAddress("t.replies", 1)
 LIMITS = AdmissionLimits(max_prompt_bytes=1000, max_new_tokens=100)
@@ -11,7 +12,7 @@ def req(**kw: object) -> InferenceRequest:
     return InferenceRequest(**fields)  # type: ignore[arg-type]
 
 
-def run(value: bytes, hdrs: dict[str, str] | None = None, now: int = 0) -> Admit | Reject:
+def run(value: bytes, hdrs: dict[str, str] | None = None, now: int = 0) -> Admit | Refused:
     return decide(value, hdrs or {}, now_ms=now, limits=LIMITS)
 
 
@@ -23,18 +24,18 @@ def test_valid_request_is_admitted() -> None:
 def test_deployment_limits_are_invalid_request_and_dead_lettered() -> None:
     for bad in (req(prompt="x" * 1001), req(sampling=SamplingParams(max_tokens=101))):
         out = run(encode(bad))
-        assert isinstance(out, Reject)
+        assert isinstance(out, Refused)
         assert out.reply.code is ErrorCode.INVALID_REQUEST and out.dead_letter_reason
         assert out.address == ADDR
 
 
 def test_expired_deadline_is_refused_but_not_dead_lettered() -> None:
     out = run(encode(req(deadline_ms=5)), now=10)
-    assert isinstance(out, Reject) and out.reply.code is ErrorCode.DEADLINE_EXCEEDED
+    assert isinstance(out, Refused) and out.reply.code is ErrorCode.DEADLINE_EXCEEDED
     assert out.dead_letter_reason is None
 
 
 def test_malformed_record_uses_header_address() -> None:
     hdrs = {headers.REQUEST_ID: "x1", headers.REPLY_TOPIC: "t.replies", headers.REPLY_PARTITION: "1"}
     out = run(b'{"prompt": 3}', hdrs)
-    assert isinstance(out, Reject) and out.address == ADDR and out.reply.request_id == "x1"
+    assert isinstance(out, Refused) and out.address == ADDR and out.reply.request_id == "x1"
