@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import msgspec
 import structlog
@@ -45,10 +44,12 @@ from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
 from streams.effects import Answer, Effect, Forward, Letter, Remember
 from streams.limits.bucket import LimitDecision
 from streams.limits.limiter import LocalLimiter, RedisLimiter
+from streams.limits.reservations import TTL_S as RESERVATION_TTL_S
+from streams.limits.reservations import Reservation, encode_reservation, reservation_key
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
 from streams.reply_topics import ReplyTopics
-from streams.routing.regions import RegionRouter
+from streams.routing.regions import NoRoute, RegionRouter
 from streams.serving import ServedView
 
 log = structlog.get_logger(__name__)
@@ -76,15 +77,6 @@ class KeyedLocks:
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Tokens reserved at admission, settled when the worker reports real usage."""
-
-    tenant: str
-    tier: str
-    tokens: int
 
 
 class AdmissionController:
@@ -250,32 +242,32 @@ class AdmissionController:
         hdrs: list[tuple[str, bytes]],
     ) -> list[Effect]:
         user = request.user or request.tenant
-        affinity = request.session_id or user
-        candidates = self.served.prefer_serving(self.router.candidates(user, policy.residency), request.model)
-        if not candidates:
+        route = await self.router.route(
+            user=user,
+            affinity=request.session_id or user,
+            residency=policy.residency,
+            allows=lambda region: self._breaker_allows(region, request.model),
+            order=lambda regions: self.served.prefer_serving(regions, request.model),
+        )
+        if isinstance(route, NoRoute):
+            if not route.regions:
+                message = (
+                    f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
+                )
+                return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
+            await self._settle(request.tenant, policy, tokens)
+            pinned = f" (tenant is pinned to {route.regions[0]})" if policy.residency else ""
+            regions = ", ".join(route.regions)
             message = (
-                f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
+                f"no healthy region for model {request.model or '(any)'}: circuit open in {regions}{pinned}"
             )
-            return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
-        retry_after = 0
-        for region in candidates:
-            allowed, wait = await self._breaker_allows(region, request.model)
-            if not allowed:
-                retry_after = min(retry_after or wait, wait)
-                continue
-            await self._reserve(request, policy, tokens)
-            metrics.ADMITTED.labels(policy.tier.name, region).inc()
-            if region != candidates[0]:
-                metrics.FAILED_OVER.labels(candidates[0], region).inc()
-            partition = self.router.partition(region, affinity)
-            return [
-                Forward(self.names.dispatch(region), partition, request.tenant.encode(), value, hdrs, region)
-            ]
-        await self._settle(request.tenant, policy, tokens)
-        pinned = f" (tenant is pinned to {candidates[0]})" if policy.residency else ""
-        model = request.model or "(any)"
-        message = f"no healthy region for model {model}: circuit open in {', '.join(candidates)}{pinned}"
-        return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, retry_after or 1000)
+            return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, route.retry_after_ms or 1000)
+        await self._reserve(request, policy, tokens)
+        metrics.ADMITTED.labels(policy.tier.name, route.region).inc()
+        if route.failed_over_from is not None:
+            metrics.FAILED_OVER.labels(route.failed_over_from, route.region).inc()
+        dispatch = self.names.dispatch(route.region)
+        return [Forward(dispatch, route.partition, request.tenant.encode(), value, hdrs, route.region)]
 
     # -- the steps ------------------------------------------------------------------
 
@@ -295,12 +287,9 @@ class AdmissionController:
         await self.health.call(lambda: self.limiter.settle(tenant, policy.tier, delta_tokens), lambda: None)
 
     async def _reserve(self, request: InferenceRequest, policy: TenantPolicy, tokens: int) -> None:
-        record = msgspec.json.encode(Reservation(request.tenant, policy.tier.name, tokens))
-        key = self._reservation_key(request.request_id)
-        await self.health.call(lambda: self.redis.set(key, record, ex=3600), lambda: None)
-
-    def _reservation_key(self, request_id: str) -> str:
-        return f"{self.names.prefix}:resv:{request_id}"
+        record = encode_reservation(Reservation(request.tenant, policy.tier.name, tokens))
+        key = reservation_key(self.names.prefix, request.tenant, request.request_id)
+        await self.health.call(lambda: self.redis.set(key, record, ex=RESERVATION_TTL_S), lambda: None)
 
     async def _has_queue(self, tenant: str) -> bool:
         return await self.health.call(lambda: self.delay.waiting(tenant), lambda: 0) > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-import msgspec
 import structlog
 from redis.asyncio import Redis
 
@@ -13,6 +12,7 @@ from schemas import InvalidMessage, WorkerEvent, decode_event
 from streams.breakers.state import Outcomes
 from streams.breakers.store import BreakerStore, breaker_name
 from streams.limits.limiter import RedisLimiter
+from streams.limits.reservations import decode_reservation, reservation_key
 from streams.limits.tiers import ReloadingTierTable
 from streams.redis_health import RedisHealth
 
@@ -36,15 +36,6 @@ def breaker_outcomes(events: Iterable[WorkerEvent]) -> dict[str, list[Outcomes]]
     return {
         name: [Outcomes(sec, c, err) for sec, (c, err) in sorted(per.items())] for name, per in counts.items()
     }
-
-
-class _Reservation(msgspec.Struct):
-    tenant: str
-    tier: str
-    tokens: int
-
-
-_reservation = msgspec.json.Decoder(_Reservation)
 
 
 class OutcomeRecorder:
@@ -88,7 +79,7 @@ class OutcomeRecorder:
 
     async def _settle(self, events: list[WorkerEvent]) -> None:
         """Give back reserved tokens the request did not use (or take what it used beyond)."""
-        keys = [f"{self.prefix}:resv:{e.request_id}" for e in events]
+        keys = [reservation_key(self.prefix, e.tenant, e.request_id) for e in events]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.getdel(key)
@@ -96,7 +87,7 @@ class OutcomeRecorder:
         for event, raw in zip(events, reserved, strict=True):
             if raw is None:
                 continue  # settled already (a redelivered event), or expired
-            resv = _reservation.decode(raw)
+            resv = decode_reservation(raw)
             used = event.prompt_tokens + event.completion_tokens
             tier = self.tiers.table.tiers.get(resv.tier)
             if tier is not None and resv.tokens != used:

@@ -3,7 +3,7 @@ second ring inside the region, skipping regions whose breaker is open."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from streams.routing.ring import HashRing
@@ -23,9 +23,19 @@ class Route:
 
 @dataclass(frozen=True)
 class NoRoute:
-    """Every allowed region is unavailable."""
+    """Every allowed region is unavailable (none at all: the residency names no region here)."""
 
     regions: tuple[str, ...]
+    retry_after_ms: int = 0
+    """The soonest any of them may take requests again."""
+
+
+Allows = Callable[[str], Awaitable[tuple[bool, int]]]
+"""Whether a region may take a request now, and if not, in how many ms it may."""
+
+
+async def _always(_region: str) -> tuple[bool, int]:
+    return True, 0
 
 
 class RegionRouter:
@@ -50,20 +60,24 @@ class RegionRouter:
         """The dispatch partition of ``affinity`` (session, else user) within ``region``."""
         return self.partitions[region].node(affinity)
 
-    def route(
+    async def route(
         self,
         *,
         user: str,
         affinity: str,
         residency: str | None,
-        is_open: Callable[[str], bool] = lambda _region: False,
+        allows: Allows = _always,
+        order: Callable[[list[str]], list[str]] = list,
     ) -> Route | NoRoute:
-        """``user`` picks the region; ``affinity`` (session, else user) the partition in it."""
-        candidates = self.candidates(user, residency)
-        if not candidates:
-            raise ValueError(f"no region serves residency {residency!r}")
+        """``user`` picks the region (``order`` may rank the candidates, e.g. regions with live
+        workers first); the first one ``allows`` takes it; ``affinity`` (session, else user)
+        picks the partition in it."""
+        candidates = order(self.candidates(user, residency))
+        retry_after = 0
         for region in candidates:
-            if not is_open(region):
+            allowed, wait = await allows(region)
+            if allowed:
                 moved = candidates[0] if region != candidates[0] else None
                 return Route(region, self.partition(region, affinity), moved)
-        return NoRoute(tuple(candidates))
+            retry_after = min(retry_after or wait, wait)
+        return NoRoute(tuple(candidates), retry_after)

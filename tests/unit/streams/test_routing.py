@@ -3,8 +3,10 @@ partitioner's figure (murmur2 % N) beside ours for the 'add a node' case."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -92,9 +94,25 @@ def router() -> RegionRouter:
     return RegionRouter(DEFAULT_WEIGHTS, dict.fromkeys(DEFAULT_WEIGHTS, 6))
 
 
+def route(
+    r: RegionRouter,
+    *,
+    user: str,
+    affinity: str,
+    residency: str | None,
+    is_open: Callable[[str], bool] = lambda _: False,
+) -> Route | NoRoute:
+    """The router asked with a breaker view: an open region refuses for a second."""
+
+    async def allows(region: str) -> tuple[bool, int]:
+        return (False, 1000) if is_open(region) else (True, 0)
+
+    return asyncio.run(r.route(user=user, affinity=affinity, residency=residency, allows=allows))
+
+
 def test_session_keeps_its_partition_within_a_region() -> None:
     r = router()
-    routes = {r.route(user=f"u{i}", affinity="session-1", residency=None) for i in range(50)}
+    routes = {route(r, user=f"u{i}", affinity="session-1", residency=None) for i in range(50)}
     assert (
         len({(x.region, x.partition) for x in routes if isinstance(x, Route) and x.region == "us-west"}) == 1
     )
@@ -103,24 +121,36 @@ def test_session_keeps_its_partition_within_a_region() -> None:
 def test_eu_residency_pins_even_when_another_region_is_open() -> None:
     r = router()
     for i in range(500):
-        route = r.route(user=f"u{i}", affinity=f"u{i}", residency="eu", is_open=lambda reg: reg == "us-west")
-        assert isinstance(route, Route) and route.region == "eu-central"
+        found = route(r, user=f"u{i}", affinity=f"u{i}", residency="eu", is_open=lambda reg: reg == "us-west")
+        assert isinstance(found, Route) and found.region == "eu-central"
 
 
 def test_eu_resident_gets_no_route_when_eu_is_open() -> None:
-    route = router().route(user="u", affinity="u", residency="eu", is_open=lambda reg: reg == "eu-central")
-    assert route == NoRoute(("eu-central",))
+    found = route(router(), user="u", affinity="u", residency="eu", is_open=lambda reg: reg == "eu-central")
+    assert found == NoRoute(("eu-central",), retry_after_ms=1000)
 
 
 def test_open_breaker_fails_over_to_next_region() -> None:
     r = router()
     for i in range(500):
-        healthy = r.route(user=f"u{i}", affinity=f"u{i}", residency=None)
+        healthy = route(r, user=f"u{i}", affinity=f"u{i}", residency=None)
         assert isinstance(healthy, Route)
-        moved = r.route(user=f"u{i}", affinity=f"u{i}", residency=None, is_open=healthy.region.__eq__)
+        moved = route(r, user=f"u{i}", affinity=f"u{i}", residency=None, is_open=healthy.region.__eq__)
         assert isinstance(moved, Route) and moved.region != healthy.region
         assert moved.failed_over_from == healthy.region
 
 
 def test_all_open_is_no_route() -> None:
-    assert isinstance(router().route(user="u", affinity="u", residency=None, is_open=lambda _: True), NoRoute)
+    assert isinstance(
+        route(router(), user="u", affinity="u", residency=None, is_open=lambda _: True), NoRoute
+    )
+
+
+def test_the_order_ranks_candidates_before_breakers_are_asked() -> None:
+    r = router()
+    for i in range(200):
+        last = r.candidates(f"u{i}", None)[-1]
+        found = asyncio.run(
+            r.route(user=f"u{i}", affinity="a", residency=None, order=lambda c, last=last: [last, *c[:-1]])
+        )
+        assert isinstance(found, Route) and found.region == last and found.failed_over_from is None
