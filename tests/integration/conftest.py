@@ -10,12 +10,16 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from infra.demo import wait_until_serving
 from infra.stack import local
@@ -91,6 +95,33 @@ def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str]
     yield make
     for pipeline in made:
         pipeline.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.2) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every_s)
+
+
+def families(port: int) -> list[Metric]:
+    """Every metric a process declares on its /metrics (with or without samples yet)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return list(text_string_to_metric_families(text))
+
+
+def scrape(port: int) -> list[Sample]:
+    """Every sample a process exports on its /metrics, parsed by prometheus_client."""
+    return [sample for family in families(port) for sample in family.samples]
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of a process's /metrics (0 when absent)."""
+    for sample in scrape(port):
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            return float(sample.value)
+    return 0.0
 
 
 def read_all(

@@ -18,7 +18,7 @@ from infra.stack.process import free_port
 from producers import AsyncClient
 from producers.readiness import NothingServing
 from tests.conftest import MODELS, Services
-from tests.integration.conftest import Pipeline, kinfer
+from tests.integration.conftest import Pipeline, kinfer, wait_for
 
 
 def stage_pids(state_dir: Path) -> dict[str, int]:
@@ -98,18 +98,16 @@ def test_the_sdk_fails_fast_naming_the_stage_that_is_missing(
         asyncio.run(start())
     pipeline = make_pipeline(prefix)
     pipeline.start("admission", "admission")
-    deadline = time.monotonic() + 60
-    while True:  # until admission has joined its group; then the worker is what is missing
+    def only_the_worker_is_missing() -> bool:  # once admission has joined its group
         began = time.monotonic()
         try:
             asyncio.run(start())
         except NothingServing as exc:
             assert time.monotonic() - began < 5
-            if "no inference worker" in exc.message:
-                assert "kinfer worker" in exc.message
-                break
-        assert time.monotonic() < deadline, "admission never joined its group"
-        time.sleep(0.5)
+            return "no inference worker" in exc.message and "kinfer worker" in exc.message
+        raise AssertionError("nothing is missing, yet no worker was started")
+
+    wait_for(only_the_worker_is_missing, 60, "admission to join its group", every_s=0.5)
     pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
     pipeline.wait_serving()
     assert asyncio.run(start()) < 5

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from collections.abc import Callable
 
 from consumers.pool.registry import PoolRegistry
 from infra.stack.process import free_port
 from producers import AsyncClient
-from tests.integration.conftest import Pipeline
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+from tests.integration.conftest import Pipeline, metric, wait_for
 
 
 def test_standby_is_promoted_on_demand_and_released_when_idle(
@@ -57,8 +49,5 @@ def test_standby_is_promoted_on_demand_and_released_when_idle(
     assert asyncio.run(one())
     wait_for(lambda: states() == {"warm-1": "standby"}, 30, "the idle worker to be released")
     assert "worker.released" in pipeline.stages[1].tail(200)
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    assert (
-        'kinfer_pool_actions_total{kind="promote"}' in text
-        and 'kinfer_pool_actions_total{kind="release"}' in text
-    )
+    assert metric(metrics_port, "kinfer_pool_actions_total", kind="promote") >= 1
+    assert metric(metrics_port, "kinfer_pool_actions_total", kind="release") >= 1

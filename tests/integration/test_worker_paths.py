@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.engine import GenerationInput, load_runner
 from infra.stack.process import free_port
@@ -29,7 +27,7 @@ from schemas import (
     encode,
     headers,
 )
-from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, read_all
+from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, read_all, scrape
 from tests.model_dirs import make_model_dir
 
 
@@ -252,8 +250,7 @@ def test_utilisation_and_throughput_reach_the_workers_metrics(
     pipeline.wait_serving()
 
     def gauges() -> dict[str, float]:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+        return {sample.name: sample.value for sample in scrape(port)}
 
     async def under_load() -> dict[str, float]:
         """The highest value of each gauge read while 64 sampled requests run."""
