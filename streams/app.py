@@ -29,12 +29,16 @@ from schemas.kafka_client import client_config
 from streams import metrics
 from streams.admission import AdmissionLimits
 from streams.breakers.state import BreakerConfig
+from streams.breakers.store import BreakerStore
 from streams.config import AdmissionConfig
 from streams.controller import AdmissionController
+from streams.delay_queue import DelayQueue
 from streams.effects import Answer, Effect, Forward, Letter, Remember
+from streams.limits.limiter import RedisLimiter
 from streams.limits.tiers import ReloadingTierTable
 from streams.outcomes import OutcomeRecorder
 from streams.reply_topics import ReplyTopics
+from streams.request_store import RedisRequestStore
 from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
@@ -72,28 +76,6 @@ def dispatch_partitions(bootstrap: str, names: TopicNames, regions: list[str]) -
     return counts
 
 
-def build_controller(config: AdmissionConfig, redis: Redis) -> AdmissionController:
-    names = TopicNames(config.topic_prefix)
-    regions = list(config.region_weights)
-    return AdmissionController(
-        names=names,
-        limits=AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens),
-        router=RegionRouter(
-            config.region_weights, dispatch_partitions(config.bootstrap_servers, names, regions)
-        ),
-        tiers=ReloadingTierTable(config.tiers_file),
-        redis=redis,
-        breaker_cfg=BreakerConfig(
-            window_s=config.breaker_window_s,
-            min_calls=config.breaker_min_calls,
-            error_rate=config.breaker_error_rate,
-            open_s=config.breaker_open_s,
-            probes=config.breaker_probes,
-        ),
-        reply_topics=ReplyTopics(config.bootstrap_servers, names),
-    )
-
-
 def create_app(config: AdmissionConfig) -> faust.App:
     names = TopicNames(config.topic_prefix)
     # One immediate retry replaces a stale pooled connection (after a Redis restart); anything
@@ -102,13 +84,36 @@ def create_app(config: AdmissionConfig) -> faust.App:
     redis = Redis.from_url(
         config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
     )
-    controller = build_controller(config, redis)
+    regions = list(config.region_weights)
+    breaker_cfg = BreakerConfig(
+        window_s=config.breaker_window_s,
+        min_calls=config.breaker_min_calls,
+        error_rate=config.breaker_error_rate,
+        open_s=config.breaker_open_s,
+        probes=config.breaker_probes,
+    )
+    limiter = RedisLimiter(redis, names.prefix)
+    breakers = BreakerStore(redis, names.prefix, breaker_cfg)
+    tiers = ReloadingTierTable(config.tiers_file)
+    controller = AdmissionController(
+        names=names,
+        limits=AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens),
+        router=RegionRouter(
+            config.region_weights, dispatch_partitions(config.bootstrap_servers, names, regions)
+        ),
+        tiers=tiers,
+        limiter=limiter,
+        breakers=breakers,
+        delay=DelayQueue(redis, names.prefix),
+        store=RedisRequestStore(redis, names.prefix),
+        reply_topics=ReplyTopics(config.bootstrap_servers, names),
+    )
     outcomes = OutcomeRecorder(
         redis=redis,
         prefix=names.prefix,
-        breakers=controller.breakers,
-        limiter=controller.limiter,
-        tiers=controller.tiers,
+        breakers=breakers,
+        limiter=limiter,
+        tiers=tiers,
         health=controller.health,
         clock_ms=controller.clock_ms,
     )

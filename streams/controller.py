@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 import structlog
-from redis.asyncio import Redis
 
 from schemas import (
     ErrorCode,
@@ -30,26 +29,24 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.cache import cache_key, cache_redis_key
+from schemas.cache import cache_key
 from schemas.codec import reply_target
 from schemas.dead_letters import dead_letter
 from schemas.refusals import Refused
-from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
-from schemas.serving import decode_heartbeats, pool_key
+from schemas.request_keys import request_key
 from streams import metrics
 from streams.admission import AdmissionLimits, Admit, decide
-from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
-from streams.breakers.store import BreakerStore, breaker_name
-from streams.delay_queue import DelayQueue, PumpResult, QueuedRequest
+from streams.breakers.state import Snapshot, State, Verdict
+from streams.breakers.store import breaker_name
+from streams.delay_queue import PumpResult, QueuedRequest
 from streams.effects import Answer, Effect, Forward, Letter, Remember
 from streams.limits.bucket import LimitDecision
-from streams.limits.limiter import LocalLimiter, RedisLimiter
-from streams.limits.reservations import TTL_S as RESERVATION_TTL_S
-from streams.limits.reservations import Reservation, encode_reservation, reservation_key
+from streams.limits.limiter import LocalLimiter
+from streams.limits.reservations import Reservation
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
-from streams.reply_topics import ReplyTopics
 from streams.routing.regions import NoRoute, RegionRouter
+from streams.seams import Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
 from streams.serving import ServedView
 
 log = structlog.get_logger(__name__)
@@ -87,22 +84,25 @@ class AdmissionController:
         limits: AdmissionLimits,
         router: RegionRouter,
         tiers: ReloadingTierTable,
-        redis: Redis,
-        breaker_cfg: BreakerConfig,
-        reply_topics: ReplyTopics,
+        limiter: Limiter,
+        breakers: Breakers,
+        delay: DelayQueue,
+        store: RequestStore,
+        reply_topics: ReplyChecker,
+        health: RedisHealth | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
         self.limits = limits
         self.router = router
         self.tiers = tiers
-        self.redis = redis
-        self.health = RedisHealth()
-        self.limiter = RedisLimiter(redis, names.prefix)
+        self.health = health or RedisHealth()
+        self.limiter = limiter
         self.local_limiter = LocalLimiter()
-        self.breakers = BreakerStore(redis, names.prefix, breaker_cfg)
+        self.breakers = breakers
         self.breaker_view: dict[str, Snapshot] = {}
-        self.delay = DelayQueue(redis, names.prefix)
+        self.delay = delay
+        self.store = store
         self.served = ServedView()
         self.reply_topics = reply_topics
         self.clock_ms = clock_ms
@@ -140,9 +140,9 @@ class AdmissionController:
         """Whether this request id was decided (or answered by a worker) already: a Faust
         redelivery after a crash, or a client sending an id again. It is dropped: its one
         answer is the first decision's. Unknown while Redis is away (then decided again)."""
-        key = request_key(request.tenant, request.request_id)
-        marks = [decided_key(self.names.prefix, key), answered_key(self.names.prefix, key)]
-        found = await self.health.call(lambda: self.redis.exists(*marks), lambda: 0)
+        found = await self.health.call(
+            lambda: self.store.decided(request.tenant, request.request_id), lambda: False
+        )
         if found:
             metrics.DUPLICATES.inc()
             log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
@@ -153,8 +153,7 @@ class AdmissionController:
 
     async def remember(self, effect: Remember) -> None:
         """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
-        key = decided_key(self.names.prefix, effect.key)
-        await self.health.call(lambda: self.redis.set(key, b"1", ex=MARKER_TTL_S), lambda: None)
+        await self.health.call(lambda: self.store.remember(effect.key), lambda: None)
 
     def failed(
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int], exc: Exception
@@ -287,9 +286,10 @@ class AdmissionController:
         await self.health.call(lambda: self.limiter.settle(tenant, policy.tier, delta_tokens), lambda: None)
 
     async def _reserve(self, request: InferenceRequest, policy: TenantPolicy, tokens: int) -> None:
-        record = encode_reservation(Reservation(request.tenant, policy.tier.name, tokens))
-        key = reservation_key(self.names.prefix, request.tenant, request.request_id)
-        await self.health.call(lambda: self.redis.set(key, record, ex=RESERVATION_TTL_S), lambda: None)
+        reservation = Reservation(request.tenant, policy.tier.name, tokens)
+        await self.health.call(
+            lambda: self.store.reserve(request.tenant, request.request_id, reservation), lambda: None
+        )
 
     async def _has_queue(self, tenant: str) -> bool:
         return await self.health.call(lambda: self.delay.waiting(tenant), lambda: 0) > 0
@@ -312,9 +312,7 @@ class AdmissionController:
         if key is None:
             return None
 
-        raw = await self.health.call(
-            lambda: self.redis.get(cache_redis_key(self.names.prefix, key)), lambda: None
-        )
+        raw = await self.health.call(lambda: self.store.cached(key), lambda: None)
         if not isinstance(raw, bytes):
             metrics.CACHE.labels("miss").inc()
             return None
@@ -424,11 +422,7 @@ class AdmissionController:
         """Re-read the workers' heartbeats (kept as last seen while Redis is away)."""
 
         async def read() -> None:
-            regions = list(self.router.partitions)
-            raw = [await self.redis.hgetall(pool_key(self.names.prefix, r)) for r in regions]
-            self.served.update(
-                {r: decode_heartbeats(h) for r, h in zip(regions, raw, strict=True)}, self.clock_ms()
-            )
+            self.served.update(await self.store.heartbeats(list(self.router.partitions)), self.clock_ms())
 
         await self.health.call(read, lambda: None)
 

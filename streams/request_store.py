@@ -1,0 +1,34 @@
+"""Admission's per-request state in Redis (see ``seams.RequestStore``)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from schemas.cache import cache_redis_key
+from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
+from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+from streams.limits.reservations import TTL_S, Reservation, encode_reservation, reservation_key
+
+
+class RedisRequestStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def decided(self, tenant: str, request_id: str) -> bool:
+        key = request_key(tenant, request_id)
+        return bool(await self.redis.exists(decided_key(self.prefix, key), answered_key(self.prefix, key)))
+
+    async def remember(self, key: str) -> None:
+        await self.redis.set(decided_key(self.prefix, key), b"1", ex=MARKER_TTL_S)
+
+    async def cached(self, cache_key: str) -> bytes | None:
+        raw = await self.redis.get(cache_redis_key(self.prefix, cache_key))
+        return raw if isinstance(raw, bytes) else None
+
+    async def reserve(self, tenant: str, request_id: str, reservation: Reservation) -> None:
+        key = reservation_key(self.prefix, tenant, request_id)
+        await self.redis.set(key, encode_reservation(reservation), ex=TTL_S)
+
+    async def heartbeats(self, regions: list[str]) -> dict[str, dict[str, WorkerHeartbeat]]:
+        return {r: decode_heartbeats(await self.redis.hgetall(pool_key(self.prefix, r))) for r in regions}

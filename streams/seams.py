@@ -1,0 +1,67 @@
+"""The admission controller's seams: what it needs from shared state, as Protocols.
+
+Production wires Redis behind each (``limits/limiter.py``, ``breakers/store.py``,
+``delay_queue.py``, ``request_store.py``) and the cluster's metadata behind the reply
+check; unit tests wire small fakes, so every decision path runs without services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from schemas import ReplyAddress
+from schemas.serving import WorkerHeartbeat
+from streams.breakers.state import BreakerConfig, Snapshot, Verdict
+from streams.delay_queue import PumpResult, QueuedRequest
+from streams.limits.bucket import LimitDecision
+from streams.limits.reservations import Reservation
+from streams.limits.tiers import Tier
+
+
+class Limiter(Protocol):
+    async def acquire(self, tenant: str, tier: Tier, tokens: int) -> LimitDecision: ...
+
+    async def settle(self, tenant: str, tier: Tier, delta_tokens: float) -> None: ...
+
+
+class Breakers(Protocol):
+    cfg: BreakerConfig
+
+    async def admit(self, name: str, now_ms: int) -> Verdict:
+        """Whether a half-open breaker lets this request through as a probe."""
+        ...
+
+    async def load_all(self) -> dict[str, Snapshot]: ...
+
+
+class DelayQueue(Protocol):
+    async def enqueue(self, tenant: str, item: QueuedRequest, retry_after_ms: int, now_ms: int) -> int: ...
+
+    async def waiting(self, tenant: str) -> int: ...
+
+    async def pump(
+        self, handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]], now_ms: int
+    ) -> int: ...
+
+
+class RequestStore(Protocol):
+    """Per-request state: decision marks, the response cache, token reservations, heartbeats."""
+
+    async def decided(self, tenant: str, request_id: str) -> bool:
+        """Decided by admission, or answered by a worker, already."""
+        ...
+
+    async def remember(self, key: str) -> None:
+        """Mark a :func:`~schemas.request_keys.request_key` decided."""
+        ...
+
+    async def cached(self, cache_key: str) -> bytes | None: ...
+
+    async def reserve(self, tenant: str, request_id: str, reservation: Reservation) -> None: ...
+
+    async def heartbeats(self, regions: list[str]) -> dict[str, dict[str, WorkerHeartbeat]]: ...
+
+
+class ReplyChecker(Protocol):
+    async def why_unanswerable(self, address: ReplyAddress) -> str | None: ...
