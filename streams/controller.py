@@ -9,10 +9,8 @@ bypassed, limits are held per worker, paid excess is refused instead of queued.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -30,16 +28,15 @@ from schemas import (
     headers,
 )
 from schemas.cache import cache_key
-from schemas.codec import reply_target
-from schemas.dead_letters import dead_letter
 from schemas.refusals import Refused
 from schemas.request_keys import request_key
-from streams import metrics
+from streams import fallbacks, metrics
 from streams.admission import AdmissionLimits, Admit, decide
 from streams.breakers.state import Snapshot, State, Verdict
 from streams.breakers.store import breaker_name
 from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, Letter, Remember
+from streams.effects import Answer, Effect, Forward, Remember
+from streams.keyed_locks import KeyedLocks
 from streams.limits.bucket import LimitDecision
 from streams.limits.limiter import LocalLimiter
 from streams.limits.reservations import Reservation
@@ -54,26 +51,6 @@ log = structlog.get_logger(__name__)
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
-
-
-class KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
 
 
 class AdmissionController:
@@ -158,30 +135,15 @@ class AdmissionController:
     def failed(
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int], exc: Exception
     ) -> list[Effect]:
-        """A decision that raised (a bug): answer ``internal`` where an address can be read,
-        and keep the record as a dead letter either way."""
-        request_id, address = reply_target(value or b"", headers.decode_headers(hdrs))
-        message = f"admission failed: {type(exc).__name__}: {str(exc)[:200]}"
-        reply = ErrorReply(request_id=request_id, code=ErrorCode.INTERNAL, message=message)
-        return self._rejected(Refused(reply, address, None, message), value or b"", source)
+        """A decision that raised (a bug): see :func:`fallbacks.failed`."""
+        metrics.REJECTED.labels("unknown", ErrorCode.INTERNAL.value).inc()
+        return fallbacks.failed(value, hdrs, source, exc, self.clock_ms())
 
     def undeliverable(
         self, effect: Effect, why: str, value: bytes | None, source: tuple[str, int, int]
     ) -> list[Effect]:
-        """What to do instead of an effect that could not be carried out: an answer becomes a
-        dead letter; a forward becomes an ``unavailable`` answer (the client may retry) and one."""
-        if isinstance(effect, Letter | Remember):
-            return []
-        request_id = effect.reply.request_id if isinstance(effect, Answer) else _header_id(effect.headers)
-        letter = self._letter(value or b"", ErrorCode.UNAVAILABLE, why, request_id, source)
-        if isinstance(effect, Answer):
-            return [letter]
-        _, address = reply_target(value or b"", headers.decode_headers(effect.headers))
-        reply = ErrorReply(
-            request_id=request_id, code=ErrorCode.UNAVAILABLE, message=why, retry_after_ms=1000
-        )
-        answers: list[Effect] = [Answer(address, reply)] if address is not None else []
-        return [*answers, letter]
+        """An effect that could not be carried out: see :func:`fallbacks.undeliverable`."""
+        return fallbacks.undeliverable(effect, why, value, source, self.clock_ms())
 
     async def _admit_valid(
         self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
@@ -373,18 +335,9 @@ class AdmissionController:
         if decision.address is not None:
             effects.append(Answer(decision.address, reply))
         if decision.dead_letter_reason is not None:
-            reason = decision.dead_letter_reason
-            effects.append(self._letter(value, reply.code, reason, reply.request_id, source))
+            reason, now = decision.dead_letter_reason, self.clock_ms()
+            effects.append(fallbacks.letter(value, reply.code, reason, reply.request_id, source, now))
         return effects
-
-    def _letter(
-        self, value: bytes, code: ErrorCode, reason: str, request_id: str, source: tuple[str, int, int]
-    ) -> Letter:
-        return Letter(
-            dead_letter(
-                value, reason=reason, code=code, source=source, request_id=request_id, now_ms=self.clock_ms()
-            )
-        )
 
     # -- background work (timers of the Faust app) ------------------------------------
 
@@ -432,10 +385,6 @@ class AdmissionController:
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
-
-
-def _header_id(hdrs: list[tuple[str, bytes]]) -> str:
-    return headers.decode_headers(hdrs).get(headers.REQUEST_ID, "")
 
 
 def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:

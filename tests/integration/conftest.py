@@ -81,6 +81,16 @@ class Pipeline:
             stage.stop()
 
 
+def serving(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int = 1) -> Pipeline:
+    """Admission and ``workers`` kinfer-tiny workers (10 ms batch wait), answering."""
+    pipeline = make_pipeline(prefix)
+    pipeline.start("admission", "admission")
+    for i in range(workers):
+        pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
+    pipeline.wait_serving()
+    return pipeline
+
+
 @pytest.fixture
 def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str], Pipeline]]:
     made: list[Pipeline] = []

@@ -27,7 +27,7 @@ from schemas import (
     headers,
 )
 from tests.conftest import Services
-from tests.integration.conftest import Pipeline, read_all
+from tests.integration.conftest import Pipeline, read_all, serving
 
 HOSTILE = 10_000
 VALID_EVERY = 10
@@ -114,10 +114,8 @@ def hostile(
 def test_ten_thousand_fuzzed_records_with_valid_ones_among_them(
     make_pipeline: Callable[[str], Pipeline], services: Services, prefix: str
 ) -> None:
-    pipeline = make_pipeline(prefix)
-    admission = pipeline.start("admission", "admission")
-    worker = pipeline.start("worker", "worker", "--max-wait-ms", "10")
-    pipeline.wait_serving()
+    pipeline = serving(make_pipeline, prefix)
+    admission, worker = pipeline.stages
     names = pipeline.names
     rng = random.Random(20261125)
     partition = 2

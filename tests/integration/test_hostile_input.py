@@ -24,7 +24,7 @@ from schemas import (
     limits,
 )
 from tests.conftest import Services
-from tests.integration.conftest import Pipeline, read_all
+from tests.integration.conftest import Pipeline, read_all, serving
 
 REPLY_PARTITION = 3
 """The partition these tests read answers from (the suite's pipelines have 4)."""
@@ -78,10 +78,8 @@ class Replies:
 def test_poison_records_are_answered_once_or_dead_lettered_and_stall_nothing(
     make_pipeline: Callable[[str], Pipeline], services: Services, prefix: str
 ) -> None:
-    pipeline = make_pipeline(prefix)
-    admission = pipeline.start("admission", "admission")
-    worker = pipeline.start("worker", "worker", "--max-wait-ms", "10")
-    pipeline.wait_serving()
+    pipeline = serving(make_pipeline, prefix)
+    admission, worker = pipeline.stages
     names = pipeline.names
     producer = Producer(
         {"bootstrap.servers": services.bootstrap, "message.max.bytes": 2 * limits.MAX_MESSAGE_BYTES}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,22 +25,21 @@ from schemas import (
     encode,
     headers,
 )
-from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, read_all, scrape
+from tests.integration.conftest import (
+    Pipeline,
+    assert_answered_once,
+    kill_mid_run,
+    kinfer,
+    read_all,
+    scrape,
+    serving,
+)
 from tests.model_dirs import make_model_dir
-
-
-def started(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int = 1) -> Pipeline:
-    pipeline = make_pipeline(prefix)
-    pipeline.start("admission", "admission")
-    for i in range(workers):
-        pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
-    pipeline.wait_serving()
-    return pipeline
 
 
 def test_cli_submit_prints_the_answer(make_pipeline: Callable[[str], Pipeline], prefix: str) -> None:
     """A question is answered through the model's chat template; --raw continues the text."""
-    pipeline = started(make_pipeline, prefix)
+    pipeline = serving(make_pipeline, prefix)
     env = {**os.environ, **pipeline.services.env(prefix)}
     runner = load_runner("kinfer-tiny", device="cpu")
     sampling = SamplingParams(max_tokens=12)
@@ -50,14 +47,7 @@ def test_cli_submit_prints_the_answer(make_pipeline: Callable[[str], Pipeline], 
         ((), runner.render_chat([ChatMessage("user", "hello")])),
         (("--raw",), "hello"),
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "infra.cli", "submit", "hello", "--max-tokens", "12", *flags],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = kinfer("submit", "hello", "--max-tokens", "12", *flags, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
         expected = runner.generate([GenerationInput(prompt, sampling)])[0].text
         assert result.stdout.rstrip("\n") == expected
@@ -66,7 +56,7 @@ def test_cli_submit_prints_the_answer(make_pipeline: Callable[[str], Pipeline], 
 def test_refusals_reach_the_client_as_typed_errors(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
-    pipeline = started(make_pipeline, prefix)
+    pipeline = serving(make_pipeline, prefix)
 
     async def scenario() -> None:
         async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
@@ -90,7 +80,7 @@ def test_worker_answers_expired_dispatch_without_compute(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
     """A request that expires between admission and the worker is answered, not run."""
-    pipeline = started(make_pipeline, prefix)
+    pipeline = serving(make_pipeline, prefix)
 
     async def scenario() -> ErrorReply:
         async with AsyncClient(pipeline.services.settings(prefix).client_config()) as client:
@@ -119,7 +109,7 @@ def test_a_request_dispatched_twice_is_answered_once(
 ) -> None:
     """Admission is at-least-once, so a request may be dispatched twice: a copy is skipped
     while the original is in flight, and after its answer on any partition (any worker)."""
-    pipeline = started(make_pipeline, prefix, workers=2)
+    pipeline = serving(make_pipeline, prefix, workers=2)
     raw = Producer({"bootstrap.servers": pipeline.services.bootstrap})
 
     def dispatch(request: InferenceRequest, partition: int) -> None:
@@ -163,7 +153,7 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
 ) -> None:
     """Two workers, 2000 requests, one SIGKILLed mid-run: each answered exactly once."""
     n = 2000
-    pipeline = started(make_pipeline, prefix, workers=2)
+    pipeline = serving(make_pipeline, prefix, workers=2)
     config = pipeline.services.settings(prefix).client_config(timeout_s=180)
     kill_mid_run(config, n, "k", pipeline.stages[1].kill)
     assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "k", n)
@@ -172,7 +162,7 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
 def test_short_requests_do_not_wait_behind_a_long_one(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
-    pipeline = started(make_pipeline, prefix)
+    pipeline = serving(make_pipeline, prefix)
 
     async def scenario() -> tuple[float, list[float]]:
         async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=120)) as client:
@@ -194,7 +184,7 @@ def test_short_requests_do_not_wait_behind_a_long_one(
 def test_sigterm_finishes_running_work_and_leaves_cleanly(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
-    pipeline = started(make_pipeline, prefix, workers=2)
+    pipeline = serving(make_pipeline, prefix, workers=2)
     leaving = pipeline.stages[1]
 
     async def scenario() -> int:
