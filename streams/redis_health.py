@@ -15,6 +15,8 @@ import redis.exceptions
 import structlog
 from prometheus_client import Gauge
 
+from schemas.outage import OutageWindow
+
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
@@ -23,32 +25,27 @@ REDIS_UP = Gauge("kinfer_admission_redis_up", "1 while admission can use Redis, 
 
 class RedisHealth:
     def __init__(self, retry_after_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.retry_after_s = retry_after_s
+        self.window = OutageWindow(retry_after_s)
         self._clock = clock
-        self._down_since: float | None = None
-        self._next_try = 0.0
         REDIS_UP.set(1)
 
     async def call(self, fn: Callable[[], Awaitable[T]], fallback: Callable[[], T]) -> T:
         """``fn()`` when Redis is usable, else ``fallback()``; failures switch to degraded mode."""
         now = self._clock()
-        if self._down_since is not None and now < self._next_try:
+        if not self.window.may_try(now):
             return fallback()
         try:
             result = await fn()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            if self._down_since is None:
-                self._down_since = now
+            if self.window.failed(now):
                 REDIS_UP.set(0)
                 log.error(
                     "redis.down_degraded_mode",
                     error=str(exc),
                     effect="cache bypassed; rate limits held per admission worker; paid excess refused",
                 )
-            self._next_try = now + self.retry_after_s
             return fallback()
-        if self._down_since is not None:
-            log.warning("redis.recovered", down_s=round(now - self._down_since, 1))
-            self._down_since = None
+        if (down_s := self.window.succeeded(now)) is not None:
+            log.warning("redis.recovered", down_s=round(down_s, 1))
             REDIS_UP.set(1)
         return result
