@@ -28,6 +28,7 @@ from schemas import TopicNames, encode, headers
 from schemas.kafka_client import client_config
 from streams import metrics
 from streams.admission import AdmissionLimits
+from streams.answer_ledger import AnswerLedger
 from streams.breakers.state import BreakerConfig
 from streams.breakers.store import BreakerStore
 from streams.config import AdmissionConfig
@@ -107,6 +108,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         delay=DelayQueue(redis, names.prefix),
         store=RedisRequestStore(redis, names.prefix),
         reply_topics=ReplyTopics(config.bootstrap_servers, names),
+        ledger=AnswerLedger(config.bootstrap_servers),
     )
     outcomes = OutcomeRecorder(
         redis=redis,

@@ -21,6 +21,7 @@ from schemas import (
     InferenceRequest,
     InferenceResult,
     RateLimitStatus,
+    ReplyAddress,
     TokenChunk,
     TopicNames,
     decode_reply,
@@ -35,7 +36,7 @@ from streams.admission import AdmissionLimits, Admit, decide
 from streams.breakers.state import Snapshot, State, Verdict
 from streams.breakers.store import breaker_name
 from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, Remember
+from streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
 from streams.keyed_locks import KeyedLocks
 from streams.limits.bucket import LimitDecision
 from streams.limits.limiter import LocalLimiter
@@ -43,7 +44,7 @@ from streams.limits.reservations import Reservation
 from streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from streams.redis_health import RedisHealth
 from streams.routing.regions import NoRoute, RegionRouter
-from streams.seams import Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
+from streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
 from streams.serving import ServedView
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,7 @@ class AdmissionController:
         delay: DelayQueue,
         store: RequestStore,
         reply_topics: ReplyChecker,
+        ledger: AnswerLedger,
         health: RedisHealth | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
@@ -82,6 +84,7 @@ class AdmissionController:
         self.store = store
         self.served = ServedView()
         self.reply_topics = reply_topics
+        self.ledger = ledger
         self.clock_ms = clock_ms
         self._locks = KeyedLocks()
 
@@ -97,7 +100,7 @@ class AdmissionController:
                 return self._rejected(first, value or b"", source)
             if await self._already_decided(first.request):
                 return []
-            return [*self._rejected(first, value or b"", source), self._remember(first.request)]
+            return self._remembered(first.request, self._rejected(first, value or b"", source), now)
         request = first.request
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
@@ -111,26 +114,42 @@ class AdmissionController:
                 effects = self._rejected(Refused(reply, None, request, why), value or b"", source)
             else:
                 effects = await self._admit_valid(request, value or b"", hdrs, now)
-            return [*effects, self._remember(request)]
+            return self._remembered(request, effects, now)
 
     async def _already_decided(self, request: InferenceRequest) -> bool:
         """Whether this request id was decided (or answered by a worker) already: a Faust
         redelivery after a crash, or a client sending an id again. It is dropped: its one
         answer is the first decision's. Unknown while Redis is away (then decided again)."""
-        found = await self.health.call(
-            lambda: self.store.decided(request.tenant, request.request_id), lambda: False
+        mark = await self.health.call(
+            lambda: self.store.decision(request.tenant, request.request_id), lambda: None
         )
-        if found:
-            metrics.DUPLICATES.inc()
-            log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
-        return bool(found)
+        if mark is None:
+            return False
+        key = request_key(request.tenant, request.request_id)
+        if mark != "done":  # admission was answering it when it stopped: did the answer go out?
+            address = ReplyAddress(mark.topic, mark.partition)
+            if not await self.ledger.was_answered(address, request.request_id, mark.since_ms):
+                return False  # it never went out: decide again
+            await self.health.call(lambda: self.store.remember(key), lambda: None)
+        metrics.DUPLICATES.inc()
+        log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
+        return True
 
-    def _remember(self, request: InferenceRequest) -> Remember:
-        return Remember(request_key(request.tenant, request.request_id))
+    def _remembered(self, request: InferenceRequest, effects: list[Effect], now: int) -> list[Effect]:
+        """``effects``, then the decision's mark; an answer of admission's own is marked pending
+        before it is sent, so a crash between sending it and marking it cannot answer twice."""
+        key = request_key(request.tenant, request.request_id)
+        answers = [e for e in effects if isinstance(e, Answer)]
+        if not answers:
+            return [*effects, Remember(key)]
+        first = effects.index(answers[0])
+        address = answers[0].address
+        pending = Remember(key, PendingAnswer(address.topic, address.partition, now))
+        return [*effects[:first], pending, *effects[first:], Remember(key)]
 
     async def remember(self, effect: Remember) -> None:
         """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
-        await self.health.call(lambda: self.store.remember(effect.key), lambda: None)
+        await self.health.call(lambda: self.store.remember(effect.key, effect.pending), lambda: None)
 
     def failed(
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int], exc: Exception

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
 
 
@@ -29,13 +31,23 @@ class Letter:
     letter: DeadLetter
 
 
+class PendingAnswer(msgspec.Struct, frozen=True):
+    """An answer admission is about to send: where, and from when (see ``answer_ledger.py``)."""
+
+    topic: str
+    partition: int
+    since_ms: int
+
+
 @dataclass(frozen=True)
 class Remember:
     """Mark a request decided, once the effects before it are carried out: a copy of it
-    redelivered after a crash (or sent again with the same id) is then dropped."""
+    redelivered after a crash (or sent again with the same id) is then dropped. Before an
+    answer of admission's own, the mark is ``pending`` first."""
 
     key: str
     """Its :func:`~schemas.request_keys.request_key`."""
+    pending: PendingAnswer | None = None
 
 
 Effect = Forward | Answer | Letter | Remember

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+import msgspec
 from redis.asyncio import Redis
 
 from schemas.cache import cache_redis_key
 from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
 from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+from streams.effects import PendingAnswer
 from streams.limits.reservations import TTL_S, Reservation, encode_reservation, reservation_key
+
+DONE = b"1"
+_pending = msgspec.json.Decoder(PendingAnswer)
 
 
 class RedisRequestStore:
@@ -15,12 +22,18 @@ class RedisRequestStore:
         self.redis = redis
         self.prefix = prefix
 
-    async def decided(self, tenant: str, request_id: str) -> bool:
+    async def decision(self, tenant: str, request_id: str) -> Literal["done"] | PendingAnswer | None:
         key = request_key(tenant, request_id)
-        return bool(await self.redis.exists(decided_key(self.prefix, key), answered_key(self.prefix, key)))
+        decided, answered = await self.redis.mget(
+            decided_key(self.prefix, key), answered_key(self.prefix, key)
+        )
+        if answered is not None or decided == DONE:
+            return "done"
+        return None if decided is None else _pending.decode(decided)
 
-    async def remember(self, key: str) -> None:
-        await self.redis.set(decided_key(self.prefix, key), b"1", ex=MARKER_TTL_S)
+    async def remember(self, key: str, pending: PendingAnswer | None = None) -> None:
+        mark = DONE if pending is None else msgspec.json.encode(pending)
+        await self.redis.set(decided_key(self.prefix, key), mark, ex=MARKER_TTL_S)
 
     async def cached(self, cache_key: str) -> bytes | None:
         raw = await self.redis.get(cache_redis_key(self.prefix, cache_key))

@@ -8,12 +8,13 @@ check; unit tests wire small fakes, so every decision path runs without services
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from schemas import ReplyAddress
 from schemas.serving import WorkerHeartbeat
 from streams.breakers.state import BreakerConfig, Snapshot, Verdict
 from streams.delay_queue import PumpResult, QueuedRequest
+from streams.effects import PendingAnswer
 from streams.limits.bucket import LimitDecision
 from streams.limits.reservations import Reservation
 from streams.limits.tiers import Tier
@@ -48,12 +49,13 @@ class DelayQueue(Protocol):
 class RequestStore(Protocol):
     """Per-request state: decision marks, the response cache, token reservations, heartbeats."""
 
-    async def decided(self, tenant: str, request_id: str) -> bool:
-        """Decided by admission, or answered by a worker, already."""
+    async def decision(self, tenant: str, request_id: str) -> Literal["done"] | PendingAnswer | None:
+        """``done`` when decided by admission or answered by a worker; the pending answer when
+        admission was about to answer it itself; None when never seen."""
         ...
 
-    async def remember(self, key: str) -> None:
-        """Mark a :func:`~schemas.request_keys.request_key` decided."""
+    async def remember(self, key: str, pending: PendingAnswer | None = None) -> None:
+        """Mark a :func:`~schemas.request_keys.request_key` decided (or its answer pending)."""
         ...
 
     async def cached(self, cache_key: str) -> bytes | None: ...
@@ -61,6 +63,12 @@ class RequestStore(Protocol):
     async def reserve(self, tenant: str, request_id: str, reservation: Reservation) -> None: ...
 
     async def heartbeats(self, regions: list[str]) -> dict[str, dict[str, WorkerHeartbeat]]: ...
+
+
+class AnswerLedger(Protocol):
+    async def was_answered(self, address: ReplyAddress, request_id: str, since_ms: int) -> bool:
+        """Whether an answer for ``request_id`` reached ``address`` at or after ``since_ms``."""
+        ...
 
 
 class ReplyChecker(Protocol):

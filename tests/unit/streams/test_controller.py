@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import redis
@@ -30,7 +31,7 @@ from streams.admission import AdmissionLimits
 from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
 from streams.controller import AdmissionController
 from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, Letter, Remember
+from streams.effects import Answer, Effect, Forward, Letter, PendingAnswer, Remember
 from streams.limits.limiter import LocalLimiter
 from streams.limits.reservations import Reservation
 from streams.limits.tiers import ReloadingTierTable
@@ -86,17 +87,23 @@ class FakeDelay:
 class FakeStore:
     def __init__(self) -> None:
         self.decided_keys: set[str] = set()
+        self.pending: dict[str, PendingAnswer] = {}
         self.cache: dict[str, bytes] = {}
         self.reservations: dict[str, Reservation] = {}
         self.beats: dict[str, dict[str, WorkerHeartbeat]] = {}
         self.down = False
 
-    async def decided(self, tenant: str, request_id: str) -> bool:
+    async def decision(self, tenant: str, request_id: str) -> Literal["done"] | PendingAnswer | None:
         self._check()
-        return request_key(tenant, request_id) in self.decided_keys
+        key = request_key(tenant, request_id)
+        return "done" if key in self.decided_keys else self.pending.get(key)
 
-    async def remember(self, key: str) -> None:
-        self.decided_keys.add(key)
+    async def remember(self, key: str, pending: PendingAnswer | None = None) -> None:
+        if pending is None:
+            self.pending.pop(key, None)
+            self.decided_keys.add(key)
+        else:
+            self.pending[key] = pending
 
     async def cached(self, key: str) -> bytes | None:
         self._check()
@@ -111,6 +118,14 @@ class FakeStore:
     def _check(self) -> None:
         if self.down:
             raise redis.ConnectionError("Redis is away")
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.sent: set[str] = set()
+
+    async def was_answered(self, _address: ReplyAddress, request_id: str, _since_ms: int) -> bool:
+        return request_id in self.sent
 
 
 class FakeReplies:
@@ -133,6 +148,7 @@ class Admission:
             FakeStore(),
             FakeReplies(),
         )
+        self.ledger = FakeLedger()
         self.limiter = LocalLimiter()
         weights = {"us-west": 60.0, "eu-central": 25.0}
         self.controller = AdmissionController(
@@ -145,6 +161,7 @@ class Admission:
             delay=self.delay,
             store=self.store,
             reply_topics=self.replies,
+            ledger=self.ledger,
             health=RedisHealth(clock=lambda: 0.0),
             clock_ms=lambda: NOW,
         )
@@ -327,3 +344,23 @@ def test_failures_become_internal_answers_and_undeliverable_effects_are_replaced
     assert isinstance(instead[0], Answer) and instead[0].reply.code is ErrorCode.UNAVAILABLE  # type: ignore[union-attr]
     assert admission.controller.undeliverable(instead[0], "gone", value, ("k.requests", 0, 10)) != []
     assert admission.controller.undeliverable(instead[1], "gone", value, ("k.requests", 0, 10)) == []
+
+
+def test_an_answer_of_admissions_own_is_marked_pending_before_it_is_sent(admission: Admission) -> None:
+    effects = admission.admit(admission.request("late", deadline_ms=NOW - 1))
+    assert [type(e) for e in effects] == [Remember, Answer, Remember]
+    pending, _, done = effects
+    assert isinstance(pending, Remember) and pending.pending == PendingAnswer("k.replies", 1, NOW)
+    assert isinstance(done, Remember) and done.pending is None
+
+
+def test_a_redelivery_after_a_crash_mid_answer_is_answered_only_if_the_answer_never_went_out(
+    admission: Admission,
+) -> None:
+    key = request_key("t", "r1")
+    admission.store.pending[key] = PendingAnswer("k.replies", 1, NOW)  # crashed between the two marks
+    admission.ledger.sent.add("r1")  # ... after the answer reached the partition
+    assert admission.admit(admission.request("r1")) == []
+    assert key in admission.store.decided_keys  # settled: the next copy needs no lookup
+    admission.store.pending[request_key("t", "r2")] = PendingAnswer("k.replies", 1, NOW)  # never sent
+    assert isinstance(admission.admit(admission.request("r2"))[0], Forward)
