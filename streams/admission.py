@@ -13,7 +13,10 @@ from schemas import (
     ErrorReply,
     InferenceRequest,
     InvalidMessage,
+    RateLimitStatus,
     decode_request,
+    encode,
+    headers,
 )
 from schemas.codec import reply_target
 from schemas.refusals import Refused
@@ -69,3 +72,15 @@ def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Ref
     request_id, address = reply_target(value, record_headers)
     reply = ErrorReply(request_id=request_id, code=ErrorCode.INVALID_REQUEST, message=reason)
     return Refused(reply, address, None, reason)
+
+
+def reserved_tokens(request: InferenceRequest) -> int:
+    """Tokens a request reserves at admission: prompt bytes + 1 + max_tokens. Byte length is
+    exact for byte-level models and an upper bound for BPE ones; the worker's real usage
+    settles the difference."""
+    return request.text_bytes() + 1 + request.sampling.max_tokens
+
+
+def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:
+    """The record's headers with admission's rate-limit status (a client's own is dropped)."""
+    return [(k, v) for k, v in hdrs if k != headers.RATE_LIMIT] + [(headers.RATE_LIMIT, encode(status))]

@@ -25,14 +25,13 @@ from schemas import (
     TokenChunk,
     TopicNames,
     decode_reply,
-    encode,
     headers,
 )
 from schemas.cache import cache_key
 from schemas.refusals import Refused
 from schemas.request_keys import request_key
 from streams import fallbacks, metrics
-from streams.admission import AdmissionLimits, Admit, decide
+from streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, with_rate_limit
 from streams.breakers.state import Snapshot, State, Verdict
 from streams.breakers.store import breaker_name
 from streams.delay_queue import PumpResult, QueuedRequest
@@ -172,7 +171,7 @@ class AdmissionController:
             served = ", ".join(sorted(self.served.models()))
             message = f"model {request.model!r} is not served here; live workers serve: {served}"
             return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
-        tokens = self._reserved_tokens(request)
+        tokens = reserved_tokens(request)
         if tokens > policy.tier.token_burst:
             message = (
                 f"request needs {tokens} tokens (prompt + max_tokens); tier {policy.tier.name} "
@@ -250,12 +249,6 @@ class AdmissionController:
         return [Forward(dispatch, route.partition, request.tenant.encode(), value, hdrs, route.region)]
 
     # -- the steps ------------------------------------------------------------------
-
-    @staticmethod
-    def _reserved_tokens(request: InferenceRequest) -> int:
-        # Byte length is exact for byte-level models and an upper bound for BPE ones;
-        # the worker's real usage settles the difference.
-        return request.text_bytes() + 1 + request.sampling.max_tokens
 
     async def _acquire(self, tenant: str, policy: TenantPolicy, tokens: int) -> LimitDecision:
         return await self.health.call(
@@ -382,7 +375,7 @@ class AdmissionController:
             message = f"deadline passed after {waited} ms in the delay queue"
             await send(self._refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message))
             return PumpResult(done=True)
-        tokens = self._reserved_tokens(req)
+        tokens = reserved_tokens(req)
         decision = await self.limiter.acquire(tenant, policy.tier, tokens)
         if not decision.allowed:
             return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
@@ -404,8 +397,3 @@ class AdmissionController:
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
-
-
-def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:
-    """The record's headers with admission's rate-limit status (a client's own is dropped)."""
-    return [(k, v) for k, v in hdrs if k != headers.RATE_LIMIT] + [(headers.RATE_LIMIT, encode(status))]
