@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from schemas import RateLimitStatus
 
 
@@ -16,3 +18,31 @@ def rate_limit_status(**overrides: int) -> RateLimitStatus:
         "reset_tokens_ms": 3_000,
     }
     return RateLimitStatus(**{**fields, **overrides})
+
+
+@dataclass
+class ConsumedRecord:
+    """The parts of a consumed confluent-kafka ``Message`` a worker reads, for tests."""
+
+    body: bytes
+    at: int
+    """Its offset on partition 0 of ``x.dispatch.us-west``."""
+    header_values: dict[str, str] = field(default_factory=dict)
+
+    def value(self) -> bytes:
+        return self.body
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v.encode()) for k, v in self.header_values.items()]
+
+    def topic(self) -> str:
+        return "x.dispatch.us-west"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self.at
+
+    def error(self) -> None:
+        return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from consumers.batching.offsets import OffsetTracker
 from consumers.dedupe import RequestDeduplicator
 from consumers.engine import load_runner
@@ -12,6 +10,7 @@ from consumers.outbox import Job
 from consumers.reply_topics import ReplyTopics
 from schemas import InferenceRequest, ReplyAddress, TopicNames, encode, headers
 from schemas.request_keys import request_key
+from tests.samples import ConsumedRecord
 
 
 def test_remembers_what_was_answered_up_to_its_capacity() -> None:
@@ -32,38 +31,11 @@ def test_in_flight_until_committed_and_free_again_when_dropped() -> None:
     assert not dedupe.take("r", dedupe.seen(["r"]))
 
 
-@dataclass
-class Record:
-    """The parts of a consumed confluent-kafka Message the worker reads."""
-
-    value_bytes: bytes
-    at: int
-    rid: str
-
-    def topic(self) -> str:
-        return "x.dispatch.us-west"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self.at
-
-    def value(self) -> bytes:
-        return self.value_bytes
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [(headers.REQUEST_ID, self.rid.encode())]
-
-    def error(self) -> None:
-        return None
-
-
-def record(rid: str, at: int, tenant: str = "t") -> Record:
+def record(rid: str, at: int, tenant: str = "t") -> ConsumedRecord:
     request = InferenceRequest(
         request_id=rid, tenant=tenant, prompt="p", reply_to=ReplyAddress("x.replies", 0)
     )
-    return Record(encode(request), at, rid)
+    return ConsumedRecord(encode(request), at, {headers.REQUEST_ID: rid})
 
 
 def intake() -> Intake:
@@ -75,7 +47,7 @@ def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
     offsets = OffsetTracker()
     taken: list[object] = []
 
-    def poll(*records: Record) -> None:
+    def poll(*records: ConsumedRecord) -> None:
         for r in records:
             offsets.consumed(("x.dispatch.us-west", 0), r.offset())
         for item in take.take_in(list(records), now_ms=0):

@@ -8,27 +8,7 @@ from consumers.intake import Duplicate, Intake, Refusal
 from consumers.outbox import Job
 from consumers.reply_topics import ReplyTopics
 from schemas import ErrorCode, InferenceRequest, ReplyAddress, TopicNames, encode, headers
-
-
-class FakeRecord:
-    def __init__(self, value: bytes, offset: int, hdrs: dict[str, str] | None = None) -> None:
-        self._value, self._offset = value, offset
-        self._headers = [(k, v.encode()) for k, v in (hdrs or {}).items()]
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self._headers
-
-    def topic(self) -> str:
-        return "x.dispatch.us-west"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
+from tests.samples import ConsumedRecord
 
 
 def request(rid: str, partition: int = 1, topic: str = "x.replies") -> bytes:
@@ -46,7 +26,7 @@ def intake(lookups: list[str] | None = None) -> Intake:
 
 
 def test_runnable_records_become_jobs_and_copies_are_skipped() -> None:
-    out = intake().take_in([FakeRecord(request("a"), 0), FakeRecord(request("a"), 1)], now_ms=5)  # type: ignore[list-item]
+    out = intake().take_in([ConsumedRecord(request("a"), 0), ConsumedRecord(request("a"), 1)], now_ms=5)  # type: ignore[list-item]
     assert isinstance(out[0], Job) and out[0].offset == 0 and out[0].consumed_ms == 5
     assert (
         isinstance(out[1], Duplicate) and out[1].in_flight and out[1].source == ("x.dispatch.us-west", 0, 1)
@@ -56,10 +36,10 @@ def test_runnable_records_become_jobs_and_copies_are_skipped() -> None:
 def test_unanswerable_addresses_are_dead_lettered_without_an_answer() -> None:
     lookups: list[str] = []
     records = [
-        FakeRecord(request("p9", partition=9), 0),
-        FakeRecord(request("nt", topic="nope"), 1),
-        FakeRecord(request("own", topic="x.events"), 2),
-        FakeRecord(request("p8", partition=8), 3),
+        ConsumedRecord(request("p9", partition=9), 0),
+        ConsumedRecord(request("nt", topic="nope"), 1),
+        ConsumedRecord(request("own", topic="x.events"), 2),
+        ConsumedRecord(request("p8", partition=8), 3),
     ]
     out = intake(lookups).take_in(records, now_ms=0)  # type: ignore[arg-type]
     assert all(
@@ -73,7 +53,7 @@ def test_unanswerable_addresses_are_dead_lettered_without_an_answer() -> None:
 
 def test_unreadable_records_are_refused_through_their_header_address() -> None:
     hdrs = {headers.REQUEST_ID: "bad", headers.REPLY_TOPIC: "x.replies", headers.REPLY_PARTITION: "2"}
-    (out,) = intake().take_in([FakeRecord(b"[" * 100_000, 7, hdrs)], now_ms=0)  # type: ignore[list-item]
+    (out,) = intake().take_in([ConsumedRecord(b"[" * 100_000, 7, hdrs)], now_ms=0)  # type: ignore[list-item]
     assert isinstance(out, Refusal) and out.decision.address == ReplyAddress("x.replies", 2)
     assert out.decision.reply.code is ErrorCode.INVALID_REQUEST and out.decision.dead_letter_reason
 
@@ -85,6 +65,6 @@ def test_a_failure_inside_triage_costs_that_record_only() -> None:
         raise ArithmeticError("boom")
 
     broken.runner.count_tokens = explode  # type: ignore[method-assign]
-    (out,) = broken.take_in([FakeRecord(request("a"), 0)], now_ms=0)  # type: ignore[list-item]
+    (out,) = broken.take_in([ConsumedRecord(request("a"), 0)], now_ms=0)  # type: ignore[list-item]
     assert isinstance(out, Refusal) and out.decision.reply.code is ErrorCode.INTERNAL
     assert "ArithmeticError" in (out.decision.dead_letter_reason or "")
