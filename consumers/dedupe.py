@@ -23,9 +23,6 @@ from schemas.request_keys import MARKER_TTL_S, answered_key
 log = structlog.get_logger(__name__)
 
 
-ANSWERED_TTL_S = MARKER_TTL_S
-
-
 class RequestDeduplicator:
     def __init__(
         self,
@@ -93,7 +90,7 @@ class RequestDeduplicator:
         def mark() -> None:
             with client.pipeline(transaction=False) as pipe:
                 for rid in ids:
-                    pipe.set(self.redis_key(rid), b"1", ex=ANSWERED_TTL_S)
+                    pipe.set(self.redis_key(rid), b"1", ex=MARKER_TTL_S)
                 pipe.execute()
 
         self.gate.call(mark, None)
