@@ -44,10 +44,6 @@ from streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
 
-SEND_TIMEOUT_S = 10.0
-"""Longest one record's effect may hold an agent actor (a send waiting on metadata, a broker away)."""
-
-
 class Undeliverable(Exception):
     """An answer whose address no answer can reach."""
 
@@ -127,6 +123,9 @@ def create_app(config: AdmissionConfig) -> faust.App:
         web_port=config.web_port or 6066,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # aiokafka expires an unsent batch at the same bound the agent waits, so a forward
+        # replaced by its fallback answer is not also delivered later.
+        producer_request_timeout=config.send_timeout_s,
         topic_disable_leader=True,
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 5),
@@ -170,7 +169,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         has_letter = any(isinstance(e, Letter) for e in effects)  # one dead letter per record
         for effect in effects:
             try:
-                await asyncio.wait_for(send(effect), SEND_TIMEOUT_S)
+                await asyncio.wait_for(send(effect), config.send_timeout_s)
                 continue
             except Exception as exc:  # noqa: BLE001 - any failure of this record's effect is replaced below
                 why = f"could not deliver {type(effect).__name__.lower()}: {type(exc).__name__}: {exc}"
@@ -179,7 +178,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
             try:
                 for instead in controller.undeliverable(effect, why, value, source):
                     if not (has_letter and isinstance(instead, Letter)):
-                        await asyncio.wait_for(send(instead), SEND_TIMEOUT_S)
+                        await asyncio.wait_for(send(instead), config.send_timeout_s)
             except Exception:
                 log.exception("admission.fallback_lost", effect=type(effect).__name__, source=source)
 

@@ -43,6 +43,10 @@ class AdmissionConfig(BaseModel, frozen=True):
     concurrency: int = Field(default=8, ge=1, le=256)
     """Records decided and forwarded at once. Each forward is still acked before its
     offset may be committed (Faust commits up to the lowest unacked offset)."""
+    send_timeout_s: float = Field(default=30.0, ge=1.0, le=600.0)
+    """Longest one record's forward or answer may wait on Kafka before its fallback answer is
+    sent instead. Must outlast a broker fail-over: KRaft fences a dead broker after
+    ``broker.session.timeout.ms`` (9 s by default), then clients refetch leaders."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Prometheus /metrics port; 0 = off."""
     web_port: int = Field(default=0, ge=0, le=65535)
