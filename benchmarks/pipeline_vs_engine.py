@@ -72,7 +72,7 @@ async def pipeline_run(
 
 def run_pipeline(texts: list[str], sampling: SamplingParams, batch: int, device: str) -> dict[str, float]:
     with private_stack() as stack:
-        env = {**stack.env, "KINFER_DEVICE": device, "KINFER_MAX_BATCH_REQUESTS": str(batch)}
+        env = {**stack.env, "KINFER_WORKER__DEVICE": device, "KINFER_WORKER__MAX_BATCH_REQUESTS": str(batch)}
         with running(
             [
                 StageProcess("admission", ["admission"], env, stack.logs / "admission.log"),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from consumers.config import WorkerConfig
 from infra.settings import KinferSettings
 from infra.stack import local
 from infra.stack.process import free_port
@@ -33,7 +34,7 @@ def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
         own = KinferSettings(
             state_dir=Path(state),
             models_dir=MODELS,
-            model=model,
+            worker=WorkerConfig(model=model),
             kafka_jars_dir=REPO / ".kinfer" / "kafka" / "libs",
             kafka_port=free_port(),
             kafka_controller_port=free_port(),
@@ -49,9 +50,9 @@ def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
                 "KINFER_BOOTSTRAP_SERVERS": own.bootstrap,
                 "KINFER_REDIS_URL": own.redis,
                 "KINFER_STATE_DIR": state,
-                "KINFER_TIERS_FILE": str(tiers),
+                "KINFER_ADMISSION__TIERS_FILE": str(tiers),
                 "KINFER_MODELS_DIR": str(MODELS),
-                "KINFER_MODEL": model,
+                "KINFER_WORKER__MODEL": model,
             }
             yield BenchStack(external, env, Path(state) / "logs")
         finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import DEFAULT_PREFIX, TopicNames
 from schemas.serving import DEFAULT_MODEL
@@ -16,8 +17,10 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class WorkerConfig(BaseModel, frozen=True):
+class WorkerConfig(BaseModel):
     """One inference worker: which region's dispatch topic it serves and how it batches."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     bootstrap_servers: str = "127.0.0.1:19092"
     """Kafka bootstrap servers."""
@@ -32,12 +35,12 @@ class WorkerConfig(BaseModel, frozen=True):
     model: str = DEFAULT_MODEL
     """Served model name: a pulled model (``kinfer models list``), ``kinfer-tiny``, a local
     Hugging Face directory; ``echo`` and ``fail`` are torch-free test models."""
-    device: str = "auto"
-    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
-    dtype: str = "float32"
-    """float32 or bfloat16 on CPU; float16, bfloat16 or float32 on CUDA."""
-    quantize: str = "none"
-    """``int8``: dynamic int8 quantization of linear layers (CPU, from float32)."""
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    """auto (CUDA when present), cpu, cuda, cuda:N."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype: float32 or bfloat16 on CPU; float16, bfloat16 or float32 on CUDA."""
+    quantize: Literal["none", "int8"] = "none"
+    """int8: dynamic int8 quantization of linear layers (CPU, from float32)."""
     max_batch_requests: int = Field(default=32, ge=1, le=1024)
     """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)
@@ -48,8 +51,6 @@ class WorkerConfig(BaseModel, frozen=True):
     """Where finished deterministic answers are cached for admission; None = no cache writes."""
     cache_ttl_s: int = Field(default=3600, ge=1)
     """Lifetime of a cached answer."""
-    metrics_port: int = Field(default=0, ge=0, le=65535)
-    """Prometheus /metrics port; 0 = off."""
     telemetry_interval_s: float = Field(default=5.0, gt=0, le=300)
     """How often utilisation and tokens/s gauges are sampled."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)

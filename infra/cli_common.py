@@ -3,6 +3,7 @@ typed errors printed as one line instead of a traceback."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -10,17 +11,24 @@ from typing import Any, TypeVar
 import typer
 
 from infra import logs
-from infra.settings import KinferSettings
+from infra.cli_options import Given
+from infra.settings import KinferSettings, unknown_variables
 from schemas import KinferError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def settings_from(**overrides: Any) -> KinferSettings:
-    """KINFER_ settings with the flags that were given (None = not given) on top."""
-    clean = {k: v for k, v in overrides.items() if v is not None}
+def settings_from(given: Given | None = None) -> KinferSettings:
+    """KINFER_ settings with the flags that were given on top (``with_knobs``). A KINFER_
+    variable that sets nothing is an error, not a silent default."""
+    given = dict(given or {})
+    fields: dict[str, Any] = {**given.pop("", {}), **given}
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        typer.echo(f"error [invalid_settings]: not settings: {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
     try:
-        settings = KinferSettings(**clean)
+        settings = KinferSettings(**fields)
     except ValueError as exc:
         typer.echo(f"error [invalid_settings]: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from infra.cli_common import friendly, settings_from
+from infra.cli_options import Given, shared_knobs, with_knobs
 
 STAGE_OR_SERVICE = ("admission", "worker", "gateway", "kafka", "redis")
 
@@ -18,8 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 @friendly
+@with_knobs(*shared_knobs(["startup_timeout_s", "kafka_brokers"]))
 def up(
-    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each service.")] = None,
+    given: Given,
     services_only: Annotated[
         bool, typer.Option("--services-only", help="Kafka, Redis and topics only; no stages.")
     ] = False,
@@ -33,22 +35,24 @@ def up(
     from infra.models.pull import ensure_local
     from infra.stack import local, pipeline
 
-    settings = settings_from(startup_timeout_s=timeout)
+    settings = settings_from(given)
     created = local.up(settings)
     for svc in local.status(settings):
         typer.echo(f"{svc.name:9} {svc.state:9} {svc.address}")
     typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
     if services_only:
         return
-    typer.echo(f"model {settings.model}: {ensure_local(settings.model, ModelStore(settings.model_root))}")
+    model = settings.worker.model
+    typer.echo(f"model {model}: {ensure_local(model, ModelStore(settings.model_root))}")
     pipeline.start_all(settings)
     took = pipeline.wait_until_up(settings, settings.startup_timeout_s)
     for stage in pipeline.stages(settings):
         st = stage.status()
         typer.echo(f"{st.name:9} {st.state:9} pid {st.pid}  log {st.log_file}")
-    key = pipeline.dev_api_key(settings) if not settings.api_keys else "(your KINFER_API_KEYS)"
+    gw = settings.gateway
+    key = pipeline.dev_api_key(settings) if not gw.api_keys else "(your KINFER_GATEWAY__API_KEYS)"
     typer.echo(f"serving after {took:.1f}s")
-    typer.echo(f"gateway   http://{settings.gateway_host}:{settings.gateway_port}/v1   API key: {key}")
+    typer.echo(f"gateway   http://{gw.host}:{gw.port}/v1   API key: {key}")
     typer.echo('try:      kinfer submit "What is the capital of France?"   or   kinfer chat')
 
 

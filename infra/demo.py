@@ -66,7 +66,8 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
     started_stack = not any(s.state == "running" for s in local.status(settings))
     typer.echo("== starting Kafka (KRaft) and Redis, creating topics")
     local.up(settings)
-    typer.echo(f"== model {settings.model}: {ensure_local(settings.model, ModelStore(settings.model_root))}")
+    model = settings.worker.model
+    typer.echo(f"== model {model}: {ensure_local(model, ModelStore(settings.model_root))}")
     logs = settings.state_dir / "demo"
     env = {"KINFER_STATE_DIR": str(settings.state_dir)}
     try:
@@ -76,7 +77,7 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
                 StageProcess("worker", ["worker"], env, logs / "worker.log"),
             ]
         ) as stages:
-            typer.echo(f"== started `kinfer admission` and `kinfer worker` ({settings.model}); waiting")
+            typer.echo(f"== started `kinfer admission` and `kinfer worker` ({model}); waiting")
             try:
                 ready = asyncio.run(wait_until_serving(settings))
             except DeadlineExceeded:

@@ -1,30 +1,60 @@
 """KINFER_ settings: the one place that reads the environment.
 
-Each stage takes its own typed config; this module composes them from
-``KINFER_*`` variables (and the CLI's flags, which override them).
+Each stage declares its own knobs in its typed config (``WorkerConfig``, ``AdmissionConfig``,
+``GatewayConfig``, ``ClientConfig``, ``PoolConfig``); that declaration is the only one. This
+module nests them as sections (``KINFER_WORKER__MAX_WAIT_MS``) beside the settings of the
+local stack and the connection every stage shares (``KINFER_BOOTSTRAP_SERVERS``), and fills
+each section's connection fields from the shared ones. The CLI derives its flags from the
+same fields (``infra/cli_options.py``).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.config import WorkerConfig
+from consumers.pool.policy import PoolConfig
 from infra.stack.kafka import loopback_ports
 from producers.config import ClientConfig
 from producers.gateway.config import GatewayConfig
 from schemas import DEFAULT_PREFIX
-from schemas.serving import DEFAULT_MODEL
 from streams.config import AdmissionConfig
+from streams.routing.regions import DEFAULT_WEIGHTS
+
+ENV_PREFIX = "KINFER_"
+NESTED = "__"
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "client": ClientConfig,
+    "admission": AdmissionConfig,
+    "worker": WorkerConfig,
+    "gateway": GatewayConfig,
+    "pool": PoolConfig,
+}
+"""Each stage's config, under the name of its section (``KINFER_<SECTION>__<FIELD>``)."""
+
+COMPOSED: dict[str, frozenset[str]] = {
+    "client": frozenset({"bootstrap_servers", "topic_prefix", "redis_url"}),
+    "admission": frozenset({"bootstrap_servers", "topic_prefix", "redis_url", "region_weights", "data_dir"}),
+    "worker": frozenset({"bootstrap_servers", "topic_prefix", "redis_url", "region"}),
+    "gateway": frozenset({"regions"}),
+    "pool": frozenset(),
+}
+"""Section fields filled from the shared settings, never set on their own."""
 
 
 class KinferSettings(BaseSettings):
-    """Every setting, with defaults that work on one machine."""
+    """The local stack, the shared connection, and one section per stage; defaults work on one machine."""
 
-    model_config = SettingsConfigDict(env_prefix="KINFER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore", use_attribute_docstrings=True
+    )
 
     bootstrap_servers: str | None = None
     """An existing Kafka cluster; when set, `kinfer up` starts no broker."""
@@ -33,9 +63,9 @@ class KinferSettings(BaseSettings):
     state_dir: Path = Path(".kinfer")
     """Broker jars and data, Redis data, pid files and logs of the local stack."""
     models_dir: Path | None = None
-    """Pulled models (Hugging Face folders); default ``<state_dir>/models``."""
+    """Pulled models (Hugging Face folders); default <state_dir>/models."""
     kafka_jars_dir: Path | None = None
-    """Maven-resolved broker jars; default ``<state_dir>/kafka/libs``."""
+    """Maven-resolved broker jars; default <state_dir>/kafka/libs."""
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     """Local broker's client port (node i of a local cluster: this + 2i)."""
     kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
@@ -49,7 +79,9 @@ class KinferSettings(BaseSettings):
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every topic (tests use their own)."""
     region: str = "us-west"
-    """Region of this admission worker's output / this inference worker's input."""
+    """Region of this inference worker's input (and of `kinfer pool`)."""
+    region_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    """Regions (each gets a dispatch topic) and their share of users on the routing ring (JSON)."""
     request_partitions: int = Field(default=6, ge=1)
     """Partitions of the ingress topic (admission parallelism)."""
     dispatch_partitions: int = Field(default=6, ge=1)
@@ -58,54 +90,23 @@ class KinferSettings(BaseSettings):
     """Partitions of the shared reply topic (client instances spread over them)."""
     replication: int | None = Field(default=None, ge=1)
     """Replication factor of created topics; default min(3, local nodes), 1 on an external cluster."""
-    region_weights: dict[str, float] = Field(
-        default_factory=lambda: {"us-west": 60.0, "eu-central": 25.0, "ap-southeast": 15.0}
-    )
-    """Regions (each gets a dispatch topic) and their share of users on the routing ring (JSON)."""
-    tiers_file: Path | None = None
-    """TOML table of tiers and tenants, reloaded when it changes (see README, Admission)."""
-    breaker_min_calls: int = Field(default=500, ge=1)
-    """Calls in the window before a breaker may open."""
-    breaker_open_s: float = Field(default=30.0, gt=0)
-    """How long an open breaker rejects before half-open probes."""
-    breaker_probes: int = Field(default=10, ge=1)
-    """Requests let through while half-open; all must succeed to close."""
-    cache_ttl_s: int = Field(default=3600, ge=1)
-    """How long a cached deterministic answer is served."""
-    gateway_host: str = "127.0.0.1"
-    """Where `kinfer gateway` listens."""
-    gateway_port: int = Field(default=8000, ge=1, le=65535)
-    """The gateway's HTTP port."""
-    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    """Gateway API keys as a JSON object tenant -> key; the key decides the tenant (and tier)."""
-    gateway_allow_anonymous: bool = False
-    """Serve calls without a key as KINFER_TENANT (development only)."""
-    gateway_timeout_s: float = Field(default=60.0, gt=0)
-    """Longest a gateway call waits for its answer (then 504)."""
-    tenant: str = "default"
-    """Tenant the CLI client sends as."""
-    model: str = DEFAULT_MODEL
-    """Model a worker serves: a catalogue name (pulled on first use), kinfer-tiny, or a local HF folder."""
-    device: str = "auto"
-    """Worker device: auto (CUDA when present), cpu, cuda, cuda:N."""
-    dtype: str = "float32"
-    """Worker weights dtype: float32, bfloat16, float16 (CUDA)."""
-    quantize: str = "none"
-    """Worker weight quantization: none, or int8 (dynamic, CPU)."""
-    max_batch_requests: int = Field(default=32, ge=1)
-    """Most requests in one model batch."""
-    max_batch_tokens: int = Field(default=4096, ge=16)
-    """Token budget of a batch (prompt + max new tokens, summed)."""
-    max_wait_ms: int = Field(default=50, ge=0)
-    """Longest a worker waits to fill a batch once a request is there."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
-    """Prometheus port of the process being started; 0 = off."""
-    telemetry_interval_s: float = Field(default=5.0, gt=0, le=300)
-    """How often a worker samples its utilisation and tokens/s gauges."""
+    """Prometheus /metrics port of the process being started; 0 = off."""
     log_format: Literal["console", "json"] = "console"
     """console or json."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """kinfer's own log level; DEBUG also shows Faust's and aiokafka's rebalance and fetch logs."""
+
+    client: ClientConfig = Field(default_factory=ClientConfig)
+    """`kinfer submit` / `chat`, and the client inside the gateway."""
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    """`kinfer admission`."""
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    """`kinfer worker`."""
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    """`kinfer gateway`."""
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    """`kinfer pool`."""
 
     @model_validator(mode="after")
     def _check(self) -> KinferSettings:
@@ -161,62 +162,70 @@ class KinferSettings(BaseSettings):
     def redis(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def client_config(self, **overrides: object) -> ClientConfig:
-        return ClientConfig.model_validate(
-            {
-                "redis_url": self.redis,
-                "bootstrap_servers": self.bootstrap,
-                "topic_prefix": self.topic_prefix,
-                "tenant": self.tenant,
-                **overrides,
-            }
-        )
+    def composed(self, section: str) -> dict[str, object]:
+        """The shared values of a section's connection fields (``COMPOSED``)."""
+        shared: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap,
+            "topic_prefix": self.topic_prefix,
+            "redis_url": self.redis,
+            "region": self.region,
+            "region_weights": self.region_weights,
+            "regions": tuple(self.region_weights),
+            "data_dir": self.state_dir / "admission",
+        }
+        return {name: shared[name] for name in COMPOSED[section]}
 
-    def gateway_config(self) -> GatewayConfig:
-        return GatewayConfig(
-            host=self.gateway_host,
-            port=self.gateway_port,
-            api_keys=self.api_keys,
-            allow_anonymous=self.gateway_allow_anonymous,
-            anonymous_tenant=self.tenant,
-            regions=tuple(self.region_weights),
-            timeout_s=self.gateway_timeout_s,
-        )
+    def _section(self, section: str, overrides: Mapping[str, object]) -> Any:
+        config: BaseModel = getattr(self, section)
+        # Fields set in the section keep their values; unset ones keep their defaults, so a
+        # default derived from another field (the worker's group id) is derived again.
+        values = {**config.model_dump(exclude_unset=True), **self.composed(section), **overrides}
+        return SECTIONS[section].model_validate(values)
+
+    def client_config(self, **overrides: object) -> ClientConfig:
+        return self._section("client", overrides)  # type: ignore[no-any-return]
 
     def admission_config(self, **overrides: object) -> AdmissionConfig:
-        return AdmissionConfig.model_validate(
-            {
-                "bootstrap_servers": self.bootstrap,
-                "topic_prefix": self.topic_prefix,
-                "redis_url": self.redis,
-                "region_weights": self.region_weights,
-                "tiers_file": self.tiers_file,
-                "breaker_min_calls": self.breaker_min_calls,
-                "breaker_open_s": self.breaker_open_s,
-                "breaker_probes": self.breaker_probes,
-                "data_dir": self.state_dir / "admission",
-                "metrics_port": self.metrics_port,
-                **overrides,
-            }
-        )
+        return self._section("admission", overrides)  # type: ignore[no-any-return]
 
     def worker_config(self, **overrides: object) -> WorkerConfig:
-        return WorkerConfig.model_validate(
-            {
-                "bootstrap_servers": self.bootstrap,
-                "topic_prefix": self.topic_prefix,
-                "region": self.region,
-                "model": self.model,
-                "device": self.device,
-                "dtype": self.dtype,
-                "quantize": self.quantize,
-                "max_batch_requests": self.max_batch_requests,
-                "max_batch_tokens": self.max_batch_tokens,
-                "max_wait_ms": self.max_wait_ms,
-                "redis_url": self.redis,
-                "cache_ttl_s": self.cache_ttl_s,
-                "metrics_port": self.metrics_port,
-                "telemetry_interval_s": self.telemetry_interval_s,
-                **overrides,
-            }
-        )
+        return self._section("worker", overrides)  # type: ignore[no-any-return]
+
+    def gateway_config(self, **overrides: object) -> GatewayConfig:
+        return self._section("gateway", overrides)  # type: ignore[no-any-return]
+
+    def pool_config(self, **overrides: object) -> PoolConfig:
+        return self._section("pool", overrides)  # type: ignore[no-any-return]
+
+
+def env_names() -> set[str]:
+    """Every KINFER_ variable that is a setting."""
+    names = {f"{ENV_PREFIX}{name.upper()}" for name in KinferSettings.model_fields if name not in SECTIONS}
+    for section, config in SECTIONS.items():
+        names.add(f"{ENV_PREFIX}{section.upper()}")  # a whole section as JSON
+        names |= {
+            f"{ENV_PREFIX}{section.upper()}{NESTED}{name.upper()}"
+            for name in config.model_fields
+            if name not in COMPOSED[section]
+        }
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """KINFER_ variables that set nothing (a typo, or a name from before sections), each with
+    the setting it most likely means."""
+    known = env_names()
+    unknown = []
+    for name in sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known):
+        guess = _closest(name.upper(), known)
+        unknown.append(f"{name} (did you mean {guess}?)" if guess else name)
+    return unknown
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    field = name.removeprefix(ENV_PREFIX)
+    same_field = sorted(k for k in known if k.endswith(f"{NESTED}{field}"))
+    if same_field:
+        return " or ".join(same_field)
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return match[0] if match else None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import DEFAULT_PREFIX
 
 
-class ClientConfig(BaseModel, frozen=True):
+class ClientConfig(BaseModel):
+    """A client of the pipeline (the SDK, `kinfer submit` and `chat`, the gateway's client)."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
     bootstrap_servers: str = "127.0.0.1:19092"
     """Kafka bootstrap servers."""
     topic_prefix: str = DEFAULT_PREFIX
@@ -25,8 +29,8 @@ class ClientConfig(BaseModel, frozen=True):
     linger_ms: int = Field(default=2, ge=0)
     """Producer batching delay."""
     check_consumers: bool = False
-    """On start, fail at once (:class:`~producers.readiness.NothingServing`) when no admission
-    or no inference worker is running, instead of waiting for the deadline."""
+    """On start, fail at once (NothingServing) when no admission or no inference worker is
+    running, instead of waiting for the deadline."""
     redis_url: str | None = None
     """Where chat sessions keep their history; None = chat() without session_id only."""
     session_ttl_s: int = Field(default=3600, ge=1)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import DEFAULT_PREFIX, TopicNames, limits
 from streams.routing.regions import DEFAULT_WEIGHTS
 
 
-class AdmissionConfig(BaseModel, frozen=True):
+class AdmissionConfig(BaseModel):
+    """The admission stage: validation, limits, breakers, cache and routing."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
     bootstrap_servers: str = "127.0.0.1:19092"
     """Kafka bootstrap servers."""
     topic_prefix: str = DEFAULT_PREFIX
@@ -26,9 +30,13 @@ class AdmissionConfig(BaseModel, frozen=True):
     breaker_min_calls: int = Field(default=500, ge=1)
     """Calls in the window before a breaker may open (see streams/breakers/state.py)."""
     breaker_window_s: int = Field(default=60, ge=1)
+    """Seconds of outcomes a breaker's error rate is computed over."""
     breaker_error_rate: float = Field(default=0.05, gt=0, lt=1)
+    """Error rate over the window that opens a breaker."""
     breaker_open_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker rejects before half-open probes."""
     breaker_probes: int = Field(default=10, ge=1)
+    """Requests let through while half-open; all must succeed to close."""
     data_dir: Path = Path(".kinfer/admission")
     """Faust's local state."""
     max_prompt_bytes: int = Field(default=limits.MAX_PROMPT_BYTES, ge=1, le=limits.MAX_PROMPT_BYTES)
@@ -47,8 +55,6 @@ class AdmissionConfig(BaseModel, frozen=True):
     """Longest one record's forward or answer may wait on Kafka before its fallback answer is
     sent instead. Must outlast a broker fail-over: KRaft fences a dead broker after
     ``broker.session.timeout.ms`` (9 s by default), then clients refetch leaders."""
-    metrics_port: int = Field(default=0, ge=0, le=65535)
-    """Prometheus /metrics port; 0 = off."""
     web_port: int = Field(default=0, ge=0, le=65535)
     """Faust's own web server; 0 = off."""
 

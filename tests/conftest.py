@@ -45,7 +45,7 @@ class Services:
             redis_url=self.redis_url,
             state_dir=self.state_dir,
             topic_prefix=prefix,
-            **{"models_dir": MODELS, "model": SUITE_MODEL, **overrides},  # type: ignore[arg-type]
+            **{"models_dir": MODELS, "worker": {"model": SUITE_MODEL}, **overrides},  # type: ignore[arg-type]
         )
 
     def env(self, prefix: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ class Services:
             "KINFER_STATE_DIR": str(self.state_dir),
             "KINFER_TOPIC_PREFIX": prefix,
             "KINFER_MODELS_DIR": str(MODELS),
-            "KINFER_MODEL": SUITE_MODEL,
+            "KINFER_WORKER__MODEL": SUITE_MODEL,
         }
 
 

@@ -59,12 +59,12 @@ class PoolController:
             log.info(f"pool.{action.kind}", worker=action.worker_id, reason=action.reason, lag=lag)
         return actions
 
-    def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+    def run(self, stop: threading.Event) -> None:
         log.info("pool.started", topic=self.topic, cfg=self.cfg)
         while not stop.is_set():
             try:
                 self.tick()
             except KafkaException as exc:
                 log.warning("pool.kafka_error", error=str(exc))
-            stop.wait(interval_s)
+            stop.wait(self.cfg.interval_ms / 1000)
         self._offsets.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from schemas.serving import LIVE_FOR_MS
 
 
@@ -20,20 +22,25 @@ class Member:
     """Longest a request waited for a batch slot on this worker recently (active members)."""
 
 
-@dataclass(frozen=True)
-class PoolConfig:
-    lag_threshold: int = 100
+class PoolConfig(BaseModel):
+    """The warm-pool controller (`kinfer pool`)."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    lag_threshold: int = Field(default=100, ge=1)
     """Unprocessed dispatch records (summed over partitions) that call for more workers."""
-    queue_delay_ms: int = 2_000
+    queue_delay_ms: int = Field(default=2_000, ge=1)
     """A worker whose requests wait this long for a batch slot calls for more workers."""
-    idle_release_ms: int = 5 * 60_000
+    idle_release_ms: int = Field(default=5 * 60_000, ge=1)
     """An active worker with no work for this long is released back to standby."""
-    min_active: int = 1
+    min_active: int = Field(default=1, ge=0)
     """Never release below this many active workers."""
-    promote_cooldown_ms: int = 10_000
+    promote_cooldown_ms: int = Field(default=10_000, ge=0)
     """After a promotion, wait this long for it to take effect before promoting again."""
-    dead_after_ms: int = LIVE_FOR_MS
+    dead_after_ms: int = Field(default=LIVE_FOR_MS, ge=1)
     """Members silent for longer are ignored."""
+    interval_ms: int = Field(default=1000, ge=10)
+    """How often the controller looks at lag and members."""
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def stages(settings: KinferSettings) -> list[BackgroundStage]:
 
 
 def dev_api_key(settings: KinferSettings) -> str:
-    """The gateway's development key for KINFER_TENANT, made once and kept in the state dir."""
+    """The gateway's development key for the CLI's tenant, made once and kept in the state dir."""
     path = settings.state_dir / "gateway" / "dev-api-key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,8 @@ def dev_api_key(settings: KinferSettings) -> str:
 def stage_env(settings: KinferSettings) -> dict[str, str]:
     """What the stages need beyond the caller's own KINFER_ environment."""
     env = {"KINFER_STATE_DIR": str(settings.state_dir)}
-    if not settings.api_keys:
-        env["KINFER_API_KEYS"] = json.dumps({settings.tenant: dev_api_key(settings)})
+    if not settings.gateway.api_keys:
+        env["KINFER_GATEWAY__API_KEYS"] = json.dumps({settings.client.tenant: dev_api_key(settings)})
     return env
 
 
@@ -111,7 +111,7 @@ def wait_until_up(settings: KinferSettings, timeout_s: float) -> float:
     from schemas import TopicNames
 
     started = time.monotonic()
-    health = f"http://{settings.gateway_host}:{settings.gateway_port}/healthz"
+    health = f"http://{settings.gateway.host}:{settings.gateway.port}/healthz"
     waiting_for = "admission and the worker"
     while time.monotonic() - started < timeout_s:
         for stage in stages(settings):

@@ -62,7 +62,11 @@ class Pipeline:
         stage = StageProcess(
             name,
             list(args),
-            {**self.services.env(self.prefix), "KINFER_TIERS_FILE": str(self.tiers_file), **(env or {})},
+            {
+                **self.services.env(self.prefix),
+                "KINFER_ADMISSION__TIERS_FILE": str(self.tiers_file),
+                **(env or {}),
+            },
             self.logs / f"{name}-{len(self.stages)}.log",
         )
         self.stages.append(stage)

@@ -32,8 +32,8 @@ tier = "{name}"
 
 
 def client_for(pipeline: Pipeline, tenant: str, **overrides: object) -> AsyncClient:
-    settings = pipeline.services.settings(pipeline.prefix, tenant=tenant)
-    return AsyncClient(settings.client_config(**overrides))
+    settings = pipeline.services.settings(pipeline.prefix)
+    return AsyncClient(settings.client_config(tenant=tenant, **overrides))
 
 
 def users_routed_to(region: str, n: int) -> list[str]:
@@ -71,7 +71,7 @@ def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(
     pipeline = make_pipeline(prefix)
     pipeline.tiers += TIER.format(name="tiny", rpm=60, burst=3, over="reject", tenant="small")
     pipeline.start("admission", "admission")
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
 
     async def scenario() -> None:
@@ -108,7 +108,7 @@ def test_reserved_tokens_are_settled_with_the_real_usage(
         'token_burst = 2000\nover_limit = "reject"\n[tenants.meter]\ntier = "metered"\n'
     )
     pipeline.start("admission", "admission")
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
 
     async def scenario() -> None:
@@ -136,7 +136,7 @@ def test_paid_tier_excess_waits_in_order_survives_restart_and_expires(
     pipeline = make_pipeline(prefix)
     pipeline.tiers += TIER.format(name="slowpro", rpm=120, burst=1, over="queue", tenant="payer")
     admission = pipeline.start("admission", "admission")
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
 
     async def scenario() -> None:
@@ -174,12 +174,16 @@ def test_breaker_opens_on_failing_region_and_fails_over(
     )
     env = {
         "KINFER_REGION_WEIGHTS": TWO_REGIONS,
-        "KINFER_BREAKER_MIN_CALLS": "10",
-        "KINFER_BREAKER_OPEN_S": "60",
+        "KINFER_ADMISSION__BREAKER_MIN_CALLS": "10",
+        "KINFER_ADMISSION__BREAKER_OPEN_S": "60",
     }
     pipeline.start("admission", "admission", env=env)
-    pipeline.start("broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"})
-    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    pipeline.start(
+        "broken-us", "worker", env={**env, "KINFER_WORKER__MODEL": "fail", "KINFER_REGION": "us-west"}
+    )
+    pipeline.start(
+        "healthy-eu", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "eu-central"}
+    )
     us_users = users_routed_to("us-west", 40)
 
     async def scenario() -> None:
@@ -214,15 +218,17 @@ def test_breaker_half_opens_and_closes_once_the_region_recovers(
     port = free_port()
     env = {
         "KINFER_REGION_WEIGHTS": TWO_REGIONS,
-        "KINFER_BREAKER_MIN_CALLS": "10",
-        "KINFER_BREAKER_OPEN_S": "3",
-        "KINFER_BREAKER_PROBES": "3",
+        "KINFER_ADMISSION__BREAKER_MIN_CALLS": "10",
+        "KINFER_ADMISSION__BREAKER_OPEN_S": "3",
+        "KINFER_ADMISSION__BREAKER_PROBES": "3",
     }
     pipeline.start("admission", "admission", env={**env, "KINFER_METRICS_PORT": str(port)})
     broken = pipeline.start(
-        "broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"}
+        "broken-us", "worker", env={**env, "KINFER_WORKER__MODEL": "fail", "KINFER_REGION": "us-west"}
     )
-    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    pipeline.start(
+        "healthy-eu", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "eu-central"}
+    )
     us_users = users_routed_to("us-west", 200)
 
     def us_state(state: str) -> float:
@@ -238,7 +244,7 @@ def test_breaker_half_opens_and_closes_once_the_region_recovers(
             # The region heals: its failing worker goes, a healthy one takes its partitions.
             broken.stop()
             pipeline.start(
-                "healed-us", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "us-west"}
+                "healed-us", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "us-west"}
             )
             to_us_before = metric(port, "kinfer_admission_admitted_total", region="us-west")
             # Past open_s the breaker half-opens: probes reach us-west, the rest still fail over.
@@ -306,7 +312,7 @@ def test_admission_keeps_serving_while_redis_is_down_and_recovers(
     admission = pipeline.start(
         "admission", "admission", env={**own, "KINFER_METRICS_PORT": str(metrics_port)}
     )
-    pipeline.start("worker", "worker", env={**own, "KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={**own, "KINFER_WORKER__MODEL": "echo"})
     try:
         pipeline.wait_serving()
 
@@ -347,14 +353,18 @@ def test_every_admission_worker_sees_the_breaker_within_a_second(
     pipeline = make_pipeline(prefix)
     env = {
         "KINFER_REGION_WEIGHTS": TWO_REGIONS,
-        "KINFER_BREAKER_MIN_CALLS": "10",
-        "KINFER_BREAKER_OPEN_S": "60",
+        "KINFER_ADMISSION__BREAKER_MIN_CALLS": "10",
+        "KINFER_ADMISSION__BREAKER_OPEN_S": "60",
     }
     ports = [free_port(), free_port()]
     for i, port in enumerate(ports):
         pipeline.start(f"admission{i}", "admission", env={**env, "KINFER_METRICS_PORT": str(port)})
-    pipeline.start("broken-us", "worker", env={**env, "KINFER_MODEL": "fail", "KINFER_REGION": "us-west"})
-    pipeline.start("healthy-eu", "worker", env={**env, "KINFER_MODEL": "echo", "KINFER_REGION": "eu-central"})
+    pipeline.start(
+        "broken-us", "worker", env={**env, "KINFER_WORKER__MODEL": "fail", "KINFER_REGION": "us-west"}
+    )
+    pipeline.start(
+        "healthy-eu", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "eu-central"}
+    )
     us_users = users_routed_to("us-west", 60)
     wait_for_members(pipeline, f"{prefix}-admission", pipeline.names.requests, 2)
 

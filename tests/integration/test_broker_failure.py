@@ -50,10 +50,14 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         kinfer("down", env=env)
 
 
-def settings_of(env: dict[str, str]) -> KinferSettings:
-    return KinferSettings(
-        **{k.removeprefix("KINFER_").lower(): v for k, v in env.items() if k.startswith("KINFER_")}  # type: ignore[arg-type]
-    )
+def settings_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> KinferSettings:
+    """The settings a process started with this environment reads."""
+    for key in [k for k in os.environ if k.startswith("KINFER_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("KINFER_"):
+            monkeypatch.setenv(key, value)
+    return KinferSettings()
 
 
 def replicas(admin: AdminClient, topic: str) -> list[tuple[int, int, int]]:
@@ -63,8 +67,10 @@ def replicas(admin: AdminClient, topic: str) -> list[tuple[int, int, int]]:
 
 
 @pytest.mark.slow
-def test_a_dead_broker_loses_no_request_and_rejoins(cluster_env: dict[str, str], tmp_path: Path) -> None:
-    settings = settings_of(cluster_env)
+def test_a_dead_broker_loses_no_request_and_rejoins(
+    cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_of(cluster_env, monkeypatch)
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     names = local.topic_layout(settings).names
     for topic in (names.requests, names.dispatch("us-west"), names.replies, names.events):

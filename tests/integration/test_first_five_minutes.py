@@ -40,7 +40,7 @@ def no_raw_librdkafka_lines(*outputs: str) -> bool:
 @pytest.mark.slow
 def test_up_serves_smollm2_and_down_leaves_no_process(own_stack_env: dict[str, str]) -> None:
     gateway_port = free_port()
-    env = {**own_stack_env, "KINFER_MODELS_DIR": str(MODELS), "KINFER_GATEWAY_PORT": str(gateway_port)}
+    env = {**own_stack_env, "KINFER_MODELS_DIR": str(MODELS), "KINFER_GATEWAY__PORT": str(gateway_port)}
     state = Path(env["KINFER_STATE_DIR"])
 
     services = kinfer("up", "--services-only", env=env)
@@ -108,6 +108,6 @@ def test_the_sdk_fails_fast_naming_the_stage_that_is_missing(
         raise AssertionError("nothing is missing, yet no worker was started")
 
     wait_for(only_the_worker_is_missing, 60, "admission to join its group", every_s=0.5)
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
     assert asyncio.run(start()) < 5

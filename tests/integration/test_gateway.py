@@ -46,7 +46,7 @@ def gateway(make_pipeline: Callable[[str], Pipeline], prefix: str) -> str:
     pipeline.tiers = TIERS  # replaces the suite's default table
     env = {"KINFER_REGION_WEIGHTS": REGIONS, "KINFER_REGION": "eu-central"}
     pipeline.start("admission", "admission", env=env)
-    pipeline.start("worker", "worker", env={**env, "KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={**env, "KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
     port = free_port()
     pipeline.start(
@@ -54,7 +54,7 @@ def gateway(make_pipeline: Callable[[str], Pipeline], prefix: str) -> str:
         "gateway",
         "--port",
         str(port),
-        env={**env, "KINFER_API_KEYS": json.dumps(KEYS), "KINFER_GATEWAY_TIMEOUT_S": "4"},
+        env={**env, "KINFER_GATEWAY__API_KEYS": json.dumps(KEYS), "KINFER_GATEWAY__TIMEOUT_S": "4"},
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60

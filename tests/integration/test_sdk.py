@@ -23,7 +23,7 @@ ECHO_ALL = SamplingParams(max_tokens=2000)
 def echo_pipeline(make_pipeline: Callable[[str], Pipeline], prefix: str) -> Pipeline:
     pipeline = make_pipeline(prefix)
     pipeline.start("admission", "admission")
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
     return pipeline
 
@@ -107,7 +107,7 @@ def test_kinfer_chat_streams_and_keeps_context(echo_pipeline: Pipeline) -> None:
     env = {
         **os.environ,
         **echo_pipeline.services.env(echo_pipeline.prefix),
-        "KINFER_TIERS_FILE": str(echo_pipeline.tiers_file),
+        "KINFER_ADMISSION__TIERS_FILE": str(echo_pipeline.tiers_file),
     }
     result = subprocess.run(
         [sys.executable, "-m", "infra.cli", "chat", "--max-tokens", "2000", "--session", "term-1"],

@@ -49,7 +49,7 @@ def test_a_model_nobody_serves_is_refused_at_once_naming_the_served_one(
 ) -> None:
     pipeline = make_pipeline(prefix)
     pipeline.start("admission", "admission")
-    pipeline.start("worker", "worker", env={"KINFER_MODEL": "echo"})
+    pipeline.start("worker", "worker", env={"KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
 
     async def ask(model: str | None) -> str:

@@ -69,7 +69,7 @@ def test_port_taken_names_the_port_and_setting(own_stack_env: dict[str, str]) ->
 
 
 def test_broker_start_timeout_prints_log_tail_and_stops_it(own_stack_env: dict[str, str]) -> None:
-    result = kinfer("up", "--timeout", "0.3", env=own_stack_env)
+    result = kinfer("up", "--startup-timeout-s", "0.3", env=own_stack_env)
     assert result.returncode == 1
     assert "did not answer a metadata request within 0.3s" in result.stderr
     assert "last lines of its log" in result.stderr

@@ -30,12 +30,12 @@ def test_standby_is_promoted_on_demand_and_released_when_idle(
     pipeline.start(
         "pool",
         "pool",
-        "--idle-release-s",
-        "3",
+        "--idle-release-ms",
+        "3000",
         "--min-active",
         "0",
-        "--interval-s",
-        "0.5",
+        "--interval-ms",
+        "500",
         "--metrics-port",
         str(metrics_port),
     )

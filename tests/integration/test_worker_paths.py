@@ -235,7 +235,7 @@ def test_utilisation_and_throughput_reach_the_workers_metrics(
     pipeline = make_pipeline(prefix)
     pipeline.start("admission", "admission")
     port = free_port()
-    env = {"KINFER_TELEMETRY_INTERVAL_S": "0.5"}
+    env = {"KINFER_WORKER__TELEMETRY_INTERVAL_S": "0.5"}
     pipeline.start("worker", "worker", "--metrics-port", str(port), env=env)
     pipeline.wait_serving()
 

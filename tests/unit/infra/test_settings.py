@@ -17,7 +17,7 @@ def test_defaults_work_locally(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_environment_builds_each_stage_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KINFER_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
     monkeypatch.setenv("KINFER_TOPIC_PREFIX", "prod")
-    monkeypatch.setenv("KINFER_MAX_WAIT_MS", "20")
+    monkeypatch.setenv("KINFER_WORKER__MAX_WAIT_MS", "20")
     monkeypatch.setenv("KINFER_STATE_DIR", str(tmp_path))
     s = KinferSettings()
     assert s.external_kafka
