@@ -48,7 +48,7 @@ test-fast: venv
 	$(PY) -m pytest -m "not integration"
 
 lint: venv
-	$(PY) -m ruff check schemas producers streams consumers infra benchmarks tests
+	$(PY) -m ruff check kinfer/__init__.py schemas producers streams consumers infra benchmarks tests
 	$(PY) -m mypy
 
 bench: setup

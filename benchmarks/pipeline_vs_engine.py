@@ -21,12 +21,12 @@ import torch
 
 from benchmarks.plots import requests_per_second_bars
 from benchmarks.stack import private_stack
-from consumers.engine import GenerationInput, load_runner
-from infra.demo import percentile, wait_until_serving
-from infra.settings import KinferSettings
-from infra.stack.stages import StageProcess, running
-from producers import AsyncClient
-from schemas import SamplingParams
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.infra.demo import percentile, wait_until_serving
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack.stages import StageProcess, running
+from kinfer.producers import AsyncClient
+from kinfer.schemas import SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent

@@ -23,11 +23,11 @@ import torch
 
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS
-from consumers.engine import GenerationInput, load_runner
-from consumers.engine.torch_runner import TorchRunner
-from infra.models import DEFAULT_MODEL, ModelStore
-from infra.models.pull import ensure_local
-from schemas import ChatMessage, SamplingParams
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.infra.models import DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import ensure_local
+from kinfer.schemas import ChatMessage, SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARAGRAPH = (

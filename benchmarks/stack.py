@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumers.config import WorkerConfig
-from infra.settings import KinferSettings
-from infra.stack import local
-from infra.stack.process import free_port
+from kinfer.consumers.config import WorkerConfig
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack import local
+from kinfer.infra.stack.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / ".kinfer" / "models"

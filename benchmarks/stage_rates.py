@@ -21,9 +21,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from benchmarks.plots import requests_per_second_bars
 from benchmarks.stack import private_stack
-from infra.stack.stages import StageProcess, running
-from schemas import InferenceRequest, ReplyAddress, SamplingParams, TopicNames, encode
-from schemas.kafka_client import client_config
+from kinfer.infra.stack.stages import StageProcess, running
+from kinfer.schemas import InferenceRequest, ReplyAddress, SamplingParams, TopicNames, encode
+from kinfer.schemas.kafka_client import client_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS, private_stack
-from consumers.pool.registry import PoolRegistry
-from infra.models import DEFAULT_MODEL, ModelStore
-from infra.models.pull import ensure_local
-from infra.settings import KinferSettings
-from infra.stack.stages import StageProcess, running
-from producers import AsyncClient
-from schemas import SamplingParams
+from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.infra.models import DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import ensure_local
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack.stages import StageProcess, running
+from kinfer.producers import AsyncClient
+from kinfer.schemas import SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Producer
 
-from consumers.outbox import Job
-from schemas import TokenChunk, encode
+from kinfer.consumers.outbox import Job
+from kinfer.schemas import TokenChunk, encode
 
 
 class ChunkPublisher:

@@ -8,8 +8,8 @@ import functools
 import structlog
 from confluent_kafka import Consumer, Producer
 
-from consumers.config import WorkerConfig
-from schemas.kafka_client import client_config
+from kinfer.consumers.config import WorkerConfig
+from kinfer.schemas.kafka_client import client_config
 
 log = structlog.get_logger(__name__)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
-from consumers import metrics
-from consumers.batching.offsets import OffsetTracker
-from consumers.clients import WorkerClients
-from consumers.outbox import Outbox
+from kinfer.consumers import metrics
+from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.clients import WorkerClients
+from kinfer.consumers.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 

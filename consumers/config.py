@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas import DEFAULT_PREFIX, TopicNames
-from schemas.serving import DEFAULT_MODEL
+from kinfer.schemas import DEFAULT_PREFIX, TopicNames
+from kinfer.schemas.serving import DEFAULT_MODEL
 
 
 def default_worker_id() -> str:

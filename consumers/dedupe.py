@@ -17,8 +17,8 @@ from collections.abc import Set as AbstractSet
 import redis
 import structlog
 
-from consumers.redis_gate import RedisGate
-from schemas.request_keys import MARKER_TTL_S, answered_key
+from kinfer.consumers.redis_gate import RedisGate
+from kinfer.schemas.request_keys import MARKER_TTL_S, answered_key
 
 log = structlog.get_logger(__name__)
 

@@ -16,15 +16,15 @@ from typing import Protocol
 
 import structlog
 
-from consumers.dedupe import RequestDeduplicator
-from consumers.engine import ModelRunner
-from consumers.outbox import Job
-from consumers.reply_topics import ReplyTopics
-from consumers.triage import Runnable, triage
-from schemas import ErrorCode, ErrorReply, headers
-from schemas.codec import rate_limit_header, reply_target
-from schemas.refusals import Refused
-from schemas.request_keys import request_key
+from kinfer.consumers.dedupe import RequestDeduplicator
+from kinfer.consumers.engine import ModelRunner
+from kinfer.consumers.outbox import Job
+from kinfer.consumers.reply_topics import ReplyTopics
+from kinfer.consumers.triage import Runnable, triage
+from kinfer.schemas import ErrorCode, ErrorReply, headers
+from kinfer.schemas.codec import rate_limit_header, reply_target
+from kinfer.schemas.refusals import Refused
+from kinfer.schemas.request_keys import request_key
 
 log = structlog.get_logger(__name__)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from consumers.pool.registry import PoolRegistry
-from consumers.redis_gate import RedisGate
-from schemas.serving import WorkerHeartbeat
+from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.consumers.redis_gate import RedisGate
+from kinfer.schemas.serving import WorkerHeartbeat
 
 State = Literal["standby", "active"]
 

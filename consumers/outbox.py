@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from schemas import (
+from kinfer.schemas import (
     DeadLetter,
     ErrorCode,
     ErrorReply,
@@ -24,9 +24,9 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.dead_letters import dead_letter
-from schemas.refusals import Refused
-from schemas.request_keys import request_key
+from kinfer.schemas.dead_letters import dead_letter
+from kinfer.schemas.refusals import Refused
+from kinfer.schemas.request_keys import request_key
 
 
 @dataclass(frozen=True)

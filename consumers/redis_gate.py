@@ -15,7 +15,7 @@ from typing import TypeVar
 import redis
 import structlog
 
-from schemas.outage import OutageWindow
+from kinfer.schemas.outage import OutageWindow
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

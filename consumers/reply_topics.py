@@ -15,8 +15,8 @@ from collections.abc import Callable
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from schemas import ReplyAddress, TopicNames
-from schemas.reply_check import KNOWN_FOR_S, PartitionCounts, unanswerable
+from kinfer.schemas import ReplyAddress, TopicNames
+from kinfer.schemas.reply_check import KNOWN_FOR_S, PartitionCounts, unanswerable
 
 log = structlog.get_logger(__name__)
 

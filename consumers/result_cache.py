@@ -5,9 +5,9 @@ from __future__ import annotations
 import redis
 import structlog
 
-from consumers.redis_gate import RedisGate
-from schemas import InferenceRequest, InferenceResult, encode
-from schemas.cache import cache_key, cache_redis_key
+from kinfer.consumers.redis_gate import RedisGate
+from kinfer.schemas import InferenceRequest, InferenceResult, encode
+from kinfer.schemas.cache import cache_key, cache_redis_key
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from consumers import metrics
-from consumers.batching.waiting import WaitingQueue
-from consumers.engine import GenerationInput, GenerationOutput, ModelRunner
-from consumers.outbox import Job
+from kinfer.consumers import metrics
+from kinfer.consumers.batching.waiting import WaitingQueue
+from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
+from kinfer.consumers.outbox import Job
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ import time
 
 import structlog
 
-from consumers import metrics
+from kinfer.consumers import metrics
 
 log = structlog.get_logger(__name__)
 

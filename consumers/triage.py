@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from schemas import (
+from kinfer.schemas import (
     ChatMessage,
     ErrorCode,
     ErrorReply,
@@ -13,8 +13,8 @@ from schemas import (
     InvalidMessage,
     decode_request,
 )
-from schemas.codec import reply_target
-from schemas.refusals import Refused
+from kinfer.schemas.codec import reply_target
+from kinfer.schemas.refusals import Refused
 
 
 @dataclass(frozen=True)

@@ -21,25 +21,25 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from consumers import metrics
-from consumers.batching.offsets import OffsetTracker
-from consumers.chunks import ChunkPublisher
-from consumers.clients import WorkerClients
-from consumers.committer import TransactionalCommitter
-from consumers.config import WorkerConfig
-from consumers.dedupe import RequestDeduplicator
-from consumers.engine import GenerationInput, ModelRunner
-from consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
-from consumers.membership import PoolMembership
-from consumers.outbox import Job, Outbox, result_of
-from consumers.pool.registry import PoolRegistry
-from consumers.redis_gate import RedisGate
-from consumers.reply_topics import ReplyTopics
-from consumers.result_cache import ResultCache
-from consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
-from consumers.telemetry import DeviceSampler
-from schemas import ErrorCode, SamplingParams, TopicNames
-from schemas.request_keys import request_key
+from kinfer.consumers import metrics
+from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.chunks import ChunkPublisher
+from kinfer.consumers.clients import WorkerClients
+from kinfer.consumers.committer import TransactionalCommitter
+from kinfer.consumers.config import WorkerConfig
+from kinfer.consumers.dedupe import RequestDeduplicator
+from kinfer.consumers.engine import GenerationInput, ModelRunner
+from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
+from kinfer.consumers.membership import PoolMembership
+from kinfer.consumers.outbox import Job, Outbox, result_of
+from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.consumers.redis_gate import RedisGate
+from kinfer.consumers.reply_topics import ReplyTopics
+from kinfer.consumers.result_cache import ResultCache
+from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
+from kinfer.consumers.telemetry import DeviceSampler
+from kinfer.schemas import ErrorCode, SamplingParams, TopicNames
+from kinfer.schemas.request_keys import request_key
 
 log = structlog.get_logger(__name__)
 

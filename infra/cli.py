@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from infra import cli_stack
-from infra.cli_common import friendly as _friendly
-from infra.cli_common import settings_from as _settings
-from infra.cli_models import models_app
-from infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
-from schemas import SamplingParams
+from kinfer.infra import cli_stack
+from kinfer.infra.cli_common import friendly as _friendly
+from kinfer.infra.cli_common import settings_from as _settings
+from kinfer.infra.cli_models import models_app
+from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
+from kinfer.schemas import SamplingParams
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
 cli_stack.register(app)
@@ -52,7 +52,7 @@ def submit(
     The prompt is sent as one user message, answered through the model's chat template;
     --raw sends it as plain text to continue.
     """
-    from producers import AsyncClient, ChatMessage
+    from kinfer.producers import AsyncClient, ChatMessage
 
     config = _settings(_over(FAIL_FAST, given)).client_config()
 
@@ -82,7 +82,7 @@ def chat_command(
 
     from rich.console import Console
 
-    from infra.terminal_chat import run_chat
+    from kinfer.infra.terminal_chat import run_chat
 
     run_chat(
         _settings(_over(FAIL_FAST, given)).client_config(),
@@ -99,7 +99,7 @@ def admission(given: Given) -> None:
     """Run the admission stage as a Faust worker: validation, limits, breakers, cache, routing."""
     import faust
 
-    from streams.app import create_app
+    from kinfer.streams.app import create_app
 
     settings = _settings(given)
     _serve_metrics(settings.metrics_port)
@@ -123,10 +123,10 @@ def worker(
     ] = False,
 ) -> None:
     """Run an inference worker: consume dispatched requests, batch them continuously, reply."""
-    from consumers.engine import load_runner
-    from consumers.worker import InferenceWorker
-    from infra.models import ModelStore
-    from infra.models.pull import ensure_local
+    from kinfer.consumers.engine import load_runner
+    from kinfer.consumers.worker import InferenceWorker
+    from kinfer.infra.models import ModelStore
+    from kinfer.infra.models.pull import ensure_local
 
     settings = _settings(given)
     config = settings.worker_config()
@@ -156,7 +156,7 @@ def gateway(given: Given) -> None:
     """Serve the OpenAI-compatible HTTP API; every call becomes a Kafka request."""
     import uvicorn
 
-    from producers.gateway.app import create_app
+    from kinfer.producers.gateway.app import create_app
 
     settings = _settings(given)
     config = settings.gateway_config()
@@ -176,7 +176,7 @@ def pool(given: Given) -> None:
     """Run the warm-pool controller: promote standby workers on lag, release idle ones."""
     import threading
 
-    from consumers.pool.controller import PoolController
+    from kinfer.consumers.pool.controller import PoolController
 
     settings = _settings(given)
     _serve_metrics(settings.metrics_port)
@@ -201,7 +201,7 @@ def demo(
     max_tokens: Annotated[int, typer.Option(help="New tokens per request.")] = 24,
 ) -> None:
     """Start the stack, admission and a worker; send requests; print answers and latency; stop."""
-    from infra.demo import run_demo
+    from kinfer.infra.demo import run_demo
 
     run_demo(_settings(), requests=requests, max_tokens=max_tokens)
 

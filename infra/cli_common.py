@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import typer
 
-from infra import logs
-from infra.cli_options import Given
-from infra.settings import KinferSettings, unknown_variables
-from schemas import KinferError
+from kinfer.infra import logs
+from kinfer.infra.cli_options import Given
+from kinfer.infra.settings import KinferSettings, unknown_variables
+from kinfer.schemas import KinferError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from infra.cli_common import friendly, settings_from
+from kinfer.infra.cli_common import friendly, settings_from
 
 models_app = typer.Typer(no_args_is_help=True, help="Models: what can be served and where it comes from.")
 
@@ -15,7 +15,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Models: what can be served 
 @friendly
 def list_models() -> None:
     """Every model kinfer knows: served name, pulled or not, where, size, license, sha256."""
-    from infra.models import ModelStore
+    from kinfer.infra.models import ModelStore
 
     store = ModelStore(settings_from().model_root)
     for row in store.listing():
@@ -43,8 +43,8 @@ def pull(
     Hugging Face folder under the models dir. Repeats are served from that folder."""
     import time
 
-    from infra.models import CATALOG, ModelStore
-    from infra.models.pull import pull as pull_model
+    from kinfer.infra.models import CATALOG, ModelStore
+    from kinfer.infra.models.pull import pull as pull_model
 
     spec = CATALOG.get(name)
     if spec is None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import typer
 from pydantic.fields import FieldInfo
 
-from infra.settings import COMPOSED, ENV_PREFIX, NESTED, SECTIONS, KinferSettings
+from kinfer.infra.settings import COMPOSED, ENV_PREFIX, NESTED, SECTIONS, KinferSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from infra.cli_common import friendly, settings_from
-from infra.cli_options import Given, shared_knobs, with_knobs
+from kinfer.infra.cli_common import friendly, settings_from
+from kinfer.infra.cli_options import Given, shared_knobs, with_knobs
 
 STAGE_OR_SERVICE = ("admission", "worker", "gateway", "kafka", "redis")
 
@@ -31,9 +31,9 @@ def up(
 
     Nothing is started for KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL: those are used as they are.
     """
-    from infra.models import ModelStore
-    from infra.models.pull import ensure_local
-    from infra.stack import local, pipeline
+    from kinfer.infra.models import ModelStore
+    from kinfer.infra.models.pull import ensure_local
+    from kinfer.infra.stack import local, pipeline
 
     settings = settings_from(given)
     created = local.up(settings)
@@ -59,7 +59,7 @@ def up(
 @friendly
 def down() -> None:
     """Stop everything `kinfer up` started: the stages first (they drain), then Redis and Kafka."""
-    from infra.stack import local, pipeline
+    from kinfer.infra.stack import local, pipeline
 
     settings = settings_from()
     stopped = pipeline.stop_all(settings) + local.down(settings)
@@ -70,8 +70,8 @@ def down() -> None:
 def status() -> None:
     """Every part: broker(s), Redis, the stages `up` started, consumer groups (members, lag),
     live workers and their models, open circuit breakers."""
-    from infra.inspect import report
-    from infra.stack import local, pipeline
+    from kinfer.infra.inspect import report
+    from kinfer.infra.stack import local, pipeline
 
     settings = settings_from()
     for svc in local.status(settings):
@@ -100,8 +100,8 @@ def logs(
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
 ) -> None:
     """Print the end of a stage's (or service's) log."""
-    from infra.stack import local, pipeline
-    from infra.stack.process import log_tail
+    from kinfer.infra.stack import local, pipeline
+    from kinfer.infra.stack.process import log_tail
 
     settings = settings_from()
     files = {s.name: s.log_file for s in pipeline.stages(settings)}
@@ -127,8 +127,8 @@ def logs(
 @friendly
 def fetch() -> None:
     """Resolve the Kafka broker jars with Maven into the state dir (`up` does this when needed)."""
-    from infra.stack import local
-    from infra.stack.kafka import find_java, resolve_jars
+    from kinfer.infra.stack import local
+    from kinfer.infra.stack.kafka import find_java, resolve_jars
 
     settings = settings_from()
     find_java()
@@ -140,8 +140,8 @@ def fetch() -> None:
 @friendly
 def topics() -> None:
     """Create missing topics on the configured cluster (idempotent)."""
-    from infra.stack import local
-    from infra.topics import ensure_topics
+    from kinfer.infra.stack import local
+    from kinfer.infra.topics import ensure_topics
 
     settings = settings_from()
     created = ensure_topics(settings.bootstrap, local.topic_layout(settings).specs())

@@ -8,13 +8,13 @@ import time
 
 import typer
 
-from infra.models import ModelStore
-from infra.models.pull import ensure_local
-from infra.settings import KinferSettings
-from infra.stack import local
-from infra.stack.stages import StageProcess, running
-from producers import AsyncClient, ChatMessage, DeadlineExceeded
-from schemas import SamplingParams
+from kinfer.infra.models import ModelStore
+from kinfer.infra.models.pull import ensure_local
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack import local
+from kinfer.infra.stack.stages import StageProcess, running
+from kinfer.producers import AsyncClient, ChatMessage, DeadlineExceeded
+from kinfer.schemas import SamplingParams
 
 QUESTIONS = [
     "What is the capital of France?",

@@ -6,7 +6,7 @@ exits non-zero.
 
 from __future__ import annotations
 
-from schemas.errors import ErrorCode, KinferError
+from kinfer.schemas.errors import ErrorCode, KinferError
 
 
 class StackError(KinferError):

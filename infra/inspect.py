@@ -14,12 +14,12 @@ from confluent_kafka import admin as kafka_admin
 from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis as AsyncRedis
 
-from infra.settings import KinferSettings
-from schemas import TopicNames
-from schemas.kafka_client import client_config
-from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
-from streams.breakers.state import BreakerConfig, State
-from streams.breakers.store import BreakerStore
+from kinfer.infra.settings import KinferSettings
+from kinfer.schemas import TopicNames
+from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+from kinfer.streams.breakers.state import BreakerConfig, State
+from kinfer.streams.breakers.store import BreakerStore
 
 TIMEOUT_S = 3.0
 

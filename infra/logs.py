@@ -13,7 +13,7 @@ import sys
 
 import structlog
 
-from schemas.kafka_client import LIBRDKAFKA_LOGGER
+from kinfer.schemas.kafka_client import LIBRDKAFKA_LOGGER
 
 QUIET_UNLESS_DEBUG = (LIBRDKAFKA_LOGGER, "httpx", "httpcore")
 

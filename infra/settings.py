@@ -18,14 +18,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumers.config import WorkerConfig
-from consumers.pool.policy import PoolConfig
-from infra.stack.kafka import loopback_ports
-from producers.config import ClientConfig
-from producers.gateway.config import GatewayConfig
-from schemas import DEFAULT_PREFIX
-from streams.config import AdmissionConfig
-from streams.routing.regions import DEFAULT_WEIGHTS
+from kinfer.consumers.config import WorkerConfig
+from kinfer.consumers.pool.policy import PoolConfig
+from kinfer.infra.stack.kafka import loopback_ports
+from kinfer.producers.config import ClientConfig
+from kinfer.producers.gateway.config import GatewayConfig
+from kinfer.schemas import DEFAULT_PREFIX
+from kinfer.streams.config import AdmissionConfig
+from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 
 ENV_PREFIX = "KINFER_"
 NESTED = "__"

@@ -1,4 +1,4 @@
-"""``python -m infra.supervise NAME -- ARGV...``: keep one stage of `kinfer up` running.
+"""``python -m kinfer.infra.supervise NAME -- ARGV...``: keep one stage of `kinfer up` running.
 
 The supervisor runs the stage as its child and restarts it when it crashes (exit
 status other than 0), waiting 1, 2, 4 ... up to 30 s between tries, and gives up
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from infra import logs
+from kinfer.infra import logs
 
 log = structlog.get_logger("kinfer.supervise")
 
@@ -60,7 +60,7 @@ def supervise(name: str, argv: Sequence[str]) -> int:
 def main() -> None:
     args = sys.argv[1:]
     if len(args) < 3 or args[1] != "--":
-        sys.exit("usage: python -m infra.supervise NAME -- ARGV...")
+        sys.exit("usage: python -m kinfer.infra.supervise NAME -- ARGV...")
     name, argv = args[0], args[2:]
     logs.configure()
     sys.exit(supervise(name, argv))

@@ -8,8 +8,8 @@ import sys
 
 from rich.console import Console
 
-from producers import ChatMessage, Client, ClientConfig, RequestFailed
-from schemas import InferenceResult, SamplingParams, TokenChunk
+from kinfer.producers import ChatMessage, Client, ClientConfig, RequestFailed
+from kinfer.schemas import InferenceResult, SamplingParams, TokenChunk
 
 
 def run_chat(config: ClientConfig, console: Console, session_id: str, sampling: SamplingParams) -> None:

@@ -11,10 +11,10 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from infra.errors import ServiceUnreachable, StackError
-from schemas.kafka_client import client_config
-from schemas.limits import MAX_MESSAGE_BYTES
-from schemas.topics import TopicNames
+from kinfer.infra.errors import ServiceUnreachable, StackError
+from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.limits import MAX_MESSAGE_BYTES
+from kinfer.schemas.topics import TopicNames
 
 log = structlog.get_logger(__name__)
 

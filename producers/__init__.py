@@ -1,9 +1,9 @@
 """Putting requests on Kafka and reading the answers: the client SDK."""
 
-from producers.chat import ChatMessage
-from producers.client import AsyncClient
-from producers.config import ClientConfig
-from producers.errors import (
+from kinfer.producers.chat import ChatMessage
+from kinfer.producers.client import AsyncClient
+from kinfer.producers.config import ClientConfig
+from kinfer.producers.errors import (
     ClientClosed,
     DeadlineExceeded,
     InternalError,
@@ -12,7 +12,7 @@ from producers.errors import (
     RequestFailed,
     Unavailable,
 )
-from producers.sync_client import Client
+from kinfer.producers.sync_client import Client
 
 __all__ = [
     "AsyncClient",

@@ -3,7 +3,7 @@ the served model's own chat template and stops at its end of turn."""
 
 from __future__ import annotations
 
-from schemas import ChatMessage
-from schemas.messages import ChatRole as Role
+from kinfer.schemas import ChatMessage
+from kinfer.schemas.messages import ChatRole as Role
 
 __all__ = ["ChatMessage", "Role"]

@@ -19,14 +19,14 @@ from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from producers.chat import ChatMessage
-from producers.config import ClientConfig
-from producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
-from producers.readiness import check_consumers
-from producers.replies import ReplyRouter
-from producers.reply_lease import ReplyLease
-from producers.sessions import SessionStore
-from schemas import (
+from kinfer.producers.chat import ChatMessage
+from kinfer.producers.config import ClientConfig
+from kinfer.producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
+from kinfer.producers.readiness import check_consumers
+from kinfer.producers.replies import ReplyRouter
+from kinfer.producers.reply_lease import ReplyLease
+from kinfer.producers.sessions import SessionStore
+from kinfer.schemas import (
     ErrorReply,
     InferenceRequest,
     InferenceResult,
@@ -38,8 +38,8 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.kafka_client import client_config
-from schemas.limits import MAX_MESSAGE_BYTES
+from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 

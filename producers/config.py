@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import DEFAULT_PREFIX
+from kinfer.schemas import DEFAULT_PREFIX
 
 
 class ClientConfig(BaseModel):

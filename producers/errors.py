@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import ErrorCode, ErrorReply, KinferError, RateLimitStatus
+from kinfer.schemas import ErrorCode, ErrorReply, KinferError, RateLimitStatus
 
 
 class RequestFailed(KinferError):

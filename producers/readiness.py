@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from producers.errors import Unavailable
-from schemas import TopicNames
-from schemas.kafka_client import client_config
+from kinfer.producers.errors import Unavailable
+from kinfer.schemas import TopicNames
+from kinfer.schemas.kafka_client import client_config
 
 CHECK_TIMEOUT_S = 3.0
 

@@ -18,9 +18,9 @@ import structlog
 import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from producers.errors import ClientClosed, Unavailable
-from schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
-from schemas.kafka_client import client_config
+from kinfer.producers.errors import ClientClosed, Unavailable
+from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
+from kinfer.schemas.kafka_client import client_config
 
 log = structlog.get_logger(__name__)
 

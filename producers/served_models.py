@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from schemas.serving import decode_heartbeats, pool_key, served_models
+from kinfer.schemas.serving import decode_heartbeats, pool_key, served_models
 
 REFRESH_S = 1.0
 

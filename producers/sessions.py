@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from producers.chat import ChatMessage
+from kinfer.producers.chat import ChatMessage
 
 _decoder = msgspec.json.Decoder(ChatMessage)
 

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from producers.chat import ChatMessage
-from producers.client import AsyncClient
-from producers.config import ClientConfig
-from schemas import InferenceRequest, InferenceResult, TokenChunk
+from kinfer.producers.chat import ChatMessage
+from kinfer.producers.client import AsyncClient
+from kinfer.producers.config import ClientConfig
+from kinfer.schemas import InferenceRequest, InferenceResult, TokenChunk
 
 T = TypeVar("T")
 

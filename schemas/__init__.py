@@ -3,9 +3,9 @@
 This package imports nothing else of kinfer; every stage meets the others here.
 """
 
-from schemas.codec import decode_dead_letter, decode_event, decode_reply, decode_request, encode
-from schemas.errors import ErrorCode, InvalidMessage, KinferError
-from schemas.messages import (
+from kinfer.schemas.codec import decode_dead_letter, decode_event, decode_reply, decode_request, encode
+from kinfer.schemas.errors import ErrorCode, InvalidMessage, KinferError
+from kinfer.schemas.messages import (
     SCHEMA_VERSION,
     ChatMessage,
     DeadLetter,
@@ -20,7 +20,7 @@ from schemas.messages import (
     Usage,
     WorkerEvent,
 )
-from schemas.topics import DEFAULT_PREFIX, DEFAULT_REGIONS, TopicNames
+from kinfer.schemas.topics import DEFAULT_PREFIX, DEFAULT_REGIONS, TopicNames
 
 __all__ = [
     "DEFAULT_PREFIX",

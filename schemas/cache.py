@@ -11,7 +11,7 @@ import hashlib
 
 import msgspec
 
-from schemas.messages import InferenceRequest
+from kinfer.schemas.messages import InferenceRequest
 
 
 def cache_key(request: InferenceRequest) -> str | None:

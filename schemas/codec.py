@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas import headers
-from schemas.errors import InvalidMessage
-from schemas.messages import (
+from kinfer.schemas import headers
+from kinfer.schemas.errors import InvalidMessage
+from kinfer.schemas.messages import (
     SCHEMA_VERSION,
     ChatMessage,
     DeadLetter,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import time
 
-from schemas import limits
-from schemas.errors import ErrorCode
-from schemas.messages import DeadLetter
+from kinfer.schemas import limits
+from kinfer.schemas.errors import ErrorCode
+from kinfer.schemas.messages import DeadLetter
 
 MAX_DEAD_LETTER_ORIGINAL = limits.MAX_MESSAGE_BYTES // 2
 """Bytes of the original kept: base64 makes it 2/3 of the record limit, leaving room for the rest."""

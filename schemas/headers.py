@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from schemas.limits import MAX_PARTITION
-from schemas.topics import is_topic_name
+from kinfer.schemas.limits import MAX_PARTITION
+from kinfer.schemas.topics import is_topic_name
 
 REQUEST_ID: Final = "kinfer-request-id"
 TENANT: Final = "kinfer-tenant"

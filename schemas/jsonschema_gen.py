@@ -1,6 +1,6 @@
 """Generates the checked-in JSON Schema files from the wire structs.
 
-Run ``python -m schemas.jsonschema_gen`` after changing a message; a test fails
+Run ``python -m kinfer.schemas.jsonschema_gen`` after changing a message; a test fails
 while the files on disk differ from what the structs say.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from schemas.messages import (
+from kinfer.schemas.messages import (
     DeadLetter,
     ErrorReply,
     InferenceRequest,

@@ -13,9 +13,9 @@ from typing import Literal
 
 import msgspec
 
-from schemas import limits
-from schemas.errors import ErrorCode, InvalidMessage
-from schemas.topics import is_topic_name
+from kinfer.schemas import limits
+from kinfer.schemas.errors import ErrorCode, InvalidMessage
+from kinfer.schemas.topics import is_topic_name
 
 SCHEMA_VERSION = 3
 """Version written by this code; bumped only by additive, optional changes.

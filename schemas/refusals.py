@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.messages import ErrorReply, InferenceRequest, ReplyAddress
+from kinfer.schemas.messages import ErrorReply, InferenceRequest, ReplyAddress
 
 
 @dataclass(frozen=True)

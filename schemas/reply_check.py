@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from schemas.messages import ReplyAddress
-from schemas.topics import TopicNames
+from kinfer.schemas.messages import ReplyAddress
+from kinfer.schemas.topics import TopicNames
 
 KNOWN_FOR_S = 60.0
 """How long a topic's partition count is trusted."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import (
+from kinfer.schemas import (
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -18,8 +18,8 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.codec import reply_target
-from schemas.refusals import Refused
+from kinfer.schemas.codec import reply_target
+from kinfer.schemas.refusals import Refused
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas import ReplyAddress, headers
-from schemas.kafka_client import client_config
+from kinfer.schemas import ReplyAddress, headers
+from kinfer.schemas.kafka_client import client_config
 
 LOOKUP_TIMEOUT_S = 10.0
 SLACK_MS = 2_000

@@ -24,23 +24,23 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from schemas import TopicNames, encode, headers
-from schemas.kafka_client import client_config
-from streams import metrics
-from streams.admission import AdmissionLimits
-from streams.answer_ledger import AnswerLedger
-from streams.breakers.state import BreakerConfig
-from streams.breakers.store import BreakerStore
-from streams.config import AdmissionConfig
-from streams.controller import AdmissionController
-from streams.delay_queue import DelayQueue
-from streams.effects import Answer, Effect, Forward, Letter, Remember
-from streams.limits.limiter import RedisLimiter
-from streams.limits.tiers import ReloadingTierTable
-from streams.outcomes import OutcomeRecorder
-from streams.reply_topics import ReplyTopics
-from streams.request_store import RedisRequestStore
-from streams.routing.regions import RegionRouter
+from kinfer.schemas import TopicNames, encode, headers
+from kinfer.schemas.kafka_client import client_config
+from kinfer.streams import metrics
+from kinfer.streams.admission import AdmissionLimits
+from kinfer.streams.answer_ledger import AnswerLedger
+from kinfer.streams.breakers.state import BreakerConfig
+from kinfer.streams.breakers.store import BreakerStore
+from kinfer.streams.config import AdmissionConfig
+from kinfer.streams.controller import AdmissionController
+from kinfer.streams.delay_queue import DelayQueue
+from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
+from kinfer.streams.limits.limiter import RedisLimiter
+from kinfer.streams.limits.tiers import ReloadingTierTable
+from kinfer.streams.outcomes import OutcomeRecorder
+from kinfer.streams.reply_topics import ReplyTopics
+from kinfer.streams.request_store import RedisRequestStore
+from kinfer.streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
 

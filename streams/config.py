@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import DEFAULT_PREFIX, TopicNames, limits
-from streams.routing.regions import DEFAULT_WEIGHTS
+from kinfer.schemas import DEFAULT_PREFIX, TopicNames, limits
+from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 
 
 class AdmissionConfig(BaseModel):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 
-from schemas import (
+from kinfer.schemas import (
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -27,24 +27,24 @@ from schemas import (
     decode_reply,
     headers,
 )
-from schemas.cache import cache_key
-from schemas.refusals import Refused
-from schemas.request_keys import request_key
-from streams import fallbacks, metrics
-from streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, with_rate_limit
-from streams.breakers.state import Snapshot, State, Verdict
-from streams.breakers.store import breaker_name
-from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
-from streams.keyed_locks import KeyedLocks
-from streams.limits.bucket import LimitDecision
-from streams.limits.limiter import LocalLimiter
-from streams.limits.reservations import Reservation
-from streams.limits.tiers import ReloadingTierTable, TenantPolicy
-from streams.redis_health import RedisHealth
-from streams.routing.regions import NoRoute, RegionRouter
-from streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
-from streams.serving import ServedView
+from kinfer.schemas.cache import cache_key
+from kinfer.schemas.refusals import Refused
+from kinfer.schemas.request_keys import request_key
+from kinfer.streams import fallbacks, metrics
+from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, with_rate_limit
+from kinfer.streams.breakers.state import Snapshot, State, Verdict
+from kinfer.streams.breakers.store import breaker_name
+from kinfer.streams.delay_queue import PumpResult, QueuedRequest
+from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
+from kinfer.streams.keyed_locks import KeyedLocks
+from kinfer.streams.limits.bucket import LimitDecision
+from kinfer.streams.limits.limiter import LocalLimiter
+from kinfer.streams.limits.reservations import Reservation
+from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
+from kinfer.streams.redis_health import RedisHealth
+from kinfer.streams.routing.regions import NoRoute, RegionRouter
+from kinfer.streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
+from kinfer.streams.serving import ServedView
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
+from kinfer.schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
 
 
 @dataclass(frozen=True)

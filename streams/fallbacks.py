@@ -3,10 +3,10 @@ of the record, so the agent always has one answer (or dead letter) to give."""
 
 from __future__ import annotations
 
-from schemas import ErrorCode, ErrorReply, headers
-from schemas.codec import reply_target
-from schemas.dead_letters import dead_letter
-from streams.effects import Answer, Effect, Letter, Remember
+from kinfer.schemas import ErrorCode, ErrorReply, headers
+from kinfer.schemas.codec import reply_target
+from kinfer.schemas.dead_letters import dead_letter
+from kinfer.streams.effects import Answer, Effect, Letter, Remember
 
 Source = tuple[str, int, int]
 

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable
 import structlog
 from redis.asyncio import Redis
 
-from schemas import InvalidMessage, WorkerEvent, decode_event
-from streams.breakers.state import Outcomes
-from streams.breakers.store import BreakerStore, breaker_name
-from streams.limits.limiter import RedisLimiter
-from streams.limits.reservations import decode_reservation, reservation_key
-from streams.limits.tiers import ReloadingTierTable
-from streams.redis_health import RedisHealth
+from kinfer.schemas import InvalidMessage, WorkerEvent, decode_event
+from kinfer.streams.breakers.state import Outcomes
+from kinfer.streams.breakers.store import BreakerStore, breaker_name
+from kinfer.streams.limits.limiter import RedisLimiter
+from kinfer.streams.limits.reservations import decode_reservation, reservation_key
+from kinfer.streams.limits.tiers import ReloadingTierTable
+from kinfer.streams.redis_health import RedisHealth
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ import redis.exceptions
 import structlog
 from prometheus_client import Gauge
 
-from schemas.outage import OutageWindow
+from kinfer.schemas.outage import OutageWindow
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -11,9 +11,9 @@ import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from schemas import ReplyAddress, TopicNames
-from schemas.kafka_client import client_config
-from schemas.reply_check import PartitionCounts, unanswerable
+from kinfer.schemas import ReplyAddress, TopicNames
+from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.reply_check import PartitionCounts, unanswerable
 
 log = structlog.get_logger(__name__)
 

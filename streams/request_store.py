@@ -7,11 +7,11 @@ from typing import Literal
 import msgspec
 from redis.asyncio import Redis
 
-from schemas.cache import cache_redis_key
-from schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
-from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
-from streams.effects import PendingAnswer
-from streams.limits.reservations import TTL_S, Reservation, encode_reservation, reservation_key
+from kinfer.schemas.cache import cache_redis_key
+from kinfer.schemas.request_keys import MARKER_TTL_S, answered_key, decided_key, request_key
+from kinfer.schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+from kinfer.streams.effects import PendingAnswer
+from kinfer.streams.limits.reservations import TTL_S, Reservation, encode_reservation, reservation_key
 
 DONE = b"1"
 _pending = msgspec.json.Decoder(PendingAnswer)

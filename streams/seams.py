@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
-from schemas import ReplyAddress
-from schemas.serving import WorkerHeartbeat
-from streams.breakers.state import BreakerConfig, Snapshot, Verdict
-from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import PendingAnswer
-from streams.limits.bucket import LimitDecision
-from streams.limits.reservations import Reservation
-from streams.limits.tiers import Tier
+from kinfer.schemas import ReplyAddress
+from kinfer.schemas.serving import WorkerHeartbeat
+from kinfer.streams.breakers.state import BreakerConfig, Snapshot, Verdict
+from kinfer.streams.delay_queue import PumpResult, QueuedRequest
+from kinfer.streams.effects import PendingAnswer
+from kinfer.streams.limits.bucket import LimitDecision
+from kinfer.streams.limits.reservations import Reservation
+from kinfer.streams.limits.tiers import Tier
 
 
 class Limiter(Protocol):

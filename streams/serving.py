@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from schemas.serving import WorkerHeartbeat, served_models
+from kinfer.schemas.serving import WorkerHeartbeat, served_models
 
 
 class ServedView:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from consumers.engine import load_runner
-from consumers.engine.torch_runner import TorchRunner
-from infra.models import DEFAULT_MODEL, ModelStore
-from infra.models.pull import ensure_local
-from infra.settings import KinferSettings
-from infra.stack.kafka import KafkaCluster
-from infra.stack.process import free_port
-from infra.stack.redis import RedisConfig, RedisServer
+from kinfer.consumers.engine import load_runner
+from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.infra.models import DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import ensure_local
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack.kafka import KafkaCluster
+from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.redis import RedisConfig, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
 JARS = REPO / ".kinfer" / "kafka" / "libs"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas import RateLimitStatus
+from kinfer.schemas import RateLimitStatus
 
 
 def rate_limit_status(**overrides: int) -> RateLimitStatus:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.engine.runner import GenerationInput, GenerationOutput, ModelRunner
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, ModelRunner
 
 __all__ = ["GenerationInput", "GenerationOutput", "ModelRunner", "load_runner"]
 
@@ -26,14 +26,14 @@ def load_runner(
     ``quantize="int8"``: dynamic int8 quantization of the linear layers (CPU only).
     """
     if model in ("echo", "fail"):
-        from consumers.engine.echo import EchoRunner, FailingRunner
+        from kinfer.consumers.engine.echo import EchoRunner, FailingRunner
 
         return EchoRunner() if model == "echo" else FailingRunner()
     if model == "kinfer-tiny" or _is_local_hf(model):
         import torch
 
-        from consumers.engine.tiny import build_tiny
-        from consumers.engine.torch_runner import TorchRunner, quantize_int8, resolve_device
+        from kinfer.consumers.engine.tiny import build_tiny
+        from kinfer.consumers.engine.torch_runner import TorchRunner, quantize_int8, resolve_device
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -48,7 +48,7 @@ def load_runner(
             net: torch.nn.Module = build_tiny()
             name, codec = model, None
         else:
-            from consumers.engine.hf import load_hf
+            from kinfer.consumers.engine.hf import load_hf
 
             net, codec, name = load_hf(model)
         if quantize == "int8":
@@ -63,6 +63,6 @@ def load_runner(
 
 
 def _is_local_hf(name: str) -> bool:
-    from consumers.engine.hf import is_hf_directory
+    from kinfer.consumers.engine.hf import is_hf_directory
 
     return is_hf_directory(name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from schemas import ChatMessage
+from kinfer.schemas import ChatMessage
 
 TURN_END = "<|end|>"
 

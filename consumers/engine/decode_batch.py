@@ -16,9 +16,9 @@ from typing import Generic, Literal, TypeVar
 
 import torch
 
-from consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
-from consumers.engine.runner import GenerationInput, GenerationOutput
-from consumers.engine.sampling import make_generator, pick_batch
+from kinfer.consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput
+from kinfer.consumers.engine.sampling import make_generator, pick_batch
 
 K = TypeVar("K")
 

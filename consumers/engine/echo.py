@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from consumers.engine.chat_template import render_plain
-from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from schemas import ChatMessage
+from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+from kinfer.schemas import ChatMessage
 
 K = TypeVar("K")
 

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from consumers.engine.chat_template import render_plain
-from consumers.engine.model_api import KVCache
-from schemas import ChatMessage
+from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.model_api import KVCache
+from kinfer.schemas import ChatMessage
 
 
 def is_hf_directory(name: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from schemas import ChatMessage
+from kinfer.schemas import ChatMessage
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer: keys and values, each (batch, kv_heads, seq, head_dim)."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from schemas import ChatMessage, SamplingParams
+from kinfer.schemas import ChatMessage, SamplingParams
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from schemas import SamplingParams
+from kinfer.schemas import SamplingParams
 
 
 def make_generator(params: SamplingParams, device: torch.device) -> torch.Generator | None:

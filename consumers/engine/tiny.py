@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from consumers.engine.model_api import KVCache
-from consumers.engine.tokenizer import EOS, VOCAB_SIZE
+from kinfer.consumers.engine.model_api import KVCache
+from kinfer.consumers.engine.tokenizer import EOS, VOCAB_SIZE
 
 
 @dataclass(frozen=True)

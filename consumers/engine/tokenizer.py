@@ -5,8 +5,8 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 
-from consumers.engine.chat_template import render_plain
-from schemas import ChatMessage
+from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.schemas import ChatMessage
 
 BOS = 256
 EOS = 257

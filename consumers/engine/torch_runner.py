@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import torch
 
-from consumers.engine.decode_batch import DecodeBatch
-from consumers.engine.model_api import CausalLM, TextCodec
-from consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from consumers.engine.tokenizer import ByteTokenizer
-from schemas import ChatMessage
+from kinfer.consumers.engine.decode_batch import DecodeBatch
+from kinfer.consumers.engine.model_api import CausalLM, TextCodec
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+from kinfer.consumers.engine.tokenizer import ByteTokenizer
+from kinfer.schemas import ChatMessage
 
 
 def resolve_device(name: str) -> torch.device:

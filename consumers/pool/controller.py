@@ -8,11 +8,11 @@ import time
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from consumers import metrics
-from consumers.pool.policy import Action, PoolConfig, decide
-from consumers.pool.registry import PoolRegistry
-from schemas import TopicNames
-from schemas.kafka_client import client_config
+from kinfer.consumers import metrics
+from kinfer.consumers.pool.policy import Action, PoolConfig, decide
+from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.schemas import TopicNames
+from kinfer.schemas.kafka_client import client_config
 
 log = structlog.get_logger(__name__)
 

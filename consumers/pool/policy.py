@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.serving import LIVE_FOR_MS
+from kinfer.schemas.serving import LIVE_FOR_MS
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from consumers.pool.policy import Member
-from schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+from kinfer.consumers.pool.policy import Member
+from kinfer.schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
 
 
 class PoolRegistry:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec
-from infra.models.store import ModelStore, PulledModel
+from kinfer.infra.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec
+from kinfer.infra.models.store import ModelStore, PulledModel
 
 __all__ = ["CATALOG", "DEFAULT_MODEL", "ModelSpec", "ModelStore", "PulledModel"]

@@ -27,9 +27,9 @@ from typing import Literal
 import msgspec
 import structlog
 
-from infra.models.catalog import CATALOG, ModelSpec
-from infra.models.store import MANIFEST, ModelStore, PulledModel, folder_bytes
-from schemas.errors import ErrorCode, KinferError
+from kinfer.infra.models.catalog import CATALOG, ModelSpec
+from kinfer.infra.models.store import MANIFEST, ModelStore, PulledModel, folder_bytes
+from kinfer.schemas.errors import ErrorCode, KinferError
 
 log = structlog.get_logger(__name__)
 

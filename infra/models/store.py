@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from infra.models.catalog import CATALOG, ModelSpec
+from kinfer.infra.models.catalog import CATALOG, ModelSpec
 
 MANIFEST = "kinfer-manifest.json"
 

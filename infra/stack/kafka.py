@@ -20,10 +20,10 @@ from pathlib import Path
 
 import structlog
 
-from infra.errors import StackError, StartTimeout, ToolMissing
-from infra.stack.process import ManagedProcess, log_tail, require_free_ports
-from schemas.kafka_client import client_config
-from schemas.limits import MAX_MESSAGE_BYTES
+from kinfer.infra.errors import StackError, StartTimeout, ToolMissing
+from kinfer.infra.stack.process import ManagedProcess, log_tail, require_free_ports
+from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.errors import ServiceUnreachable
-from infra.settings import KinferSettings
-from infra.stack.kafka import KafkaCluster
-from infra.stack.redis import RedisConfig, RedisServer, ping
-from infra.topics import TopicLayout, ensure_topics
-from schemas import TopicNames
+from kinfer.infra.errors import ServiceUnreachable
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack.kafka import KafkaCluster
+from kinfer.infra.stack.redis import RedisConfig, RedisServer, ping
+from kinfer.infra.topics import TopicLayout, ensure_topics
+from kinfer.schemas import TopicNames
 
 
 @dataclass(frozen=True)

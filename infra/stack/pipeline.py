@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.settings import KinferSettings
-from infra.stack.process import ManagedProcess
-from infra.stack.stages import kinfer_argv
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack.process import ManagedProcess
+from kinfer.infra.stack.stages import kinfer_argv
 
 STAGES = ("admission", "worker", "gateway")
 """Start order; `kinfer down` stops them in reverse."""
@@ -52,7 +52,7 @@ class BackgroundStage:
         if (pid := self.process.pid()) is not None:
             return pid
         self.process.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "infra.supervise", self.name, "--", *kinfer_argv(*args)]
+        argv = [sys.executable, "-m", "kinfer.infra.supervise", self.name, "--", *kinfer_argv(*args)]
         return self.process.start(argv, {**os.environ, **env})
 
     def stop(self, timeout_s: float = 60.0) -> bool:
@@ -105,10 +105,10 @@ def wait_until_up(settings: KinferSettings, timeout_s: float) -> float:
     """
     import httpx
 
-    from infra.errors import StartTimeout
-    from infra.stack.process import log_tail
-    from producers.readiness import NothingServing, check_consumers
-    from schemas import TopicNames
+    from kinfer.infra.errors import StartTimeout
+    from kinfer.infra.stack.process import log_tail
+    from kinfer.producers.readiness import NothingServing, check_consumers
+    from kinfer.schemas import TopicNames
 
     started = time.monotonic()
     health = f"http://{settings.gateway.host}:{settings.gateway.port}/healthz"

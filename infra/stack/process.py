@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.errors import PortInUse
+from kinfer.infra.errors import PortInUse
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

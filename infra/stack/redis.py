@@ -10,8 +10,8 @@ from pathlib import Path
 import redis
 import structlog
 
-from infra.errors import ServiceUnreachable, StackError, StartTimeout, ToolMissing
-from infra.stack.process import ManagedProcess, log_tail, require_free_ports
+from kinfer.infra.errors import ServiceUnreachable, StackError, StartTimeout, ToolMissing
+from kinfer.infra.stack.process import ManagedProcess, log_tail, require_free_ports
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def kinfer_argv(*args: str) -> list[str]:
     """argv that runs the kinfer CLI of this interpreter."""
-    return [sys.executable, "-m", "infra.cli", *args]
+    return [sys.executable, "-m", "kinfer.infra.cli", *args]
 
 
 class StageProcess:

@@ -18,16 +18,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
-from producers.chat import ChatMessage
-from producers.client import AsyncClient
-from producers.config import ClientConfig
-from producers.errors import RequestFailed
-from producers.gateway import metrics, wire
-from producers.gateway.config import GatewayConfig
-from producers.gateway.errors import error_response, from_failure
-from producers.gateway.headers import rate_limit_headers
-from producers.served_models import ServedModels
-from schemas import InferenceResult, InvalidMessage, SamplingParams, TokenChunk
+from kinfer.producers.chat import ChatMessage
+from kinfer.producers.client import AsyncClient
+from kinfer.producers.config import ClientConfig
+from kinfer.producers.errors import RequestFailed
+from kinfer.producers.gateway import metrics, wire
+from kinfer.producers.gateway.config import GatewayConfig
+from kinfer.producers.gateway.errors import error_response, from_failure
+from kinfer.producers.gateway.headers import rate_limit_headers
+from kinfer.producers.served_models import ServedModels
+from kinfer.schemas import InferenceResult, InvalidMessage, SamplingParams, TokenChunk
 
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from schemas import DEFAULT_REGIONS
+from kinfer.schemas import DEFAULT_REGIONS
 
 
 class GatewayConfig(BaseModel):

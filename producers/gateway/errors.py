@@ -6,9 +6,9 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from producers.errors import RequestFailed
-from producers.gateway.headers import duration, rate_limit_headers
-from schemas import ErrorCode
+from kinfer.producers.errors import RequestFailed
+from kinfer.producers.gateway.headers import duration, rate_limit_headers
+from kinfer.schemas import ErrorCode
 
 _STATUS = {
     ErrorCode.INVALID_REQUEST: (400, "invalid_request_error"),

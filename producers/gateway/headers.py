@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import RateLimitStatus
+from kinfer.schemas import RateLimitStatus
 
 
 def rate_limit_headers(status: RateLimitStatus | None) -> dict[str, str]:

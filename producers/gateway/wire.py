@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import InferenceResult
+from kinfer.schemas import InferenceResult
 
 
 class _Strict(BaseModel):

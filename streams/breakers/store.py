@@ -15,7 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from streams.breakers.state import BreakerConfig, Outcomes, Snapshot, State, Verdict, admit, record
+from kinfer.streams.breakers.state import BreakerConfig, Outcomes, Snapshot, State, Verdict, admit, record
 
 T = TypeVar("T")
 _decoder = msgspec.json.Decoder(Snapshot)

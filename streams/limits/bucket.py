@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from schemas import RateLimitStatus
-from streams.limits.tiers import Tier
+from kinfer.schemas import RateLimitStatus
+from kinfer.streams.limits.tiers import Tier
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 
 from redis.asyncio import Redis
 
-from streams.limits.bucket import BucketState, LimitDecision, acquire, settle
-from streams.limits.tiers import Tier
+from kinfer.streams.limits.bucket import BucketState, LimitDecision, acquire, settle
+from kinfer.streams.limits.tiers import Tier
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.request_keys import MARKER_TTL_S, request_key
+from kinfer.schemas.request_keys import MARKER_TTL_S, request_key
 
 TTL_S = MARKER_TTL_S
 """An unsettled reservation (no outcome ever came) lapses after this long."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from streams.routing.ring import HashRing
+from kinfer.streams.routing.ring import HashRing
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"us-west": 60, "eu-central": 25, "ap-southeast": 15}
 RESIDENCY_REGIONS: Mapping[str, str] = {"eu": "eu-central", "us": "us-west", "apac": "ap-southeast"}

@@ -21,13 +21,13 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from infra.demo import wait_until_serving
-from infra.stack import local
-from infra.stack.process import free_port
-from infra.stack.stages import StageProcess
-from infra.topics import ensure_topics
-from producers import AsyncClient, ClientConfig
-from schemas import SamplingParams, TopicNames, decode_reply
+from kinfer.infra.demo import wait_until_serving
+from kinfer.infra.stack import local
+from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.stages import StageProcess
+from kinfer.infra.topics import ensure_topics
+from kinfer.producers import AsyncClient, ClientConfig
+from kinfer.schemas import SamplingParams, TopicNames, decode_reply
 from tests.conftest import JARS, Services
 
 DEFAULT_TEST_TIERS = """
@@ -214,7 +214,7 @@ def assert_answered_once(bootstrap: str, replies_topic: str, id_prefix: str, n: 
 
 def kinfer(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [sys.executable, "-m", "kinfer.infra.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -11,11 +11,11 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from infra.stack.process import free_port
-from infra.stack.redis import RedisConfig, RedisServer
-from producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
-from schemas import InferenceResult, SamplingParams
-from streams.routing.ring import HashRing
+from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.redis import RedisConfig, RedisServer
+from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
+from kinfer.schemas import InferenceResult, SamplingParams
+from kinfer.streams.routing.ring import HashRing
 from tests.integration.conftest import Pipeline, families, metric
 
 TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'

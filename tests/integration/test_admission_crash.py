@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from producers import AsyncClient
-from schemas import SamplingParams
+from kinfer.producers import AsyncClient
+from kinfer.schemas import SamplingParams
 from tests.integration.conftest import Pipeline, assert_answered_once
 
 

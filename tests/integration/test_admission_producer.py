@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from infra.stack import local
-from infra.topics import ensure_topics
-from streams.app import IdempotentProducer, create_app
+from kinfer.infra.stack import local
+from kinfer.infra.topics import ensure_topics
+from kinfer.streams.app import IdempotentProducer, create_app
 from tests.conftest import Services
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from infra.settings import KinferSettings
-from infra.stack import local
-from infra.stack.process import free_port, free_port_block
+from kinfer.infra.settings import KinferSettings
+from kinfer.infra.stack import local
+from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import msgspec
 from confluent_kafka import Producer
 
-from consumers.engine import GenerationInput, load_runner
-from producers import AsyncClient
-from schemas import ErrorCode, ErrorReply, SamplingParams, decode_dead_letter, decode_reply, headers
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.producers import AsyncClient
+from kinfer.schemas import ErrorCode, ErrorReply, SamplingParams, decode_dead_letter, decode_reply, headers
 from tests.integration.conftest import Pipeline, read_all
 
 N = 200

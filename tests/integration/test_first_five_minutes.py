@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.stack.process import free_port
-from producers import AsyncClient
-from producers.readiness import NothingServing
+from kinfer.infra.stack.process import free_port
+from kinfer.producers import AsyncClient
+from kinfer.producers.readiness import NothingServing
 from tests.conftest import MODELS, Services
 from tests.integration.conftest import Pipeline, kinfer, wait_for
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
-from producers import AsyncClient
-from schemas import (
+from kinfer.producers import AsyncClient
+from kinfer.schemas import (
     InferenceRequest,
     ReplyAddress,
     SamplingParams,

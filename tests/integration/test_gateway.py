@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from infra.stack.process import free_port
+from kinfer.infra.stack.process import free_port
 from tests.integration.conftest import Pipeline
 
 KEYS = {"default": "sk-default", "small": "sk-small", "us-only": "sk-us", "apac-only": "sk-apac"}

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from producers import AsyncClient
-from schemas import (
+from kinfer.producers import AsyncClient
+from kinfer.schemas import (
     InferenceRequest,
     ReplyAddress,
     SamplingParams,

@@ -7,9 +7,9 @@ import random
 
 from redis.asyncio import Redis
 
-from streams.limits.bucket import BucketState, acquire
-from streams.limits.limiter import RedisLimiter
-from streams.limits.tiers import DEFAULT_TIERS
+from kinfer.streams.limits.bucket import BucketState, acquire
+from kinfer.streams.limits.limiter import RedisLimiter
+from kinfer.streams.limits.tiers import DEFAULT_TIERS
 from tests.conftest import Services
 
 FREE = DEFAULT_TIERS["free"]

@@ -7,11 +7,11 @@ import json
 import time
 from pathlib import Path
 
-from consumers.engine import GenerationInput
-from consumers.engine.torch_runner import TorchRunner
-from infra.models import CATALOG, DEFAULT_MODEL, ModelStore
-from infra.models.pull import pull
-from schemas import ChatMessage, SamplingParams
+from kinfer.consumers.engine import GenerationInput
+from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.infra.models import CATALOG, DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import pull
+from kinfer.schemas import ChatMessage, SamplingParams
 
 FRANCE = [ChatMessage("user", "What is the capital of France?")]
 

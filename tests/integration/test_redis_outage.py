@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.stack.process import free_port
-from infra.stack.redis import RedisConfig, RedisServer
-from producers import AsyncClient
-from schemas import SamplingParams
+from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.redis import RedisConfig, RedisServer
+from kinfer.producers import AsyncClient
+from kinfer.schemas import SamplingParams
 from tests.integration.conftest import Pipeline, assert_answered_once
 
 RATE = 20.0

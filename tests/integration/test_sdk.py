@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 from redis import Redis
 
-from producers import AsyncClient, ChatMessage, Client, ClientClosed
-from schemas import InferenceResult, SamplingParams, TokenChunk
+from kinfer.producers import AsyncClient, ChatMessage, Client, ClientClosed
+from kinfer.schemas import InferenceResult, SamplingParams, TokenChunk
 from tests.integration.conftest import Pipeline
 
 ECHO_ALL = SamplingParams(max_tokens=2000)
@@ -110,7 +110,7 @@ def test_kinfer_chat_streams_and_keeps_context(echo_pipeline: Pipeline) -> None:
         "KINFER_ADMISSION__TIERS_FILE": str(echo_pipeline.tiers_file),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "chat", "--max-tokens", "2000", "--session", "term-1"],
+        [sys.executable, "-m", "kinfer.infra.cli", "chat", "--max-tokens", "2000", "--session", "term-1"],
         input="first line\nsecond line\n/exit\n",
         env=env,
         capture_output=True,

@@ -11,10 +11,10 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from producers import AsyncClient, InvalidRequest
-from producers.served_models import ServedModels
-from schemas import SamplingParams
-from schemas.serving import LIVE_FOR_MS, WorkerHeartbeat, pool_key
+from kinfer.producers import AsyncClient, InvalidRequest
+from kinfer.producers.served_models import ServedModels
+from kinfer.schemas import SamplingParams
+from kinfer.schemas.serving import LIVE_FOR_MS, WorkerHeartbeat, pool_key
 from tests.conftest import Services
 from tests.integration.conftest import Pipeline
 

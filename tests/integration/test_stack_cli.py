@@ -7,8 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
-from infra.stack.kafka import KafkaCluster
-from infra.stack.process import free_port
+from kinfer.infra.stack.kafka import KafkaCluster
+from kinfer.infra.stack.process import free_port
 from tests.conftest import JARS, Services
 from tests.integration.conftest import kinfer
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from consumers.engine import GenerationInput, load_runner
-from producers import AsyncClient
-from schemas import InferenceResult, SamplingParams, TokenChunk
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.producers import AsyncClient
+from kinfer.schemas import InferenceResult, SamplingParams, TokenChunk
 from tests.integration.conftest import Pipeline
 
 

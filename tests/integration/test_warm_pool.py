@@ -6,9 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from consumers.pool.registry import PoolRegistry
-from infra.stack.process import free_port
-from producers import AsyncClient
+from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.infra.stack.process import free_port
+from kinfer.producers import AsyncClient
 from tests.integration.conftest import Pipeline, metric, wait_for
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from consumers.engine import GenerationInput, load_runner
-from infra.stack.process import free_port
-from producers import AsyncClient, DeadlineExceeded, InvalidRequest
-from schemas import (
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.infra.stack.process import free_port
+from kinfer.producers import AsyncClient, DeadlineExceeded, InvalidRequest
+from kinfer.schemas import (
     ChatMessage,
     ErrorCode,
     ErrorReply,

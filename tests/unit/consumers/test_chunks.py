@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.chunks import ChunkPublisher
-from consumers.outbox import Job
-from schemas import InferenceRequest, ReplyAddress, TokenChunk, decode_reply
+from kinfer.consumers.chunks import ChunkPublisher
+from kinfer.consumers.outbox import Job
+from kinfer.schemas import InferenceRequest, ReplyAddress, TokenChunk, decode_reply
 from tests.samples import rate_limit_status
 
 

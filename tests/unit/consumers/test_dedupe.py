@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from consumers.batching.offsets import OffsetTracker
-from consumers.dedupe import RequestDeduplicator
-from consumers.engine import load_runner
-from consumers.intake import Duplicate, Intake
-from consumers.outbox import Job
-from consumers.reply_topics import ReplyTopics
-from schemas import InferenceRequest, ReplyAddress, TopicNames, encode, headers
-from schemas.request_keys import request_key
+from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.dedupe import RequestDeduplicator
+from kinfer.consumers.engine import load_runner
+from kinfer.consumers.intake import Duplicate, Intake
+from kinfer.consumers.outbox import Job
+from kinfer.consumers.reply_topics import ReplyTopics
+from kinfer.schemas import InferenceRequest, ReplyAddress, TopicNames, encode, headers
+from kinfer.schemas.request_keys import request_key
 from tests.samples import ConsumedRecord
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from consumers.engine import GenerationInput, load_runner
-from consumers.engine.torch_runner import TorchRunner
-from schemas import SamplingParams
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.schemas import SamplingParams
 from tests.model_dirs import make_model_dir
 
 
@@ -56,7 +56,7 @@ def test_a_directory_without_config_is_not_a_model(tmp_path: Path) -> None:
 
 def test_greedy_tokens_match_transformers_own_generate(hf_runner: TorchRunner) -> None:
     """Our KV-cache handling against the library's reference decoding."""
-    from consumers.engine.hf import HFCausalLM, HFCodec
+    from kinfer.consumers.engine.hf import HFCausalLM, HFCodec
 
     assert isinstance(hf_runner.module, HFCausalLM) and isinstance(hf_runner.tokenizer, HFCodec)
     model, tokenizer = hf_runner.module.inner, hf_runner.tokenizer.tokenizer

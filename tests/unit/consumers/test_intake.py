@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from consumers.dedupe import RequestDeduplicator
-from consumers.engine import load_runner
-from consumers.intake import Duplicate, Intake, Refusal
-from consumers.outbox import Job
-from consumers.reply_topics import ReplyTopics
-from schemas import ErrorCode, InferenceRequest, ReplyAddress, TopicNames, encode, headers
+from kinfer.consumers.dedupe import RequestDeduplicator
+from kinfer.consumers.engine import load_runner
+from kinfer.consumers.intake import Duplicate, Intake, Refusal
+from kinfer.consumers.outbox import Job
+from kinfer.consumers.reply_topics import ReplyTopics
+from kinfer.schemas import ErrorCode, InferenceRequest, ReplyAddress, TopicNames, encode, headers
 from tests.samples import ConsumedRecord
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from consumers.membership import PoolMembership
-from consumers.redis_gate import RedisGate
-from schemas.serving import WorkerHeartbeat
+from kinfer.consumers.membership import PoolMembership
+from kinfer.consumers.redis_gate import RedisGate
+from kinfer.schemas.serving import WorkerHeartbeat
 
 
 class FakeRegistry:

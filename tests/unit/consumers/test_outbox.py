@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consumers.outbox import Job, Outbox, result_of
-from schemas import InferenceRequest, InferenceResult, ReplyAddress, TopicNames, decode_reply
+from kinfer.consumers.outbox import Job, Outbox, result_of
+from kinfer.schemas import InferenceRequest, InferenceResult, ReplyAddress, TopicNames, decode_reply
 from tests.samples import rate_limit_status
 
 STATUS = rate_limit_status(remaining_requests=42)

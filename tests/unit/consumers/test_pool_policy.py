@@ -1,4 +1,4 @@
-from consumers.pool.policy import Member, PoolConfig, decide
+from kinfer.consumers.pool.policy import Member, PoolConfig, decide
 
 CFG = PoolConfig(lag_threshold=100, idle_release_ms=300_000, min_active=1, promote_cooldown_ms=10_000)
 NOW = 1_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from consumers.redis_gate import RedisGate
+from kinfer.consumers.redis_gate import RedisGate
 
 
 def test_an_outage_costs_one_call_per_interval_and_recovery_is_seen() -> None:

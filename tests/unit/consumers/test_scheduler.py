@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consumers.engine import GenerationInput, load_runner
-from consumers.engine.echo import EchoRunner, OneStepBatch
-from consumers.outbox import Job
-from consumers.scheduler import BatchScheduler, Expired, Failed, Finished
-from schemas import InferenceRequest, ReplyAddress, SamplingParams
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.consumers.engine.echo import EchoRunner, OneStepBatch
+from kinfer.consumers.outbox import Job
+from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished
+from kinfer.schemas import InferenceRequest, ReplyAddress, SamplingParams
 
 
 def job(

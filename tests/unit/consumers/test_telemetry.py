@@ -1,5 +1,5 @@
-from consumers import metrics
-from consumers.telemetry import DeviceSampler
+from kinfer.consumers import metrics
+from kinfer.consumers.telemetry import DeviceSampler
 
 
 def test_sampler_reports_tokens_per_second_and_cpu_share() -> None:

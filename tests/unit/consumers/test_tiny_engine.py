@@ -7,10 +7,10 @@ import random
 import pytest
 import torch
 
-from consumers.engine import GenerationInput, load_runner
-from consumers.engine.tiny import build_tiny
-from consumers.engine.torch_runner import TorchRunner
-from schemas import SamplingParams
+from kinfer.consumers.engine import GenerationInput, load_runner
+from kinfer.consumers.engine.tiny import build_tiny
+from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.schemas import SamplingParams
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,17 @@
 from collections.abc import Sequence
 
-from consumers.engine.chat_template import render_plain
-from consumers.triage import Runnable, triage
-from schemas import ChatMessage, ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
-from schemas.refusals import Refused
+from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.triage import Runnable, triage
+from kinfer.schemas import (
+    ChatMessage,
+    ErrorCode,
+    InferenceRequest,
+    ReplyAddress,
+    SamplingParams,
+    encode,
+    headers,
+)
+from kinfer.schemas.refusals import Refused
 
 ADDR = ReplyAddress("t.replies", 2)
 

@@ -1,5 +1,5 @@
-from consumers.batching.offsets import OffsetTracker
-from consumers.batching.waiting import WaitingQueue
+from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.batching.waiting import WaitingQueue
 
 
 def queue() -> WaitingQueue[str]:

@@ -14,10 +14,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.engine.chat_template import render_plain
-from consumers.engine.sampling import make_generator, pick_batch
-from consumers.triage import Runnable, triage
-from schemas import (
+from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.sampling import make_generator, pick_batch
+from kinfer.consumers.triage import Runnable, triage
+from kinfer.schemas import (
     DeadLetter,
     ErrorCode,
     InferenceRequest,
@@ -30,10 +30,10 @@ from schemas import (
     headers,
     limits,
 )
-from schemas.codec import reply_target
-from schemas.dead_letters import dead_letter
-from schemas.refusals import Refused
-from streams.admission import AdmissionLimits, Admit, decide
+from kinfer.schemas.codec import reply_target
+from kinfer.schemas.dead_letters import dead_letter
+from kinfer.schemas.refusals import Refused
+from kinfer.streams.admission import AdmissionLimits, Admit, decide
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALID = json.loads(

@@ -8,10 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.cli_common import settings_from
-from infra.cli_options import Knob, section_knobs, shared_knobs
-from infra.settings import COMPOSED, SECTIONS, KinferSettings, env_names, unknown_variables
+from kinfer.infra.cli import app
+from kinfer.infra.cli_common import settings_from
+from kinfer.infra.cli_options import Knob, section_knobs, shared_knobs
+from kinfer.infra.settings import COMPOSED, SECTIONS, KinferSettings, env_names, unknown_variables
 
 COMMANDS = typer.main.get_command(app)
 STAGE_COMMANDS = {

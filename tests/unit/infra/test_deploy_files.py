@@ -19,8 +19,8 @@ import pytest
 import typer.main
 import yaml
 
-from infra.cli import app
-from infra.settings import KinferSettings, env_names
+from kinfer.infra.cli import app
+from kinfer.infra.settings import KinferSettings, env_names
 
 DEPLOY = Path(__file__).resolve().parents[3] / "infra" / "deploy"
 K8S = DEPLOY / "k8s"

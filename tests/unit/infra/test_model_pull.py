@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from infra.models import CATALOG, DEFAULT_MODEL, ModelStore
-from infra.models.pull import ModelPullFailed, ensure_local, pull
-from infra.models.store import MANIFEST, PulledModel
+from kinfer.infra.models import CATALOG, DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import ModelPullFailed, ensure_local, pull
+from kinfer.infra.models.store import MANIFEST, PulledModel
 
 SPEC = CATALOG[DEFAULT_MODEL]
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import consumers.metrics
-import producers.gateway.metrics
-import streams.metrics
-import streams.redis_health
+import kinfer.consumers.metrics
+import kinfer.producers.gateway.metrics
+import kinfer.streams.metrics
+import kinfer.streams.redis_health
 
 INFRA = Path(__file__).resolve().parents[3] / "infra"
 PROMETHEUS = INFRA / "prometheus"
 DASHBOARD = INFRA / "grafana" / "kinfer-dashboard.json"
-assert consumers.metrics and producers.gateway.metrics and streams.metrics and streams.redis_health
+assert kinfer.consumers.metrics and kinfer.producers.gateway.metrics and kinfer.streams.metrics
 
 
 def promtool() -> str:

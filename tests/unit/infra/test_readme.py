@@ -1,8 +1,8 @@
 """The README's configuration tables are the settings' own declaration, rendered."""
 
-from infra.settings_doc import README, rendered
+from kinfer.infra.settings_doc import README, rendered
 
 
 def test_the_configuration_tables_match_the_settings() -> None:
     text = README.read_text()
-    assert rendered(text) == text, "README drifted from the settings: run `python -m infra.settings_doc`"
+    assert rendered(text) == text, "README drifted from the settings: run `python -m kinfer.infra.settings_doc`"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import KinferSettings
+from kinfer.infra.settings import KinferSettings
 
 
 def test_defaults_work_locally(monkeypatch: pytest.MonkeyPatch) -> None:

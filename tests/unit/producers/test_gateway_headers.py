@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.gateway.headers import duration, rate_limit_headers
+from kinfer.producers.gateway.headers import duration, rate_limit_headers
 from tests.samples import rate_limit_status
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from schemas import SamplingParams
-from schemas.cache import cache_key
+from kinfer.schemas import SamplingParams
+from kinfer.schemas.cache import cache_key
 from tests.unit.schemas.test_messages import request
 
 

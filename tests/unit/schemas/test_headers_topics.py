@@ -1,6 +1,6 @@
 import pytest
 
-from schemas import TopicNames, headers
+from kinfer.schemas import TopicNames, headers
 
 
 def test_headers_round_trip_and_drop_none() -> None:

@@ -1,11 +1,11 @@
 """The checked-in JSON Schema files must be what the structs say (regenerate:
-``python -m schemas.jsonschema_gen``)."""
+``python -m kinfer.schemas.jsonschema_gen``)."""
 
-from schemas.jsonschema_gen import expected_files
+from kinfer.schemas.jsonschema_gen import expected_files
 
 
 def test_jsonschema_files_match_the_structs() -> None:
     stale = [
         path.name for path, text in expected_files().items() if not path.exists() or path.read_text() != text
     ]
-    assert not stale, f"regenerate with `python -m schemas.jsonschema_gen`: {stale}"
+    assert not stale, f"regenerate with `python -m kinfer.schemas.jsonschema_gen`: {stale}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from schemas import (
+from kinfer.schemas import (
     SCHEMA_VERSION,
     ChatMessage,
     DeadLetter,
@@ -22,7 +22,7 @@ from schemas import (
     encode,
     limits,
 )
-from schemas.messages import OutcomeStatus
+from kinfer.schemas.messages import OutcomeStatus
 
 ADDR = ReplyAddress("kinfer.replies", 3)
 

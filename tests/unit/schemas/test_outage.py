@@ -6,8 +6,8 @@ import asyncio
 
 import redis
 
-from schemas.outage import OutageWindow
-from streams.redis_health import RedisHealth
+from kinfer.schemas.outage import OutageWindow
+from kinfer.streams.redis_health import RedisHealth
 
 
 def test_an_outage_begins_once_allows_one_try_per_interval_and_ends_with_its_length() -> None:

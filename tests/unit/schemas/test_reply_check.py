@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import ReplyAddress, TopicNames
-from schemas.reply_check import KNOWN_FOR_S, MISSING_FOR_S, PartitionCounts, unanswerable
+from kinfer.schemas import ReplyAddress, TopicNames
+from kinfer.schemas.reply_check import KNOWN_FOR_S, MISSING_FOR_S, PartitionCounts, unanswerable
 
 NAMES = TopicNames("k")
 

@@ -1,6 +1,6 @@
-from schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
-from schemas.refusals import Refused
-from streams.admission import AdmissionLimits, Admit, decide
+from kinfer.schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams, encode, headers
+from kinfer.schemas.refusals import Refused
+from kinfer.streams.admission import AdmissionLimits, Admit, decide
 
 ADDR = ReplyAddress("t.replies", 1)
 LIMITS = AdmissionLimits(max_prompt_bytes=1000, max_new_tokens=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from streams.breakers.state import BreakerConfig, Outcomes, Snapshot, State, admit, record
+from kinfer.streams.breakers.state import BreakerConfig, Outcomes, Snapshot, State, admit, record
 
 CFG = BreakerConfig()
 

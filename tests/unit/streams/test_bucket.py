@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from streams.limits.bucket import BucketState, acquire, settle
-from streams.limits.tiers import DEFAULT_TIERS
+from kinfer.streams.limits.bucket import BucketState, acquire, settle
+from kinfer.streams.limits.tiers import DEFAULT_TIERS
 
 FREE = DEFAULT_TIERS["free"]  # 100/min, burst 200
 

@@ -11,7 +11,7 @@ from typing import Literal
 import pytest
 import redis
 
-from schemas import (
+from kinfer.schemas import (
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -24,19 +24,19 @@ from schemas import (
     encode,
     headers,
 )
-from schemas.cache import cache_key
-from schemas.request_keys import request_key
-from schemas.serving import WorkerHeartbeat
-from streams.admission import AdmissionLimits
-from streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
-from streams.controller import AdmissionController
-from streams.delay_queue import PumpResult, QueuedRequest
-from streams.effects import Answer, Effect, Forward, Letter, PendingAnswer, Remember
-from streams.limits.limiter import LocalLimiter
-from streams.limits.reservations import Reservation
-from streams.limits.tiers import ReloadingTierTable
-from streams.redis_health import RedisHealth
-from streams.routing.regions import RegionRouter
+from kinfer.schemas.cache import cache_key
+from kinfer.schemas.request_keys import request_key
+from kinfer.schemas.serving import WorkerHeartbeat
+from kinfer.streams.admission import AdmissionLimits
+from kinfer.streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
+from kinfer.streams.controller import AdmissionController
+from kinfer.streams.delay_queue import PumpResult, QueuedRequest
+from kinfer.streams.effects import Answer, Effect, Forward, Letter, PendingAnswer, Remember
+from kinfer.streams.limits.limiter import LocalLimiter
+from kinfer.streams.limits.reservations import Reservation
+from kinfer.streams.limits.tiers import ReloadingTierTable
+from kinfer.streams.redis_health import RedisHealth
+from kinfer.streams.routing.regions import RegionRouter
 
 NOW = 1_000_000
 TIERS = """

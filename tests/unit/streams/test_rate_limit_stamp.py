@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from schemas import encode, headers
-from schemas.codec import rate_limit_header
-from streams.admission import with_rate_limit
+from kinfer.schemas import encode, headers
+from kinfer.schemas.codec import rate_limit_header
+from kinfer.streams.admission import with_rate_limit
 from tests.samples import rate_limit_status
 
 STATUS = rate_limit_status(remaining_requests=7)

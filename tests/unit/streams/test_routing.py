@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.routing.regions import DEFAULT_WEIGHTS, NoRoute, RegionRouter, Route
-from streams.routing.ring import HashRing
+from kinfer.streams.routing.regions import DEFAULT_WEIGHTS, NoRoute, RegionRouter, Route
+from kinfer.streams.routing.ring import HashRing
 
 KEYS = [f"user-{i}" for i in range(100_000)]
 

@@ -3,8 +3,8 @@ route to serving regions first, and know nothing from silence."""
 
 from __future__ import annotations
 
-from schemas.serving import LIVE_FOR_MS, WorkerHeartbeat
-from streams.serving import ServedView
+from kinfer.schemas.serving import LIVE_FOR_MS, WorkerHeartbeat
+from kinfer.streams.serving import ServedView
 
 NOW = 1_000_000
 
