@@ -119,6 +119,14 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s
         time.sleep(every_s)
 
 
+async def until(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.2) -> None:
+    """``wait_for`` inside a running event loop (the client's reply consumer keeps running)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(every_s)
+
+
 def families(port: int) -> list[Metric]:
     """Every metric a process declares on its /metrics (with or without samples yet)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -16,7 +16,7 @@ from kinfer.infra.stack.redis import RedisConfig, RedisServer
 from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
 from kinfer.schemas import InferenceResult, SamplingParams
 from kinfer.streams.routing.ring import HashRing
-from tests.integration.conftest import Pipeline, families, metric
+from tests.integration.conftest import Pipeline, families, metric, until
 
 TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'
 TIER = """
@@ -239,8 +239,7 @@ def test_breaker_half_opens_and_closes_once_the_region_recovers(
             for user in us_users[:12]:
                 with contextlib.suppress(InternalError):
                     await client.generate("x", user=user)
-            await asyncio.sleep(1.0)
-            assert us_state("open") == 1
+            await until(lambda: us_state("open") == 1, 10, "the us-west breaker to open")
             # The region heals: its failing worker goes, a healthy one takes its partitions.
             broken.stop()
             pipeline.start(
@@ -326,7 +325,9 @@ def test_admission_keeps_serving_while_redis_is_down_and_recovers(
                 redis_server.stop()
                 await send(client, "during")
                 redis_server.start()
-                await asyncio.sleep(1.5)
+                await until(
+                    lambda: metric(metrics_port, "kinfer_admission_redis_up") == 1.0, 15, "Redis back in use"
+                )
                 await send(client, "after")
 
         asyncio.run(scenario())

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 from confluent_kafka import Producer
 
 from kinfer.consumers.engine import GenerationInput, load_runner
@@ -25,6 +26,7 @@ from kinfer.schemas import (
     encode,
     headers,
 )
+from kinfer.schemas.request_keys import answered_key, request_key
 from tests.integration.conftest import (
     Pipeline,
     assert_answered_once,
@@ -33,6 +35,7 @@ from tests.integration.conftest import (
     read_all,
     scrape,
     serving,
+    until,
 )
 from tests.model_dirs import make_model_dir
 
@@ -111,6 +114,7 @@ def test_a_request_dispatched_twice_is_answered_once(
     while the original is in flight, and after its answer on any partition (any worker)."""
     pipeline = serving(make_pipeline, prefix, workers=2)
     raw = Producer({"bootstrap.servers": pipeline.services.bootstrap})
+    store = redis.Redis.from_url(pipeline.services.redis_url)
 
     def dispatch(request: InferenceRequest, partition: int) -> None:
         raw.produce(
@@ -128,7 +132,8 @@ def test_a_request_dispatched_twice_is_answered_once(
             dispatch(twice, 0)  # right behind it: the first is still in flight
             raw.flush(10)
             await asyncio.wait_for(answered, 60)
-            await asyncio.sleep(1.0)  # committed, and remembered in Redis
+            mark = answered_key(prefix, request_key(twice.tenant, twice.request_id))
+            await until(lambda: bool(store.exists(mark)), 10, "the answer to be remembered in Redis")
             for partition in range(3):  # again, on every partition: both workers see a copy
                 dispatch(twice, partition)
             # A marker behind each copy: once it is answered, the copy before it was handled.

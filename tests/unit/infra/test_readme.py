@@ -5,4 +5,5 @@ from kinfer.infra.settings_doc import README, rendered
 
 def test_the_configuration_tables_match_the_settings() -> None:
     text = README.read_text()
-    assert rendered(text) == text, "README drifted from the settings: run `python -m kinfer.infra.settings_doc`"
+    fix = "run `python -m kinfer.infra.settings_doc`"
+    assert rendered(text) == text, f"README drifted from the settings: {fix}"
