@@ -1,0 +1,54 @@
+"""Admission's view of Redis: degraded for a while after a failure, then tried again."""
+
+from __future__ import annotations
+
+import pytest
+import redis.exceptions
+
+from kinfer.streams.redis_health import REDIS_UP, RedisHealth
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gauge() -> float:
+    return REDIS_UP._value.get()  # type: ignore[attr-defined]
+
+
+async def test_a_failure_degrades_until_the_retry_time_then_recovers() -> None:
+    clock = Clock()
+    health = RedisHealth(retry_after_s=1.0, clock=clock)
+    calls: list[str] = []
+
+    async def down() -> str:
+        calls.append("down")
+        raise redis.exceptions.ConnectionError("refused")
+
+    async def up() -> str:
+        calls.append("up")
+        return "from redis"
+
+    assert await health.call(down, lambda: "fallback") == "fallback"
+    assert gauge() == 0
+    clock.now += 0.5
+    assert await health.call(up, lambda: "fallback") == "fallback", "not tried again within retry_after_s"
+    assert calls == ["down"]
+    clock.now += 0.6
+    assert await health.call(up, lambda: "fallback") == "from redis"
+    assert gauge() == 1 and calls == ["down", "up"]
+
+
+async def test_other_errors_are_not_mistaken_for_an_outage() -> None:
+    health = RedisHealth(clock=Clock())
+
+    async def bug() -> str:
+        raise KeyError("a bug, not Redis")
+
+    with pytest.raises(KeyError):  # a bug surfaces; it does not fall back
+        await health.call(bug, lambda: "fallback")
+    assert gauge() == 1
