@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m benchmarks.warm_vs_cold
 	$(PY) -m benchmarks.quantization
 	$(PY) -m benchmarks.stage_rates
+	$(PY) -m benchmarks.parallel
 
 up: setup
 	$(KINFER) up

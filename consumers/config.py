@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kinfer.consumers.parallel.layout import ParallelLayout
 from kinfer.schemas import DEFAULT_PREFIX, TopicNames
 from kinfer.schemas.serving import DEFAULT_MODEL
 
@@ -55,6 +56,21 @@ class WorkerConfig(BaseModel):
     """How often utilisation and tokens/s gauges are sampled."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     """A crashed worker's partitions move to another member after this long."""
+    tensor_parallel: int = Field(default=1, ge=1, le=64)
+    """Ranks that split each layer by heads (tensor parallel); must divide the model's heads."""
+    pipeline_parallel: int = Field(default=1, ge=1, le=64)
+    """Stages that split the layers (pipeline parallel); a worker is tensor x pipeline ranks."""
+    pipeline_split: tuple[int, ...] | None = None
+    """Layers per stage, as a JSON list ([10, 20]); default an even split."""
+    rank: int | None = Field(default=None, ge=0)
+    """This process's rank when the ranks are started one by one (torchrun's RANK sets it too);
+    default: this process is rank 0 and starts the others itself."""
+    master_addr: str = "127.0.0.1"
+    """Rank 0's host, where the ranks meet (torchrun's MASTER_ADDR sets it too)."""
+    master_port: int = Field(default=0, ge=0, le=65535)
+    """Rank 0's rendezvous port (torchrun's MASTER_PORT sets it too); 0 = a free one."""
+    collective_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """A rank that does not answer a collective within this long fails the whole group."""
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
     """The broker aborts a dead worker's open transaction after this long. Until then
     read_committed readers of the same partitions wait, so keep it short; a batch
@@ -65,6 +81,10 @@ class WorkerConfig(BaseModel):
         if self.group_id is None:
             object.__setattr__(self, "group_id", TopicNames(self.topic_prefix).worker_group(self.region))
         return self
+
+    @property
+    def layout(self) -> ParallelLayout:
+        return ParallelLayout(self.tensor_parallel, self.pipeline_parallel, self.pipeline_split)
 
     @property
     def consumer_group(self) -> str:

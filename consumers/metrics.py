@@ -18,7 +18,10 @@ COMPUTE_SECONDS = Histogram("kinfer_worker_compute_seconds", "Model time per bat
 QUEUE_SECONDS = Histogram("kinfer_worker_queue_seconds", "Request creation to start of compute")
 GENERATED_TOKENS = Counter("kinfer_worker_generated_tokens_total", "New tokens generated")
 ABORTED_TRANSACTIONS = Counter("kinfer_worker_aborted_transactions_total", "Reply transactions aborted")
-PARAMETER_BYTES = Gauge("kinfer_worker_parameter_bytes", "Memory of the served model's weights")
+PARAMETER_BYTES = Gauge("kinfer_worker_parameter_bytes", "Memory of the served model's weights (rank 0's)")
+RANK_PARAMETER_BYTES = Gauge(
+    "kinfer_worker_rank_parameter_bytes", "Weights each rank of a parallel worker holds", ["rank"]
+)
 TOKENS_PER_SECOND = Gauge(
     "kinfer_worker_tokens_per_second", "New tokens generated per second (last interval)"
 )

@@ -14,6 +14,7 @@ import structlog
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.waiting import WaitingQueue
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
+from kinfer.consumers.engine.runner import RankGroupLost
 from kinfer.consumers.outbox import Job
 
 log = structlog.get_logger(__name__)
@@ -101,6 +102,8 @@ class BatchScheduler:
         started = time.monotonic()
         try:
             finished = self.running.step(self.on_text)
+        except RankGroupLost:
+            raise  # not these requests' fault: the worker exits and they are served elsewhere
         except Exception as exc:
             log.exception("worker.model_failed", stage="decode", size=len(jobs))
             self.running = self.runner.batch()
@@ -143,6 +146,8 @@ class BatchScheduler:
         try:
             self.running.join(inputs)
             return []
+        except RankGroupLost:
+            raise
         except Exception as exc:
             log.exception("worker.model_failed", stage="prefill", size=len(jobs))
             if len(jobs) == 1:
@@ -153,6 +158,8 @@ class BatchScheduler:
         for item in inputs:
             try:
                 self.running.join([item])
+            except RankGroupLost:
+                raise
             except Exception as alone:
                 log.exception("worker.model_failed", stage="prefill", size=1)
                 outcomes += self._failed([item[0]], alone)

@@ -20,7 +20,6 @@ cli_stack.register(app)
 app.add_typer(models_app, name="models")
 
 
-
 SUBMIT_KNOBS = [
     k for k in section_knobs("client") if k.name in ("model", "tenant", "timeout_s", "check_consumers")
 ]
@@ -122,31 +121,39 @@ def worker(
         ),
     ] = False,
 ) -> None:
-    """Run an inference worker: consume dispatched requests, batch them continuously, reply."""
+    """Run an inference worker: consume dispatched requests, batch them continuously, reply.
+
+    With --tensor-parallel / --pipeline-parallel the worker is a group of ranks serving one
+    model together; rank 0 alone talks to Kafka (see README, Parallel inference)."""
+    import os
+
     from kinfer.consumers.engine import load_runner
-    from kinfer.consumers.worker import InferenceWorker
+    from kinfer.consumers.engine.runner import RankGroupLost
+    from kinfer.infra import worker_ranks
     from kinfer.infra.models import ModelStore
     from kinfer.infra.models.pull import ensure_local
 
     settings = _settings(given)
-    config = settings.worker_config()
-    _serve_metrics(settings.metrics_port)
     try:
+        config = settings.worker_config()
+        config = settings.worker_config(**worker_ranks.torchrun_overrides(config, os.environ))
+        if config.rank in (None, 0):
+            _serve_metrics(settings.metrics_port)
         local = ensure_local(config.model, ModelStore(settings.model_root))
+        served = config.model if local != config.model else None  # a pulled model keeps its name
+        if config.layout.parallel:
+            worker_ranks.serve(config, local, served, standby=standby)
+            return
         runner = load_runner(
-            local,
-            device=config.device,
-            dtype=config.dtype,
-            quantize=config.quantize,
-            served_name=config.model if local != config.model else None,  # a pulled model keeps its name
+            local, device=config.device, dtype=config.dtype, quantize=config.quantize, served_name=served
         )
     except ValueError as exc:
         typer.echo(f"error [invalid_settings]: {exc}", err=True)
         raise typer.Exit(2) from exc
-    inference = InferenceWorker(config, runner)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: inference.stop())
-    inference.run(standby=standby)
+    except RankGroupLost as exc:
+        typer.echo(f"error [unavailable]: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    worker_ranks.run_worker(config, runner, standby=standby)
 
 
 @app.command()

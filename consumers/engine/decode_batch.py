@@ -126,13 +126,15 @@ class DecodeBatch(Generic[K]):
         return dropped
 
     def _pick(self) -> list[int]:
-        cpu_logits = self._logits.float().cpu()
-        picks = pick_batch(
-            cpu_logits, [row.item.sampling for row in self.rows], [row.gen for row in self.rows]
-        )
+        picks = self._choose()
         for row, token in zip(self.rows, picks, strict=True):
             self._advance(row, token)
         return picks
+
+    def _choose(self) -> list[int]:
+        """One token per row from the last logits (a rank group's followers are told instead)."""
+        samplings = [row.item.sampling for row in self.rows]
+        return pick_batch(self._logits.float().cpu(), samplings, [row.gen for row in self.rows])
 
     def _advance(self, row: SequenceState[K], token: int) -> None:
         sampling = row.item.sampling

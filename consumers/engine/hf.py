@@ -99,8 +99,12 @@ class HFCodec:
         return HFDetokenizer(self.tokenizer)
 
 
-def load_hf(path: str) -> tuple[HFCausalLM, HFCodec, str]:
-    """(model, codec, served name) of a local directory; raises ValueError when unusable."""
+def load_hf(path: str, tp_mesh: Any = None) -> tuple[HFCausalLM, HFCodec, str]:
+    """(model, codec, served name) of a local directory; raises ValueError when unusable.
+
+    ``tp_mesh``: a tensor-parallel DeviceMesh; this rank then holds its shard of every layer,
+    split by the tensor-parallel plan transformers ships for the architecture.
+    """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -112,10 +116,25 @@ def load_hf(path: str) -> tuple[HFCausalLM, HFCodec, str]:
     config = json.loads((Path(path) / "config.json").read_text())
     # BPE text decodes exactly as tokenized; the WordPiece clean-up would eat spaces before punctuation.
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, clean_up_tokenization_spaces=False)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True, dtype=torch.float32, **_tensor_parallel(tp_mesh)
+    )
     # A chat ends at the template's end of turn: the config's eos and the tokenizer's, when they differ.
     eos = config.get("eos_token_id")
     listed = eos if isinstance(eos, list) else [eos]
     eos_ids = frozenset(int(i) for i in [*listed, tokenizer.eos_token_id] if i is not None)
     max_context = int(config.get("max_position_embeddings") or tokenizer.model_max_length or 2048)
     return HFCausalLM(model, max_context), HFCodec(tokenizer, eos_ids), Path(path).resolve().name
+
+
+def _tensor_parallel(mesh: Any) -> dict[str, Any]:
+    if mesh is None:
+        return {}
+    import os
+
+    from transformers.distributed.configuration_utils import DistributedConfig
+
+    # transformers reads the rank's device index from LOCAL_RANK (torchrun sets it); on the
+    # CPU every rank is the one device.
+    os.environ.setdefault("LOCAL_RANK", "0")
+    return {"distributed_config": DistributedConfig(tp_plan="auto", tp_size=mesh.size()), "device_mesh": mesh}

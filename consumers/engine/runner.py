@@ -9,6 +9,11 @@ from typing import Any, Literal, Protocol, TypeVar
 from kinfer.schemas import ChatMessage, SamplingParams
 
 
+class RankGroupLost(RuntimeError):
+    """A rank of a parallel worker died or hung. Not a failure of the requests in the batch:
+    the worker must exit (its partitions move on) rather than answer them with an error."""
+
+
 @dataclass(frozen=True)
 class GenerationInput:
     prompt: str

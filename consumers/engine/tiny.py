@@ -34,9 +34,12 @@ class TinyConfig:
 class Block(nn.Module):
     def __init__(self, cfg: TinyConfig) -> None:
         super().__init__()
-        self.n_heads = cfg.n_heads
+        self.head_dim = cfg.d_model // cfg.n_heads
         self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        # Separate projections, so tensor parallelism can split each by heads (column-wise).
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.k = nn.Linear(cfg.d_model, cfg.d_model)
+        self.v = nn.Linear(cfg.d_model, cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(
@@ -46,14 +49,15 @@ class Block(nn.Module):
     def forward(
         self, x: torch.Tensor, allowed: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        b, t, _ = x.shape
+        h = self.ln1(x)
+        # Under tensor parallelism each rank holds some of the heads: width / head_dim of them.
+        q, k, v = (z.view(b, t, -1, self.head_dim).transpose(1, 2) for z in (self.q(h), self.k(h), self.v(h)))
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1))
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, -1))
         x = x + self.mlp(self.ln2(x))
         return x, (k, v)
 
@@ -87,7 +91,7 @@ class TinyDecoder(nn.Module):
     ) -> tuple[torch.Tensor, KVCache]:
         """``ids``/``positions``: (B, T) new tokens; ``key_mask``: (B, past + T), False = padding."""
         t = ids.shape[1]
-        allowed = _allowed(key_mask, t)
+        allowed = allowed_keys(key_mask, t)
         x = self.embed(ids) + self.pos(positions)
         cache: KVCache = []
         for i, block in enumerate(self.blocks):
@@ -97,7 +101,7 @@ class TinyDecoder(nn.Module):
         return logits.masked_fill(~self.vocab_mask, float("-inf")), cache
 
 
-def _allowed(key_mask: torch.Tensor, new: int) -> torch.Tensor:
+def allowed_keys(key_mask: torch.Tensor, new: int) -> torch.Tensor:
     """(B, new, keys) attention permission: causal, no padding keys, always self."""
     keys = key_mask.shape[1]
     q_index = torch.arange(keys - new, keys, device=key_mask.device).unsqueeze(1)
@@ -127,6 +131,17 @@ def build_tiny(cfg: TinyConfig | None = None) -> TinyDecoder:
                 param.zero_()
             elif "ln" in name:
                 param.fill_(1.0)
+            elif name.endswith((".k.weight", ".v.weight")):
+                continue  # drawn with q below
+            elif name.endswith(".q.weight"):
+                # One (3d, d) draw split three ways: the weights of the fused q/k/v projection
+                # kinfer-tiny always had, so its text is the same as before the split.
+                block = model.get_submodule(name.removesuffix(".q.weight"))
+                assert isinstance(block, Block)
+                fused = torch.empty(3 * cfg.d_model, cfg.d_model)
+                fused.normal_(0.0, cfg.d_model**-0.5, generator=gen)
+                for proj, part in zip((block.q, block.k, block.v), torch.chunk(fused, 3), strict=True):
+                    proj.weight.copy_(part)
             else:
                 param.normal_(
                     0.0, 0.02 if "embed" in name or "pos" in name else param.shape[-1] ** -0.5, generator=gen

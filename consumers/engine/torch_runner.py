@@ -37,7 +37,9 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def tensor_bytes(value: object) -> int:
-    """Bytes of a state-dict value, packed int8 weights included."""
+    """Bytes of a state-dict value as this process holds it: packed int8 weights included,
+    a tensor-parallel shard (DTensor) counted by its local part."""
+    value = _local(value)
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, tuple | list):
@@ -82,7 +84,7 @@ class TorchRunner:
         weights, like an output layer sharing the embedding, count once)."""
         seen: set[int] = set()
         total = 0
-        for value in self.module.state_dict().values():
+        for value in map(_local, self.module.state_dict().values()):
             if isinstance(value, torch.Tensor):
                 if value.untyped_storage().data_ptr() in seen:
                     continue
@@ -104,3 +106,9 @@ class TorchRunner:
         while running:
             outputs.update(running.step(on_text))
         return [outputs[i] for i in range(len(batch))]
+
+
+def _local(value: object) -> object:
+    """The part of a sharded tensor this rank holds."""
+    to_local = getattr(value, "to_local", None)
+    return to_local() if callable(to_local) else value
