@@ -90,7 +90,8 @@ def test_killing_a_non_kafka_rank_loses_nothing_and_answers_nothing_twice(
     wait_for(lambda: len(children(parallel.proc.pid)) == 1, 60, "rank 1 to start")
     (rank1,) = children(parallel.proc.pid)
     config = pipeline.services.settings(prefix).client_config(timeout_s=240)
-    kill_mid_run(config, n, "p", lambda: os.kill(rank1, signal.SIGKILL))
+    done_at_kill = kill_mid_run(config, n, "p", lambda: os.kill(rank1, signal.SIGKILL))
+    print(f"rank 1 killed with {done_at_kill} of {n} answered")
     assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "p", n)
     wait_for(lambda: not parallel.alive(), 30, "the parallel worker's group to exit")
     assert parallel.proc.returncode not in (0, None), "a lost rank fails the whole group"
