@@ -35,6 +35,7 @@ from kinfer.consumers.parallel.shard import load_shard
 from kinfer.infra.models import DEFAULT_MODEL, ModelStore
 from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.stack.process import free_port
+from kinfer.infra.worker_ranks import share_cores
 from kinfer.schemas import SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,6 +82,7 @@ def measure(runner: ParallelRunner, items: list[GenerationInput]) -> dict[str, A
 
 def rank_main(args: argparse.Namespace) -> None:
     layout = ParallelLayout(args.tensor, args.pipeline)
+    share_cores(layout.world_size)
     group = join_group(layout, RankAddress(args.rank, "127.0.0.1", args.port), torch.device("cpu"), 300)
     local = load_shard(args.model, group, dtype=torch.float32)
     sizes = gather_sizes(group, local.parameter_bytes())

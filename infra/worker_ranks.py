@@ -72,6 +72,8 @@ def serve(config: WorkerConfig, model: str, served_name: str | None, *, standby:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        share_cores(int(os.environ.get("LOCAL_WORLD_SIZE", layout.world_size)))
     if device.type == "cuda":
         device = torch.device(
             "cuda", int(os.environ.get("LOCAL_RANK", address.rank)) % torch.cuda.device_count()
@@ -84,9 +86,7 @@ def serve(config: WorkerConfig, model: str, served_name: str | None, *, standby:
         follow(local, channel)
         group.close()
         return
-    log.info(
-        "ranks.parameter_bytes", per_rank=sizes, whole_model_share=round(max(sizes) / max(1, sum(sizes)), 3)
-    )
+    log.info("ranks.parameter_bytes", per_rank=sizes)
     for rank, size in enumerate(sizes):
         metrics.RANK_PARAMETER_BYTES.labels(str(rank)).set(size)
     runner = ParallelRunner(local, channel)
@@ -117,10 +117,19 @@ def run_worker(config: WorkerConfig, runner: ModelRunner, *, standby: bool) -> N
 def start_followers(world_size: int, port: int) -> list[subprocess.Popen[bytes]]:
     """Ranks 1..world-1 on this host: this command again, with its rank and rendezvous port."""
     argv = [sys.executable, "-m", "kinfer.infra.cli", *sys.argv[1:]]
+    env = {**os.environ, "LOCAL_WORLD_SIZE": str(world_size)}  # torchrun's name: ranks on this host
     return [
-        subprocess.Popen([*argv, "--rank", str(rank), "--master-port", str(port)])
+        subprocess.Popen([*argv, "--rank", str(rank), "--master-port", str(port)], env=env)
         for rank in range(1, world_size)
     ]
+
+
+def share_cores(ranks_here: int) -> None:
+    """CPU ranks on one host split its cores instead of each taking all of them (which
+    oversubscribes the cores and makes every collective wait on a descheduled rank)."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, ranks_here)))
 
 
 def watch(followers: list[subprocess.Popen[bytes]], stopping: threading.Event) -> None:
