@@ -39,9 +39,8 @@ from kinfer.infra.worker_ranks import share_cores
 from kinfer.schemas import SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SPLITS = {"kinfer-tiny": [(1, 1), (2, 1), (1, 2), (2, 2)], DEFAULT_MODEL: [(1, 1), (3, 1)]}
-"""(T, P) per model. SmolLM2 (9 heads, 3 KV heads) admits T in {1, 3}; pipeline stages serve
-kinfer-tiny only so far."""
+SPLITS = {"kinfer-tiny": [(1, 1), (2, 1), (1, 2), (2, 2)], DEFAULT_MODEL: [(1, 1), (3, 1), (1, 2)]}
+"""(T, P) per model; SmolLM2 (9 heads, 3 KV heads) admits T in {1, 3}."""
 COMM = ("c10d::", "gloo:", "nccl:", "record_param_comms")
 
 

@@ -65,7 +65,7 @@ def test_kinfer_tiny_over_ranks_answers_as_one_process(tensor: int, pipeline: in
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("tensor", "pipeline"), [(3, 1)])
+@pytest.mark.parametrize(("tensor", "pipeline"), [(3, 1), (1, 2)])
 def test_smollm2_over_ranks_answers_as_one_process(tensor: int, pipeline: int, tmp_path: Path) -> None:
     if not SMOLLM2.exists():
         pytest.skip("SmolLM2 is pulled by `make setup`")
