@@ -44,6 +44,7 @@ from kinfer.streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
 
+
 class Undeliverable(Exception):
     """An answer whose address no answer can reach."""
 

@@ -32,19 +32,16 @@ from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
 from kinfer.streams import fallbacks, metrics
 from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, with_rate_limit
-from kinfer.streams.breakers.state import Snapshot, State, Verdict
-from kinfer.streams.breakers.store import breaker_name
+from kinfer.streams.answers import refuse, reject
+from kinfer.streams.breakers.state import State
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
 from kinfer.streams.keyed_locks import KeyedLocks
-from kinfer.streams.limits.bucket import LimitDecision
-from kinfer.streams.limits.limiter import LocalLimiter
-from kinfer.streams.limits.reservations import Reservation
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
 from kinfer.streams.routing.regions import NoRoute, RegionRouter
 from kinfer.streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
-from kinfer.streams.serving import ServedView
+from kinfer.streams.shared_state import SharedState
 
 log = structlog.get_logger(__name__)
 
@@ -75,13 +72,15 @@ class AdmissionController:
         self.router = router
         self.tiers = tiers
         self.health = health or RedisHealth()
-        self.limiter = limiter
-        self.local_limiter = LocalLimiter()
-        self.breakers = breakers
-        self.breaker_view: dict[str, Snapshot] = {}
-        self.delay = delay
-        self.store = store
-        self.served = ServedView()
+        self.state = SharedState(
+            limiter=limiter,
+            breakers=breakers,
+            delay=delay,
+            store=store,
+            health=self.health,
+            clock_ms=clock_ms,
+        )
+        self.served = self.state.served
         self.reply_topics = reply_topics
         self.ledger = ledger
         self.clock_ms = clock_ms
@@ -96,10 +95,10 @@ class AdmissionController:
         first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
         if isinstance(first, Refused):
             if first.request is None:  # unreadable: no id to be idempotent by
-                return self._rejected(first, value or b"", source)
+                return self._reject(first, value or b"", source)
             if await self._already_decided(first.request):
                 return []
-            return self._remembered(first.request, self._rejected(first, value or b"", source), now)
+            return self._remembered(first.request, self._reject(first, value or b"", source), now)
         request = first.request
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
@@ -110,7 +109,8 @@ class AdmissionController:
             if (why := await self.reply_topics.why_unanswerable(request.reply_to)) is not None:
                 # Nothing can be answered there, and a worker must never be handed it.
                 reply = ErrorReply(request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=why)
-                effects = self._rejected(Refused(reply, None, request, why), value or b"", source)
+                refused = Refused(reply, None, request, why)
+                effects = self._reject(refused, value or b"", source)
             else:
                 effects = await self._admit_valid(request, value or b"", hdrs, now)
             return self._remembered(request, effects, now)
@@ -119,9 +119,7 @@ class AdmissionController:
         """Whether this request id was decided (or answered by a worker) already: a Faust
         redelivery after a crash, or a client sending an id again. It is dropped: its one
         answer is the first decision's. Unknown while Redis is away (then decided again)."""
-        mark = await self.health.call(
-            lambda: self.store.decision(request.tenant, request.request_id), lambda: None
-        )
+        mark = await self.state.decision(request)
         if mark is None:
             return False
         key = request_key(request.tenant, request.request_id)
@@ -129,7 +127,7 @@ class AdmissionController:
             address = ReplyAddress(mark.topic, mark.partition)
             if not await self.ledger.was_answered(address, request.request_id, mark.since_ms):
                 return False  # it never went out: decide again
-            await self.health.call(lambda: self.store.remember(key), lambda: None)
+            await self.state.remember(key)
         metrics.DUPLICATES.inc()
         log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
         return True
@@ -148,7 +146,12 @@ class AdmissionController:
 
     async def remember(self, effect: Remember) -> None:
         """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
-        await self.health.call(lambda: self.store.remember(effect.key, effect.pending), lambda: None)
+        await self.state.remember(effect.key, effect.pending)
+
+    def _reject(self, decision: Refused, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
+        tenant = decision.request.tenant if decision.request is not None else None
+        tier = self.tiers.policy(tenant).tier.name if tenant is not None else "unknown"
+        return reject(decision, tier, value, source, self.clock_ms())
 
     def failed(
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int], exc: Exception
@@ -170,26 +173,24 @@ class AdmissionController:
         if self.served.unserved(request.model):
             served = ", ".join(sorted(self.served.models()))
             message = f"model {request.model!r} is not served here; live workers serve: {served}"
-            return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
+            return refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
         tokens = reserved_tokens(request)
         if tokens > policy.tier.token_burst:
             message = (
                 f"request needs {tokens} tokens (prompt + max_tokens); tier {policy.tier.name} "
                 f"allows at most {policy.tier.token_burst:g} at once"
             )
-            return self._refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
+            return refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
         queued = QueuedRequest(value, hdrs, now)
-        if policy.tier.over_limit == "queue" and await self._has_queue(request.tenant):
+        if policy.tier.over_limit == "queue" and await self.state.has_queue(request.tenant):
             return await self._enqueue(request, policy, queued, 0, now)
-        decision = await self._acquire(request.tenant, policy, tokens)
+        decision = await self.state.acquire(request.tenant, policy.tier, tokens)
         if not decision.allowed:
             if policy.tier.over_limit == "queue":
                 return await self._enqueue(request, policy, queued, decision.retry_after_ms, now)
             message = f"tier {policy.tier.name} limit reached; retry after {decision.retry_after_ms} ms"
             status = decision.status(policy.tier)
-            return self._refuse(
-                request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms, status
-            )
+            return refuse(request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms, status)
         return await self._after_limit(request, policy, tokens, value, hdrs, decision.status(policy.tier))
 
     async def _after_limit(
@@ -203,7 +204,7 @@ class AdmissionController:
     ) -> list[Effect]:
         cached = await self._cached(request, status)
         if cached is not None:
-            await self._settle(request.tenant, policy, tokens)  # nothing was computed
+            await self.state.settle(request.tenant, policy.tier, tokens)  # nothing was computed
             if request.stream:  # a streaming caller gets the whole text as one chunk first
                 chunk = TokenChunk(
                     request_id=request.request_id, index=0, text=cached.text, rate_limit=status
@@ -225,7 +226,7 @@ class AdmissionController:
             user=user,
             affinity=request.session_id or user,
             residency=policy.residency,
-            allows=lambda region: self._breaker_allows(region, request.model),
+            allows=lambda region: self.state.breaker_allows(region, request.model),
             order=lambda regions: self.served.prefer_serving(regions, request.model),
         )
         if isinstance(route, NoRoute):
@@ -233,15 +234,15 @@ class AdmissionController:
                 message = (
                     f"tenant is pinned to residency {policy.residency!r}, which no region served here covers"
                 )
-                return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
-            await self._settle(request.tenant, policy, tokens)
+                return refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
+            await self.state.settle(request.tenant, policy.tier, tokens)
             pinned = f" (tenant is pinned to {route.regions[0]})" if policy.residency else ""
             regions = ", ".join(route.regions)
             message = (
                 f"no healthy region for model {request.model or '(any)'}: circuit open in {regions}{pinned}"
             )
-            return self._refuse(request, policy, ErrorCode.UNAVAILABLE, message, route.retry_after_ms or 1000)
-        await self._reserve(request, policy, tokens)
+            return refuse(request, policy, ErrorCode.UNAVAILABLE, message, route.retry_after_ms or 1000)
+        await self.state.reserve(request, policy.tier, tokens)
         metrics.ADMITTED.labels(policy.tier.name, route.region).inc()
         if route.failed_over_from is not None:
             metrics.FAILED_OVER.labels(route.failed_over_from, route.region).inc()
@@ -250,48 +251,24 @@ class AdmissionController:
 
     # -- the steps ------------------------------------------------------------------
 
-    async def _acquire(self, tenant: str, policy: TenantPolicy, tokens: int) -> LimitDecision:
-        return await self.health.call(
-            lambda: self.limiter.acquire(tenant, policy.tier, tokens),
-            lambda: self.local_limiter.acquire_now(tenant, policy.tier, tokens),
-        )
-
-    async def _settle(self, tenant: str, policy: TenantPolicy, delta_tokens: float) -> None:
-        await self.health.call(lambda: self.limiter.settle(tenant, policy.tier, delta_tokens), lambda: None)
-
-    async def _reserve(self, request: InferenceRequest, policy: TenantPolicy, tokens: int) -> None:
-        reservation = Reservation(request.tenant, policy.tier.name, tokens)
-        await self.health.call(
-            lambda: self.store.reserve(request.tenant, request.request_id, reservation), lambda: None
-        )
-
-    async def _has_queue(self, tenant: str) -> bool:
-        return await self.health.call(lambda: self.delay.waiting(tenant), lambda: 0) > 0
-
     async def _enqueue(
         self, request: InferenceRequest, policy: TenantPolicy, item: QueuedRequest, wait_ms: int, now: int
     ) -> list[Effect]:
-        length = await self.health.call(
-            lambda: self.delay.enqueue(request.tenant, item, wait_ms, now), lambda: -1
-        )
-        if length < 0:  # Redis down: nowhere durable to queue
+        length = await self.state.enqueue(request.tenant, item, wait_ms, now)
+        if length is None:
             message = f"tier {policy.tier.name} limit reached and the delay queue is unavailable"
-            return self._refuse(request, policy, ErrorCode.RATE_LIMITED, message, max(wait_ms, 1000))
+            return refuse(request, policy, ErrorCode.RATE_LIMITED, message, max(wait_ms, 1000))
         metrics.QUEUED.labels(policy.tier.name).inc()
         log.info("admission.queued", request_id=request.request_id, tenant=request.tenant, depth=length)
         return []
 
     async def _cached(self, request: InferenceRequest, status: RateLimitStatus) -> InferenceResult | None:
         key = cache_key(request)
-        if key is None:
-            return None
-
-        raw = await self.health.call(lambda: self.store.cached(key), lambda: None)
-        if not isinstance(raw, bytes):
-            metrics.CACHE.labels("miss").inc()
-            return None
-        cached = decode_reply(raw)
+        raw = await self.state.cached(key) if key is not None else None
+        cached = decode_reply(raw) if raw is not None else None
         if not isinstance(cached, InferenceResult):
+            if key is not None:
+                metrics.CACHE.labels("miss").inc()
             return None
         metrics.CACHE.labels("hit").inc()
         return msgspec.structs.replace(
@@ -303,54 +280,6 @@ class AdmissionController:
             rate_limit=status,
         )
 
-    async def _breaker_allows(self, region: str, model: str | None) -> tuple[bool, int]:
-        """Per (region, requested model): a request naming none has the region's own breaker."""
-        name = breaker_name(region, model or "")
-        snap = self.breaker_view.get(name)
-        if snap is None or snap.state is State.CLOSED:
-            return True, 0
-        now = self.clock_ms()
-        if snap.state is State.OPEN and now < snap.opened_at_ms + self.breakers.cfg.open_s * 1000:
-            return False, int(snap.opened_at_ms + self.breakers.cfg.open_s * 1000 - now)
-
-        verdict = await self.health.call(lambda: self.breakers.admit(name, now), lambda: Verdict(False, 1000))
-        return verdict.allowed, verdict.retry_after_ms
-
-    # -- answers -----------------------------------------------------------------------
-
-    def _refuse(
-        self,
-        request: InferenceRequest,
-        policy: TenantPolicy,
-        code: ErrorCode,
-        message: str,
-        retry_after_ms: int | None = None,
-        rate_limit: RateLimitStatus | None = None,
-    ) -> list[Effect]:
-        metrics.REJECTED.labels(policy.tier.name, code.value).inc()
-        reply = ErrorReply(
-            request_id=request.request_id,
-            code=code,
-            message=message,
-            retry_after_ms=retry_after_ms,
-            rate_limit=rate_limit,
-        )
-        return [Answer(request.reply_to, reply)]
-
-    def _rejected(self, decision: Refused, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
-        reply = decision.reply
-        metrics.REJECTED.labels(
-            "unknown" if decision.request is None else self.tiers.policy(decision.request.tenant).tier.name,
-            reply.code.value,
-        ).inc()
-        effects: list[Effect] = []
-        if decision.address is not None:
-            effects.append(Answer(decision.address, reply))
-        if decision.dead_letter_reason is not None:
-            reason, now = decision.dead_letter_reason, self.clock_ms()
-            effects.append(fallbacks.letter(value, reply.code, reason, reply.request_id, source, now))
-        return effects
-
     # -- background work (timers of the Faust app) ------------------------------------
 
     async def pump_delay_queue(self, send: Callable[[list[Effect]], Awaitable[None]]) -> int:
@@ -359,7 +288,7 @@ class AdmissionController:
         async def handle(tenant: str, item: QueuedRequest) -> PumpResult:
             return await self._readmit(tenant, item, send)
 
-        return await self.health.call(lambda: self.delay.pump(handle, self.clock_ms()), lambda: 0)
+        return await self.state.pump(handle)
 
     async def _readmit(
         self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], Awaitable[None]]
@@ -373,10 +302,10 @@ class AdmissionController:
         if req.deadline_ms is not None and req.deadline_ms <= now:
             waited = now - item.enqueued_ms
             message = f"deadline passed after {waited} ms in the delay queue"
-            await send(self._refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message))
+            await send(refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message))
             return PumpResult(done=True)
         tokens = reserved_tokens(req)
-        decision = await self.limiter.acquire(tenant, policy.tier, tokens)
+        decision = await self.state.limiter.acquire(tenant, policy.tier, tokens)  # pump() guards it
         if not decision.allowed:
             return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
         status = decision.status(policy.tier)
@@ -384,16 +313,10 @@ class AdmissionController:
         return PumpResult(done=True)
 
     async def refresh_served(self) -> None:
-        """Re-read the workers' heartbeats (kept as last seen while Redis is away)."""
-
-        async def read() -> None:
-            self.served.update(await self.store.heartbeats(list(self.router.partitions)), self.clock_ms())
-
-        await self.health.call(read, lambda: None)
+        await self.state.refresh_served(list(self.router.partitions))
 
     async def refresh_breakers(self) -> None:
-        self.breaker_view = await self.health.call(self.breakers.load_all, lambda: self.breaker_view)
-        for name, snap in self.breaker_view.items():
+        for name, snap in (await self.state.refresh_breakers()).items():
             region, _, model = name.partition("/")
             for state in State:
                 metrics.BREAKER_STATE.labels(region, model, state.value).set(1 if snap.state is state else 0)
