@@ -60,9 +60,11 @@ def serve(config: WorkerConfig, model: str, served_name: str | None, *, standby:
     if config.quantize != "none":
         raise ValueError("int8 quantization and parallel ranks do not combine yet")
     followers: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
     if config.rank is None:  # rank 0 of a group on this host: start the others
         port = config.master_port or free_port()
         followers = start_followers(layout.world_size, port)
+        watch(followers, stopping)  # from the start: a rank lost while joining stops rank 0 too
         address = RankAddress(0, "127.0.0.1", port)
     else:
         address = RankAddress(config.rank, config.master_addr, config.master_port)
@@ -90,8 +92,6 @@ def serve(config: WorkerConfig, model: str, served_name: str | None, *, standby:
     for rank, size in enumerate(sizes):
         metrics.RANK_PARAMETER_BYTES.labels(str(rank)).set(size)
     runner = ParallelRunner(local, channel)
-    stopping = threading.Event()
-    watch(followers, stopping)
     try:
         run_worker(config, runner, standby=standby)
     except BaseException:
