@@ -98,3 +98,15 @@ def test_killing_a_non_kafka_rank_loses_nothing_and_answers_nothing_twice(
     assert parallel.proc.returncode not in (0, None), "a lost rank fails the whole group"
     tail = parallel.tail(200)
     assert "ranks.follower_died" in tail or "group failed" in tail, tail
+
+
+def test_a_rank_lost_while_the_group_starts_stops_rank_0_at_once(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    worker = pipeline.start("worker-tp2", "worker", "--tensor-parallel", "2")
+    wait_for(lambda: len(children(worker.proc.pid)) == 1, 60, "rank 1 to start")
+    os.kill(children(worker.proc.pid)[0], signal.SIGKILL)
+    wait_for(lambda: not worker.alive(), 20, "rank 0 to exit (not after the rendezvous timeout)")
+    assert worker.proc.returncode == 70, worker.tail(40)
+    assert "ranks.follower_died" in worker.tail(40)
