@@ -57,6 +57,7 @@ bench: setup
 	$(PY) -m benchmarks.quantization
 	$(PY) -m benchmarks.stage_rates
 	$(PY) -m benchmarks.parallel
+	$(PY) -m benchmarks.light_load
 
 up: setup
 	$(KINFER) up

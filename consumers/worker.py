@@ -183,7 +183,14 @@ class InferenceWorker:
             timeout = min(0.2, self.scheduler.wait_ms(self.clock_ms()) / 1000)
         else:
             timeout = 0.2
-        records = self.clients.consumer.consume(self.config.max_batch_requests, timeout)
+        consumer = self.clients.consumer
+        # consume(n, timeout) waits until n records are there or the timeout passes: block
+        # only for the first record, then take what else is there without waiting.
+        first = consumer.poll(timeout)
+        if first is None:
+            return []
+        more = self.config.max_batch_requests - 1
+        records = [first, *consumer.consume(more, 0)] if more else [first]
         return [r for r in records if _usable(r)]
 
     def _take(self, item: Intaken, now: int) -> None:
