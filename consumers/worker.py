@@ -134,6 +134,8 @@ class InferenceWorker:
         source = self.topics.dispatch(self.config.region)
         consumer = self.clients.consumer
         consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        # Idle counts from now: a worker just promoted is not released before it had a chance.
+        self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
         released = False
         try:
