@@ -58,6 +58,7 @@ bench: setup
 	$(PY) -m benchmarks.stage_rates
 	$(PY) -m benchmarks.parallel
 	$(PY) -m benchmarks.light_load
+	$(PY) -m benchmarks.hashing
 
 up: setup
 	$(KINFER) up
