@@ -59,6 +59,7 @@ bench: setup
 	$(PY) -m benchmarks.parallel
 	$(PY) -m benchmarks.light_load
 	$(PY) -m benchmarks.hashing
+	$(PY) -m benchmarks.batching
 
 up: setup
 	$(KINFER) up

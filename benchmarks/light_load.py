@@ -18,57 +18,18 @@ import argparse
 import asyncio
 import json
 import platform
-import random
-import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.load import open_loop, percentile
 from benchmarks.plots import figure
 from benchmarks.stack import private_stack
 from kinfer.infra.demo import wait_until_serving
-from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.stages import StageProcess, running
-from kinfer.producers import AsyncClient
 from kinfer.schemas import SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WAITS_MS = (0, 5, 50)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
-async def open_loop(settings: KinferSettings, rate: float, n: int) -> list[dict[str, float]]:
-    """``n`` requests with exponential gaps (mean 1/rate), each timed on its own."""
-    rng = random.Random(7)
-    samples: list[dict[str, float]] = []
-    async with AsyncClient(settings.client_config(timeout_s=60)) as client:
-
-        async def one(i: int) -> None:
-            started = time.perf_counter()
-            result = await client.generate(f"light {i}", sampling=SamplingParams(max_tokens=1))
-            e2e = (time.perf_counter() - started) * 1000
-            reply = e2e - result.queue_ms - result.compute_ms
-            samples.append(
-                {
-                    "e2e_ms": e2e,
-                    "to_worker_ms": result.queue_ms,
-                    "compute_ms": result.compute_ms,
-                    "reply_ms": reply,
-                    "added_ms": e2e - result.compute_ms,
-                }
-            )
-
-        await one(-1)  # warm up the path
-        samples.clear()
-        tasks = []
-        for i in range(n):
-            tasks.append(asyncio.create_task(one(i)))
-            await asyncio.sleep(rng.expovariate(rate))
-        await asyncio.gather(*tasks)
-    return samples
 
 
 def run(wait_ms: int, rate: float, n: int) -> dict[str, Any]:
@@ -80,7 +41,7 @@ def run(wait_ms: int, rate: float, n: int) -> dict[str, Any]:
         ]
         with running(stages):
             asyncio.run(wait_until_serving(stack.settings))
-            samples = asyncio.run(open_loop(stack.settings, rate, n))
+            samples, _ = asyncio.run(open_loop(stack.settings, rate, n, SamplingParams(max_tokens=1)))
     summary: dict[str, Any] = {"max_wait_ms": wait_ms}
     for key in ("e2e_ms", "added_ms", "to_worker_ms", "compute_ms", "reply_ms"):
         values = [s[key] for s in samples]
