@@ -21,10 +21,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import open_loop, percentile
+from benchmarks.load import open_loop
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS, private_stack
-from kinfer.infra.demo import wait_until_serving
+from kinfer.infra.demo import percentile, wait_until_serving
 from kinfer.infra.models import DEFAULT_MODEL, ModelStore
 from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.stack.stages import StageProcess, running

@@ -13,11 +13,6 @@ from kinfer.producers import AsyncClient
 from kinfer.schemas import SamplingParams
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 async def open_loop(
     settings: KinferSettings,
     rate: float,

@@ -1,9 +1,12 @@
 """Pipeline vs raw engine, batched vs unbatched, measured side by side in one run.
 
-    python -m benchmarks.pipeline_vs_engine [--requests 256] [--max-tokens 16]
+    python -m benchmarks.pipeline_vs_engine [--requests 256] [--max-tokens 16] [--threads 1]
 
 Starts its own Kafka + Redis (own ports, own state dir), `kinfer admission` and
-one `kinfer worker`, and stops them at the end. Writes
+one `kinfer worker`, and stops them at the end. The model gets the same fixed thread
+budget in the engine-alone runs and in the pipeline's worker (``--threads``, standing in for
+an accelerator of fixed size; 0 = torch's default, all cores), so the ratio compares like
+with like; the pipeline's other processes share what is left. Writes
 benchmarks/results/pipeline_vs_engine.json and .png. Ratios matter, not the
 absolute numbers: this machine is shared and noisy.
 """
@@ -70,9 +73,13 @@ async def pipeline_run(
     }
 
 
-def run_pipeline(texts: list[str], sampling: SamplingParams, batch: int, device: str) -> dict[str, float]:
+def run_pipeline(
+    texts: list[str], sampling: SamplingParams, batch: int, device: str, threads: int
+) -> dict[str, float]:
     with private_stack() as stack:
         env = {**stack.env, "KINFER_WORKER__DEVICE": device, "KINFER_WORKER__MAX_BATCH_REQUESTS": str(batch)}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
         with running(
             [
                 StageProcess("admission", ["admission"], env, stack.logs / "admission.log"),
@@ -95,14 +102,17 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sampling = SamplingParams(max_tokens=args.max_tokens)
     texts = prompts(args.requests)
     items = [GenerationInput(p, sampling) for p in texts]
     results = {
         "engine, batch 1": engine_throughput(items, 1, args.device),
         f"engine, batch {args.batch}": engine_throughput(items, args.batch, args.device),
-        "pipeline": run_pipeline(texts, sampling, args.batch, args.device),
+        "pipeline": run_pipeline(texts, sampling, args.batch, args.device, args.threads),
     }
     engine_batched = results[f"engine, batch {args.batch}"]["requests_per_s"]
     report = {
