@@ -80,7 +80,6 @@ class AdmissionController:
             health=self.health,
             clock_ms=clock_ms,
         )
-        self.served = self.state.served
         self.reply_topics = reply_topics
         self.ledger = ledger
         self.clock_ms = clock_ms
@@ -170,8 +169,8 @@ class AdmissionController:
         self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
     ) -> list[Effect]:
         policy = self.tiers.policy(request.tenant)
-        if self.served.unserved(request.model):
-            served = ", ".join(sorted(self.served.models()))
+        if self.state.served.unserved(request.model):
+            served = ", ".join(sorted(self.state.served.models()))
             message = f"model {request.model!r} is not served here; live workers serve: {served}"
             return refuse(request, policy, ErrorCode.INVALID_REQUEST, message)
         tokens = reserved_tokens(request)
@@ -227,7 +226,7 @@ class AdmissionController:
             affinity=request.session_id or user,
             residency=policy.residency,
             allows=lambda region: self.state.breaker_allows(region, request.model),
-            order=lambda regions: self.served.prefer_serving(regions, request.model),
+            order=lambda regions: self.state.served.prefer_serving(regions, request.model),
         )
         if isinstance(route, NoRoute):
             if not route.regions:
@@ -264,11 +263,14 @@ class AdmissionController:
 
     async def _cached(self, request: InferenceRequest, status: RateLimitStatus) -> InferenceResult | None:
         key = cache_key(request)
-        raw = await self.state.cached(key) if key is not None else None
-        cached = decode_reply(raw) if raw is not None else None
+        if key is None:
+            return None
+        raw = await self.state.cached(key)
+        if raw is None:
+            metrics.CACHE.labels("miss").inc()
+            return None
+        cached = decode_reply(raw)
         if not isinstance(cached, InferenceResult):
-            if key is not None:
-                metrics.CACHE.labels("miss").inc()
             return None
         metrics.CACHE.labels("hit").inc()
         return msgspec.structs.replace(
