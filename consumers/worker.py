@@ -39,6 +39,7 @@ from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
 from kinfer.consumers.telemetry import DeviceSampler
 from kinfer.schemas import ErrorCode, SamplingParams, TopicNames
+from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
 
 log = structlog.get_logger(__name__)
@@ -185,14 +186,7 @@ class InferenceWorker:
             timeout = min(0.2, self.scheduler.wait_ms(self.clock_ms()) / 1000)
         else:
             timeout = 0.2
-        consumer = self.clients.consumer
-        # consume(n, timeout) waits until n records are there or the timeout passes: block
-        # only for the first record, then take what else is there without waiting.
-        first = consumer.poll(timeout)
-        if first is None:
-            return []
-        more = self.config.max_batch_requests - 1
-        records = [first, *consumer.consume(more, 0)] if more else [first]
+        records = take_available(self.clients.consumer, self.config.max_batch_requests, timeout)
         return [r for r in records if _usable(r)]
 
     def _take(self, item: Intaken, now: int) -> None:

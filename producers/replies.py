@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kinfer.producers.errors import ClientClosed, Unavailable
 from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import client_config, take_available
 
 log = structlog.get_logger(__name__)
 
@@ -105,9 +105,7 @@ class ReplyRouter:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                # Block only for the first record; then drain what is there without waiting.
-                first = self._consumer.poll(0.1)
-                records = [first, *self._consumer.consume(499, 0)] if first is not None else []
+                records = take_available(self._consumer, 500, 0.1)
             except RuntimeError:
                 return  # consumer closed under us
             for record in records:

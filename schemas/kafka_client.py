@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, Message
 
 LIBRDKAFKA_LOGGER = "kinfer.librdkafka"
 
@@ -19,3 +22,13 @@ def client_config(bootstrap_servers: str, settings: Mapping[str, Any] | None = N
     """``bootstrap.servers`` and kinfer's logger, then the client's own librdkafka ``settings``."""
     logger = logging.getLogger(LIBRDKAFKA_LOGGER)
     return {"bootstrap.servers": bootstrap_servers, "logger": logger, **(settings or {})}
+
+
+def take_available(consumer: Consumer, limit: int, timeout_s: float) -> list[Message]:
+    """Up to ``limit`` records: wait at most ``timeout_s`` for the first, then take what else
+    is there without waiting. (``consume(limit, timeout)`` returns only once ``limit``
+    records are there or the timeout passed, so a lone record would wait the whole timeout.)"""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, 0)] if limit > 1 else [first]

@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from kinfer.schemas import ReplyAddress, headers
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import client_config, take_available
 
 LOOKUP_TIMEOUT_S = 10.0
 SLACK_MS = 2_000
@@ -51,7 +51,7 @@ class AnswerLedger:
             wanted = request_id.encode()
             deadline = time.monotonic() + LOOKUP_TIMEOUT_S
             while time.monotonic() < deadline:
-                for record in consumer.consume(500, 0.5):
+                for record in take_available(consumer, 500, 0.5):
                     if (
                         record.error() is None
                         and dict(record.headers() or []).get(headers.REQUEST_ID) == wanted
