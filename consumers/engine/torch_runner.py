@@ -100,12 +100,18 @@ class TorchRunner:
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
     ) -> list[GenerationOutput]:
         """All of ``batch`` at once: a continuous batch that nothing joins later."""
-        running = self.batch()
-        running.join(list(enumerate(batch)))
-        outputs: dict[int, GenerationOutput] = {}
-        while running:
-            outputs.update(running.step(on_text))
-        return [outputs[i] for i in range(len(batch))]
+        return decode_all(self.batch(), batch, on_text)
+
+
+def decode_all(
+    running: DecodeBatch[int], batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+) -> list[GenerationOutput]:
+    """Decode ``batch`` in ``running`` until every sequence finished; outputs in input order."""
+    running.join(list(enumerate(batch)))
+    outputs: dict[int, GenerationOutput] = {}
+    while running:
+        outputs.update(running.step(on_text))
+    return [outputs[i] for i in range(len(batch))]
 
 
 def _local(value: object) -> object:

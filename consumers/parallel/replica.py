@@ -19,7 +19,7 @@ import torch.distributed as dist
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from kinfer.consumers.engine.torch_runner import TorchRunner
+from kinfer.consumers.engine.torch_runner import TorchRunner, decode_all
 from kinfer.consumers.parallel.channel import Channel, Close, Join, Open, Remove, Step, Stop
 from kinfer.consumers.parallel.group import RankGroup, guard
 from kinfer.schemas import ChatMessage
@@ -108,12 +108,9 @@ class ParallelRunner:
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
     ) -> list[GenerationOutput]:
         running: LeaderBatch[int] = self.batch()
-        running.join(list(enumerate(batch)))
-        outputs: dict[int, GenerationOutput] = {}
-        while running:
-            outputs.update(running.step(on_text))
+        outputs = decode_all(running, batch, on_text)
         running.close()
-        return [outputs[i] for i in range(len(batch))]
+        return outputs
 
     def stop(self) -> None:
         """The followers exit cleanly."""
