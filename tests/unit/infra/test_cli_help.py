@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -85,7 +86,7 @@ def test_composed_fields_are_shared_settings() -> None:
 
 
 def test_a_flag_and_its_variable_set_the_same_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in [k for k in __import__("os").environ if k.startswith("KINFER_")]:
+    for key in [k for k in os.environ if k.startswith("KINFER_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("KINFER_WORKER__MAX_WAIT_MS", "7")
     monkeypatch.setenv("KINFER_WORKER__MODEL", "echo")
