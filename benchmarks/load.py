@@ -10,7 +10,27 @@ from collections.abc import Callable
 
 from kinfer.infra.settings import KinferSettings
 from kinfer.producers import AsyncClient
-from kinfer.schemas import SamplingParams
+from kinfer.schemas import InferenceResult, SamplingParams
+
+STAGES = ("to_admission_ms", "admission_ms", "to_worker_ms", "queue_ms", "compute_ms", "reply_ms")
+"""Where a request's time goes, in order; they add up to its end-to-end latency."""
+
+
+def stage_split(result: InferenceResult, sent_ms: float, received_ms: float) -> dict[str, float]:
+    """One answer's latency by stage, from the stamps it carries (Unix ms, one host's clock):
+    client to admission, admission's decision and forward, dispatch to the worker's poll,
+    queue wait for a batch slot, compute, and reply (commit, then the client's read)."""
+    t = result.timings
+    if t is None or not (t.admitted_ms and t.dispatched_ms and t.started_ms):
+        raise ValueError(f"answer {result.request_id} carries no timings (a cache hit?)")
+    return {
+        "to_admission_ms": t.admitted_ms - sent_ms,
+        "admission_ms": t.dispatched_ms - t.admitted_ms,
+        "to_worker_ms": t.consumed_ms - t.dispatched_ms,
+        "queue_ms": t.started_ms - t.consumed_ms,
+        "compute_ms": t.finished_ms - t.started_ms,
+        "reply_ms": received_ms - t.finished_ms,
+    }
 
 
 async def open_loop(
@@ -22,7 +42,7 @@ async def open_loop(
 ) -> tuple[list[dict[str, float]], float]:
     """``n`` requests with exponential gaps (mean 1/rate), never waiting for answers to send
     the next; returns each answer's timings and the wall time from first send to last answer.
-    Timings: end to end, to worker start (``queue_ms``), compute, reply (the rest).
+    Timings: end to end, added (end to end - compute), and each of :data:`STAGES`.
 
     The default prompts are new to this call, so no answer comes from the response cache
     (greedy answers to a prompt seen before would, and would never reach a worker)."""
@@ -33,16 +53,16 @@ async def open_loop(
     async with AsyncClient(settings.client_config(timeout_s=300)) as client:
 
         async def one(i: int) -> None:
-            started = time.perf_counter()
+            sent_ms = time.time() * 1000
             result = await client.generate(prompt(i), sampling=sampling)
-            e2e = (time.perf_counter() - started) * 1000
+            received_ms = time.time() * 1000
+            stages = stage_split(result, sent_ms, received_ms)
+            e2e = received_ms - sent_ms
             samples.append(
                 {
                     "e2e_ms": e2e,
-                    "to_worker_ms": result.queue_ms,
-                    "compute_ms": result.compute_ms,
-                    "reply_ms": e2e - result.queue_ms - result.compute_ms,
-                    "added_ms": e2e - result.compute_ms,
+                    "added_ms": e2e - stages["compute_ms"],
+                    **stages,
                     "tokens": result.usage.completion_tokens,
                 }
             )

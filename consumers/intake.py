@@ -10,6 +10,7 @@ whole poll. Nothing a record holds can make intake raise: a failure is that reco
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -40,6 +41,7 @@ class Record(Protocol):
     def topic(self) -> str | None: ...
     def partition(self) -> int | None: ...
     def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ class Duplicate:
 
 
 Intaken = Job | Refusal | Duplicate
+
+
+def admitted_ms(values: dict[str, str]) -> float:
+    """When admission began deciding the record (its stamp), or 0 when absent or unreadable:
+    it only times the request, so a bad one never fails it."""
+    try:
+        value = float(values.get(headers.ADMITTED_MS, "0"))
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def source_of(record: Record) -> Source:
@@ -91,7 +103,6 @@ class Intake:
                 out.append(Duplicate(decision.request.request_id, source, self.dedupe.in_flight(key)))
                 continue
             topic, partition, offset = source
-            rate_limit = rate_limit_header(record_headers)
             out.append(
                 Job(
                     decision.request,
@@ -100,7 +111,9 @@ class Intake:
                     offset,
                     now_ms,
                     decision.prompt,
-                    rate_limit,
+                    rate_limit_header(record_headers),
+                    admitted_ms=admitted_ms(record_headers),
+                    dispatched_ms=float(record.timestamp()[1]),
                 )
             )
         return out

@@ -18,6 +18,7 @@ from kinfer.schemas import (
     InferenceResult,
     RateLimitStatus,
     ReplyAddress,
+    Timings,
     TopicNames,
     Usage,
     WorkerEvent,
@@ -53,6 +54,10 @@ class Job:
     """What the model continues (chats are rendered with the model's template at triage)."""
     rate_limit: RateLimitStatus | None = None
     """What admission stamped on the record; the result carries it back to the client."""
+    admitted_ms: float = 0.0
+    """When admission began deciding it (its header stamp; 0: none)."""
+    dispatched_ms: float = 0.0
+    """When admission produced it (the record's Kafka timestamp; 0: none)."""
 
 
 @dataclass
@@ -84,8 +89,8 @@ class Outbox:
     def result(self, job: Job, result: InferenceResult, event: WorkerEvent) -> None:
         self.reply(job.request.reply_to, job.request.request_id, encode(result))
         self.answered_keys.append(request_key(job.request.tenant, job.request.request_id))
-        # A cache hit gets the limits of its own admission, never these.
-        self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None)))
+        # A cache hit gets the limits of its own admission, never these, and no timings.
+        self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None, timings=None)))
         self.event(event)
         self.answered.append((job.source, job.offset))
 
@@ -154,7 +159,16 @@ def result_of(
     worker_id: str,
     queue_ms: float,
     compute_ms: float,
+    started_ms: float = 0.0,
 ) -> InferenceResult:
+    """The answer to ``job``; ``started_ms``: when its compute began (on the worker's wall clock)."""
+    timings = Timings(
+        admitted_ms=job.admitted_ms,
+        dispatched_ms=job.dispatched_ms,
+        consumed_ms=float(job.consumed_ms),
+        started_ms=started_ms,
+        finished_ms=started_ms + compute_ms if started_ms else 0.0,
+    )
     return InferenceResult(
         request_id=job.request.request_id,
         text=text,
@@ -165,4 +179,5 @@ def result_of(
         queue_ms=queue_ms,
         compute_ms=compute_ms,
         rate_limit=job.rate_limit,
+        timings=timings,
     )

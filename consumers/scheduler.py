@@ -27,8 +27,10 @@ class Finished:
     queue_ms: float
     """Creation (by the client) to the start of compute."""
     compute_ms: float
-    """Start of compute to the answer."""
+    """Start of compute (joining the batch, prefill included) to the end of its last step."""
     batch_size: int
+    started_ms: float = 0.0
+    """When compute started, on the clock of ``tick``'s ``now_ms``."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,14 @@ class BatchScheduler:
         max_batch_requests: int,
         max_wait_ms: int,
         on_text: Callable[[Job, str], None] | None = None,
+        monotonic_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
     ) -> None:
         self.runner = runner
+        # ``now_ms`` is read once per tick, before the join's prefill and the step: a
+        # request's compute ends that much later, measured on this clock.
+        self.monotonic_ms = monotonic_ms
+        self._tick = (0, 0.0)
+        """(now_ms, monotonic_ms) when the current tick began."""
         self.on_text = on_text
         self.running = runner.batch()
         self.waiting: WaitingQueue[Job] = WaitingQueue(
@@ -84,6 +92,7 @@ class BatchScheduler:
 
     def tick(self, now_ms: int) -> list[Outcome]:
         """Expire what waited too long, let waiting requests join, decode one step."""
+        self._tick = (now_ms, self.monotonic_ms())
         outcomes: list[Outcome] = [
             Expired(job, f"deadline passed after {now_ms - job.consumed_ms} ms waiting for a batch slot")
             for job in self.waiting.expired(now_ms)
@@ -99,6 +108,8 @@ class BatchScheduler:
         if not len(self.running):
             return outcomes
         jobs = self.jobs()  # before the step: a failing step may have let go of them
+        if self._tick[0] != now_ms:  # stepped outside a tick (the drain)
+            self._tick = (now_ms, self.monotonic_ms())
         started = time.monotonic()
         try:
             finished = self.running.step(self.on_text)
@@ -110,11 +121,12 @@ class BatchScheduler:
             return outcomes + self._failed(jobs, exc)
         metrics.COMPUTE_SECONDS.observe(time.monotonic() - started)
         size = len(self.running) + len(finished)
+        ended_ms = now_ms + (self.monotonic_ms() - self._tick[1])
         for job, output in finished:
-            started = self._started_ms.pop(job.request.request_id, now_ms)
+            began = self._started_ms.pop(job.request.request_id, now_ms)
             created = job.request.created_ms
-            queue_ms = float(max(0, started - created)) if created else 0.0
-            outcomes.append(Finished(job, output, queue_ms, float(now_ms - started), size))
+            queue_ms = float(max(0, began - created)) if created else 0.0
+            outcomes.append(Finished(job, output, queue_ms, ended_ms - began, size, float(began)))
         return outcomes
 
     def remove(self, keep: Callable[[Job], bool]) -> list[Job]:

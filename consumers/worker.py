@@ -220,6 +220,7 @@ class InferenceWorker:
                 worker_id=self.config.worker_id,
                 queue_ms=outcome.queue_ms,
                 compute_ms=outcome.compute_ms,
+                started_ms=outcome.started_ms,
             )
             event = self.outbox.outcome(
                 job.request,

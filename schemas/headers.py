@@ -23,6 +23,11 @@ SCHEMA_VERSION: Final = "kinfer-schema-version"
 RATE_LIMIT: Final = "kinfer-ratelimit"
 """JSON :class:`~schemas.messages.RateLimitStatus`, stamped by admission on dispatched records
 (replacing any a client sent); workers copy it onto the result."""
+ADMITTED_MS: Final = "kinfer-admitted-ms"
+"""Unix ms (fractional) when admission began deciding a dispatched record, stamped by admission
+(replacing any a client sent); workers report it in the result's ``timings``."""
+ADMISSION_STAMPS: Final = frozenset({RATE_LIMIT, ADMITTED_MS})
+"""Headers only admission may set on a dispatched record."""
 TRACEPARENT: Final = "traceparent"
 """W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
 

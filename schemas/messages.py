@@ -17,7 +17,7 @@ from kinfer.schemas import limits
 from kinfer.schemas.errors import ErrorCode, InvalidMessage
 from kinfer.schemas.topics import is_topic_name
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version written by this code; bumped only by additive, optional changes.
 
 2: ``rate_limit`` on results, first token chunks and error replies; every message
@@ -26,6 +26,8 @@ SCHEMA_VERSION = 3
    own chat template); ``model`` may be left out (whatever the region serves);
    ``served_model`` on outcome events; dead letters say the original's size and
    digest, and whether it was cut to fit.
+4: ``timings`` on results: when each stage had the request, so a client can see where
+   its latency went.
 """
 
 
@@ -172,6 +174,23 @@ class Usage(msgspec.Struct, frozen=True):
     completion_tokens: int
 
 
+class Timings(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """When each stage had a request: Unix ms, fractional. With the request's ``created_ms``
+    and the time the client read the answer, they split its latency by stage. Clocks of
+    different hosts may disagree; on one host the differences are exact."""
+
+    admitted_ms: float = 0.0
+    """Admission began deciding the record (0: it did not say)."""
+    dispatched_ms: float = 0.0
+    """Admission's forward to the dispatch topic was produced (the record's Kafka timestamp)."""
+    consumed_ms: float = 0.0
+    """The worker took the record from Kafka."""
+    started_ms: float = 0.0
+    """Compute began: the request joined the running batch."""
+    finished_ms: float = 0.0
+    """Compute ended: its last token was decoded."""
+
+
 class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="result"):
     """The successful terminal answer."""
 
@@ -190,6 +209,8 @@ class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=T
     """Time in the model for the batch that held this request."""
     rate_limit: RateLimitStatus | None = None
     """The tenant's limits when this request was admitted."""
+    timings: Timings | None = None
+    """When each stage had the request (absent on cache hits and older workers)."""
     schema_version: int = msgspec.field(default_factory=_writer_version)
 
 

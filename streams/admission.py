@@ -81,6 +81,10 @@ def reserved_tokens(request: InferenceRequest) -> int:
     return request.text_bytes() + 1 + request.sampling.max_tokens
 
 
-def with_rate_limit(hdrs: list[tuple[str, bytes]], status: RateLimitStatus) -> list[tuple[str, bytes]]:
-    """The record's headers with admission's rate-limit status (a client's own is dropped)."""
-    return [(k, v) for k, v in hdrs if k != headers.RATE_LIMIT] + [(headers.RATE_LIMIT, encode(status))]
+def stamped(
+    hdrs: list[tuple[str, bytes]], status: RateLimitStatus, admitted_ms: float
+) -> list[tuple[str, bytes]]:
+    """The record's headers with admission's own stamps: the rate-limit status and when
+    admission began deciding it (any a client sent are dropped)."""
+    own = [(headers.RATE_LIMIT, encode(status)), (headers.ADMITTED_MS, f"{admitted_ms:.3f}".encode())]
+    return [(k, v) for k, v in hdrs if k not in headers.ADMISSION_STAMPS] + own

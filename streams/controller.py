@@ -31,7 +31,7 @@ from kinfer.schemas.cache import cache_key
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
 from kinfer.streams import fallbacks, metrics
-from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, with_rate_limit
+from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, stamped
 from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
@@ -91,6 +91,7 @@ class AdmissionController:
         self, value: bytes | None, hdrs: list[tuple[str, bytes]], source: tuple[str, int, int]
     ) -> list[Effect]:
         now = self.clock_ms()
+        began = time.time() * 1000  # a measurement (Timings.admitted_ms), not a decision input
         first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
         if isinstance(first, Refused):
             if first.request is None:  # unreadable: no id to be idempotent by
@@ -111,7 +112,7 @@ class AdmissionController:
                 refused = Refused(reply, None, request, why)
                 effects = self._reject(refused, value or b"", source)
             else:
-                effects = await self._admit_valid(request, value or b"", hdrs, now)
+                effects = await self._admit_valid(request, value or b"", hdrs, now, began)
             return self._remembered(request, effects, now)
 
     async def _already_decided(self, request: InferenceRequest) -> bool:
@@ -166,7 +167,7 @@ class AdmissionController:
         return fallbacks.undeliverable(effect, why, value, source, self.clock_ms())
 
     async def _admit_valid(
-        self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int
+        self, request: InferenceRequest, value: bytes, hdrs: list[tuple[str, bytes]], now: int, began: float
     ) -> list[Effect]:
         policy = self.tiers.policy(request.tenant)
         if self.state.served.unserved(request.model):
@@ -190,7 +191,8 @@ class AdmissionController:
             message = f"tier {policy.tier.name} limit reached; retry after {decision.retry_after_ms} ms"
             status = decision.status(policy.tier)
             return refuse(request, policy, ErrorCode.RATE_LIMITED, message, decision.retry_after_ms, status)
-        return await self._after_limit(request, policy, tokens, value, hdrs, decision.status(policy.tier))
+        status = decision.status(policy.tier)
+        return await self._after_limit(request, policy, tokens, value, hdrs, status, began)
 
     async def _after_limit(
         self,
@@ -200,6 +202,7 @@ class AdmissionController:
         value: bytes,
         hdrs: list[tuple[str, bytes]],
         status: RateLimitStatus,
+        began: float,
     ) -> list[Effect]:
         cached = await self._cached(request, status)
         if cached is not None:
@@ -210,7 +213,7 @@ class AdmissionController:
                 )
                 return [Answer(request.reply_to, chunk), Answer(request.reply_to, cached)]
             return [Answer(request.reply_to, cached)]
-        return await self._route(request, policy, tokens, value, with_rate_limit(hdrs, status))
+        return await self._route(request, policy, tokens, value, stamped(hdrs, status, began))
 
     async def _route(
         self,
@@ -280,6 +283,7 @@ class AdmissionController:
             queue_ms=0.0,
             compute_ms=0.0,
             rate_limit=status,
+            timings=None,
         )
 
     # -- background work (timers of the Faust app) ------------------------------------
@@ -311,7 +315,8 @@ class AdmissionController:
         if not decision.allowed:
             return PumpResult(done=False, retry_after_ms=decision.retry_after_ms)
         status = decision.status(policy.tier)
-        await send(await self._after_limit(req, policy, tokens, item.value, item.headers, status))
+        began = time.time() * 1000
+        await send(await self._after_limit(req, policy, tokens, item.value, item.headers, status, began))
         return PumpResult(done=True)
 
     async def refresh_served(self) -> None:

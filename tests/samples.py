@@ -28,6 +28,8 @@ class ConsumedRecord:
     at: int
     """Its offset on partition 0 of ``x.dispatch.us-west``."""
     header_values: dict[str, str] = field(default_factory=dict)
+    produced_ms: int = 0
+    """Its Kafka timestamp (0: none)."""
 
     def value(self) -> bytes:
         return self.body
@@ -43,6 +45,9 @@ class ConsumedRecord:
 
     def offset(self) -> int:
         return self.at
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1 if self.produced_ms else 0, self.produced_ms)  # (CreateTime or none, ms)
 
     def error(self) -> None:
         return None

@@ -68,3 +68,19 @@ def test_a_failure_inside_triage_costs_that_record_only() -> None:
     (out,) = broken.take_in([ConsumedRecord(request("a"), 0)], now_ms=0)  # type: ignore[list-item]
     assert isinstance(out, Refusal) and out.decision.reply.code is ErrorCode.INTERNAL
     assert "ArithmeticError" in (out.decision.dead_letter_reason or "")
+
+
+def test_jobs_carry_when_admission_had_them_and_a_bad_stamp_never_fails_one() -> None:
+    stamped = ConsumedRecord(
+        request("a"), 0, {headers.ADMITTED_MS: "1700000000123.250"}, produced_ms=1700000000125
+    )
+    forged = [
+        ConsumedRecord(request(f"b{i}"), i + 1, {headers.ADMITTED_MS: bad})
+        for i, bad in enumerate(["soon", "nan", "-5", "inf", ""])
+    ]
+    out = intake().take_in([stamped, *forged], now_ms=1700000000130)  # type: ignore[list-item]
+    assert all(isinstance(o, Job) for o in out)
+    first = out[0]
+    assert isinstance(first, Job)
+    assert first.admitted_ms == 1700000000123.25 and first.dispatched_ms == 1700000000125.0
+    assert all(isinstance(o, Job) and o.admitted_ms == 0.0 and o.dispatched_ms == 0.0 for o in out[1:])

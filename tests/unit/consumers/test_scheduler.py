@@ -3,7 +3,7 @@ requests, a fake clock, and one poison request failing alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kinfer.consumers.engine import GenerationInput, load_runner
 from kinfer.consumers.engine.echo import EchoRunner, OneStepBatch
@@ -27,9 +27,9 @@ def job(
     return Job(request, tokens=80, source=("x.dispatch.us-west", 0), offset=i, consumed_ms=now, prompt=prompt)
 
 
-def scheduler(runner: object, **kw: int) -> BatchScheduler:
+def scheduler(runner: object, monotonic_ms: Callable[[], float] = lambda: 0.0, **kw: int) -> BatchScheduler:
     limits = {"max_batch_tokens": 4096, "max_batch_requests": 32, "max_wait_ms": 0, **kw}
-    return BatchScheduler(runner, **limits)  # type: ignore[arg-type]
+    return BatchScheduler(runner, monotonic_ms=monotonic_ms, **limits)  # type: ignore[arg-type]
 
 
 def test_a_failing_step_fails_every_running_request_and_leaves_an_empty_batch() -> None:
@@ -64,11 +64,14 @@ def test_a_request_that_waited_past_its_deadline_is_expired_without_compute() ->
 
 
 def test_finished_requests_carry_their_timings() -> None:
-    s = scheduler(load_runner("echo"))
+    readings = iter([0.0, 7.5])  # the tick begins, then the step ends 7.5 ms later
+    s = scheduler(load_runner("echo"), monotonic_ms=lambda: next(readings))
     s.add(job(0, prompt="abc", now=1_000), now_ms=1_000)
     (done,) = s.tick(1_250)
     assert isinstance(done, Finished) and done.output.text == "cba"
-    assert done.queue_ms == 250.0 and done.compute_ms == 0.0 and done.batch_size == 1
+    assert done.queue_ms == 250.0 and done.batch_size == 1
+    # Compute is the tick's prefill and step, though both ran after ``now_ms`` was read.
+    assert done.started_ms == 1_250.0 and done.compute_ms == 7.5
 
 
 class PoisonRunner(EchoRunner):
