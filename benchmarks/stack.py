@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 from collections.abc import Iterator
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kinfer.consumers.config import WorkerConfig
+from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.stages import StageProcess, running
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / ".kinfer" / "models"
@@ -57,3 +60,25 @@ def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
             yield BenchStack(external, env, Path(state) / "logs")
         finally:
             local.down(own)
+
+
+def worker_env(stack: BenchStack, threads: int, **settings: str) -> dict[str, str]:
+    """``stack.env`` for a worker whose torch gets ``threads`` threads (0: torch's default),
+    standing in for an accelerator of fixed size, plus ``KINFER_WORKER__<NAME>`` settings."""
+    env = {**stack.env, **{f"KINFER_WORKER__{k.upper()}": v for k, v in settings.items()}}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+@contextlib.contextmanager
+def pipeline(stack: BenchStack, *, threads: int = 1, **worker_settings: str) -> Iterator[None]:
+    """Admission and one worker on ``stack``, serving when entered, stopped on exit."""
+    env = worker_env(stack, threads, **worker_settings)
+    stages = [
+        StageProcess("admission", ["admission"], stack.env, stack.logs / "admission.log"),
+        StageProcess("worker", ["worker"], env, stack.logs / "worker.log"),
+    ]
+    with running(stages):
+        asyncio.run(wait_until_serving(stack.settings))
+        yield

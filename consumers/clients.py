@@ -51,6 +51,13 @@ class WorkerClients:
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 2,
+                    # A transaction begun while the coordinator still writes the last one's
+                    # markers (the consumer-offsets one is slow) is refused with
+                    # CONCURRENT_TRANSACTIONS and retried after this backoff: librdkafka's
+                    # 100 ms default added about that to an answer after a recent one.
+                    # Exponential up to the max, so an outage is not hammered.
+                    "retry.backoff.ms": 2,
+                    "retry.backoff.max.ms": 1000,
                     "client.id": c.worker_id,
                 },
             )

@@ -46,10 +46,10 @@ class WorkerConfig(BaseModel):
     """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)
     """Token budget of a batch: prompt tokens + max new tokens, summed."""
-    max_wait_ms: int = Field(default=5, ge=0, le=10_000)
-    """How long an idle worker waits for more requests before it starts a lone one. Later
-    arrivals join the running batch at its next step anyway, so a long wait only adds latency
-    at light load."""
+    max_wait_ms: int = Field(default=0, ge=0, le=10_000)
+    """How long an idle worker waits for more requests before it starts a lone one (0: not at
+    all). A poll already takes every record that is there, and later arrivals join the running
+    batch at its next step anyway, so a wait only adds latency at light load."""
     redis_url: str | None = None
     """Where finished deterministic answers are cached for admission; None = no cache writes."""
     cache_ttl_s: int = Field(default=3600, ge=1)
