@@ -40,7 +40,9 @@ def _relay(bootstrap: str, source: str, target: str, stop: threading.Event) -> N
 
 
 def _replier(bootstrap: str, source: str, replies: str, stop: threading.Event) -> None:
-    consumer = _consumer(bootstrap, f"floor-replier-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
+    consumer = _consumer(
+        bootstrap, f"floor-replier-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"}
+    )
     # The same producer settings as a kinfer worker's (see consumers/clients.py for the backoff).
     settings = {
         "transactional.id": f"floor-{uuid.uuid4().hex}",
@@ -60,7 +62,9 @@ def _replier(bootstrap: str, source: str, replies: str, stop: threading.Event) -
         for record in records:
             producer.produce(replies, record.value(), partition=0)
         last = records[-1]
-        offsets = [TopicPartition(last.topic(), last.partition(), last.offset() + 1)]
+        topic, partition, offset = last.topic(), last.partition(), last.offset()
+        assert topic is not None and partition is not None and offset is not None
+        offsets = [TopicPartition(topic, partition, offset + 1)]
         producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(30)
     consumer.close()

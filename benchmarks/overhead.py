@@ -42,7 +42,9 @@ def p50_p99(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
@@ -51,7 +53,7 @@ def main() -> None:
     with private_stack() as stack:
         names = TopicNames(stack.settings.topic_prefix)
         floor = floor_latencies(
-            stack.settings.bootstrap_servers,
+            stack.settings.bootstrap,
             requests=names.requests,
             dispatch=names.dispatch("us-west"),
             replies=names.replies,
@@ -60,7 +62,9 @@ def main() -> None:
         )
     report.progress(1, 2, "kinfer pipeline")
     with private_stack() as stack, pipeline(stack, threads=1):
-        samples, _ = asyncio.run(open_loop(stack.settings, args.rate, args.requests, SamplingParams(max_tokens=1)))
+        samples, _ = asyncio.run(
+            open_loop(stack.settings, args.rate, args.requests, SamplingParams(max_tokens=1))
+        )
     report.progress(2, 2, "done")
 
     results: dict[str, Any] = {
@@ -95,9 +99,17 @@ def plot(results: dict[str, Any]) -> None:
     fig, ax = figure(8, 3.6)
     for row, quantile in enumerate(("p50", "p99")):
         left = 0.0
-        for key, colour in zip(STAGES, ("#4477aa", "#66ccee", "#228833", "#ccbb44", "#aa3377", "#ee6677"), strict=True):
+        for key, colour in zip(
+            STAGES, ("#4477aa", "#66ccee", "#228833", "#ccbb44", "#aa3377", "#ee6677"), strict=True
+        ):
             width = results[key][quantile]
-            ax.barh(f"kinfer {quantile}", width, left=left, color=colour, label=STAGE_NAMES[key] if row == 0 else None)
+            ax.barh(
+                f"kinfer {quantile}",
+                width,
+                left=left,
+                color=colour,
+                label=STAGE_NAMES[key] if row == 0 else None,
+            )
             left += width
         ax.barh(f"bare Kafka {quantile}", results["floor_e2e_ms"][quantile], color="#999999")
     ax.set_xlabel("ms (stage percentiles stacked: a sketch of where time goes, not an exact sum)")

@@ -31,7 +31,7 @@ def progress(done: int, total: int, what: str) -> None:
 
 def machine() -> dict[str, Any]:
     """Where the figures came from: the host, its cores, and the versions of every part."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("torch", "confluent-kafka", "faust-streaming", "aiokafka", "redis", "transformers"):
         try:
             versions[dist] = metadata.version(dist)

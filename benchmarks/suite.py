@@ -109,7 +109,7 @@ def _table(chosen: list[Benchmark], outcomes: dict[str, tuple[bool, float]]) -> 
         headline: list[tuple[str, str]] = []
         report = RESULTS / f"{bench.name}.json"
         if ok and report.exists():
-            headline = [tuple(pair) for pair in json.loads(report.read_text()).get("headline", [])]  # type: ignore[misc]
+            headline = [(str(a), str(b)) for a, b in json.loads(report.read_text()).get("headline", [])]
         rows = headline or [("failed", f"see {RESULTS / bench.name}.log")]
         for i, (label, value) in enumerate(rows):
             name, took = (bench.name, f"{seconds / 60:.1f} min") if i == 0 else ("", "")
@@ -118,7 +118,9 @@ def _table(chosen: list[Benchmark], outcomes: dict[str, tuple[bool, float]]) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BY_NAME)}")
     args = parser.parse_args(argv)
     sys.exit(run(args.names))
