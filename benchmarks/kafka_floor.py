@@ -16,8 +16,9 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
+from benchmarks.stack import end_offset
 from kinfer.schemas.kafka_client import client_config, take_available
 
 
@@ -77,7 +78,7 @@ def floor_latencies(
     stop = threading.Event()
     received: dict[bytes, float] = {}
     reader = _consumer(bootstrap, f"floor-client-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
-    high = _end_offset(reader, replies)
+    high = end_offset(reader, replies, 0)
     reader.assign([TopicPartition(replies, 0, high)])
 
     def read() -> None:
@@ -113,18 +114,6 @@ def floor_latencies(
         for thread in threads:
             thread.join(10)
         reader.close()
-
-
-def _end_offset(consumer: Consumer, topic: str, timeout_s: float = 30) -> int:
-    """Partition 0's end; retried while a just-created topic has no leader yet."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)[1])
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _send_and_wait(

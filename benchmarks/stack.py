@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from kinfer.consumers.config import WorkerConfig
 from kinfer.infra.demo import wait_until_serving
@@ -60,6 +63,19 @@ def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
             yield BenchStack(external, env, Path(state) / "logs")
         finally:
             local.down(own)
+
+
+def end_offset(consumer: Consumer, topic: str, partition: int, timeout_s: float = 30) -> int:
+    """A partition's high watermark; retried while a just-created topic's leader is not ready
+    (metadata may name a leader that still answers NOT_LEADER_FOR_PARTITION)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def worker_env(stack: BenchStack, threads: int, **settings: str) -> dict[str, str]:

@@ -36,8 +36,8 @@ from kinfer.schemas import (
     TokenChunk,
     TopicNames,
     encode,
-    headers,
 )
+from kinfer.schemas.codec import request_headers
 from kinfer.schemas.kafka_client import client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 
@@ -304,17 +304,7 @@ class AsyncClient:
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             loop.call_soon_threadsafe(_settle, delivered, err)
 
-        hdrs = headers.encode_headers(
-            {
-                headers.REQUEST_ID: request.request_id,
-                headers.TENANT: request.tenant,
-                headers.DEADLINE_MS: request.deadline_ms,
-                headers.REPLY_TOPIC: request.reply_to.topic,
-                headers.REPLY_PARTITION: request.reply_to.partition,
-                headers.SCHEMA_VERSION: request.schema_version,
-                headers.TRACEPARENT: request.traceparent,
-            }
-        )
+        hdrs = request_headers(request)
         while True:
             try:
                 self._producer.produce(

@@ -46,6 +46,21 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+def request_headers(request: InferenceRequest) -> headers.KafkaHeaders:
+    """The headers a request record carries beside its value (see ``headers``)."""
+    return headers.encode_headers(
+        {
+            headers.REQUEST_ID: request.request_id,
+            headers.TENANT: request.tenant,
+            headers.DEADLINE_MS: request.deadline_ms,
+            headers.REPLY_TOPIC: request.reply_to.topic,
+            headers.REPLY_PARTITION: request.reply_to.partition,
+            headers.SCHEMA_VERSION: request.schema_version,
+            headers.TRACEPARENT: request.traceparent,
+        }
+    )
+
+
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
 """What decoding hostile bytes can raise: malformed JSON, values breaking the contract,
 nesting deeper than the decoder's stack, strings that are not UTF-8."""

@@ -1,0 +1,121 @@
+"""The pipeline's ceiling: the whole pipeline against the raw engine at the same batch policy,
+both at saturation, side by side in one run, for SmolLM2-135M (the real workload) and
+kinfer-tiny (where the pipeline's own cost dominates).
+
+    python -m benchmarks.ceiling [--threads 1]
+
+Open-loop Poisson arrivals above what either can answer (so both run saturated) of greedy
+16-token requests with new prompts. The engine runs in this process through the worker's own
+batch scheduler (``benchmarks.engine_loop``); the pipeline is a private stack (Kafka, Redis,
+admission, one worker). The model gets the same fixed thread budget in both (``--threads``,
+standing in for an accelerator of fixed size); the pipeline's other processes share what is
+left. Throughput = answered / (last answer - first arrival). Writes results/ceiling.json, .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from typing import Any
+
+import torch
+
+from benchmarks import report
+from benchmarks.engine_loop import Done, continuous, poisson
+from benchmarks.load import open_loop
+from benchmarks.plots import figure
+from benchmarks.stack import MODELS, pipeline, private_stack
+from kinfer.consumers.engine import load_runner
+from kinfer.infra.demo import percentile
+from kinfer.infra.models import DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.pull import ensure_local
+from kinfer.schemas import SamplingParams
+
+WORKLOADS = {DEFAULT_MODEL: (12.0, 72), "kinfer-tiny": (1000.0, 800)}
+"""Per model: offered req/s (above both capacities) and requests."""
+
+
+def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, float]:
+    return {
+        "requests_per_s": len(latencies) / wall_s,
+        "tokens_per_s": tokens / wall_s,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "wall_s": wall_s,
+    }
+
+
+def engine(model: str, rate: float, n: int, sampling: SamplingParams) -> dict[str, float]:
+    path = ensure_local(model, ModelStore(MODELS))
+    runner = load_runner(path, device="cpu", served_name=model)
+    run = uuid.uuid4().hex[:8]
+    done: list[Done] = continuous(runner, poisson(rate, n, lambda i: (f"request {run}-{i}", sampling, "")))
+    wall = max(d.finished_s for d in done)
+    return summary([d.latency_ms for d in done], sum(d.tokens for d in done), wall)
+
+
+def whole_pipeline(
+    model: str, rate: float, n: int, sampling: SamplingParams, threads: int
+) -> dict[str, float]:
+    with private_stack(model) as stack, pipeline(stack, threads=threads):
+        samples, wall = asyncio.run(open_loop(stack.settings, rate, n, sampling))
+    return summary([s["e2e_ms"] for s in samples], int(sum(s["tokens"] for s in samples)), wall)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sampling = SamplingParams(max_tokens=args.max_tokens, stop=())
+    results: dict[str, Any] = {}
+    steps = 2 * len(WORKLOADS)
+    for i, (model, (rate, n)) in enumerate(WORKLOADS.items()):
+        if model != "kinfer-tiny":
+            ensure_local(model, ModelStore(MODELS))
+        report.progress(2 * i, steps, f"{model}: engine alone")
+        alone = engine(model, rate, n, sampling)
+        report.progress(2 * i + 1, steps, f"{model}: whole pipeline")
+        whole = whole_pipeline(model, rate, n, sampling, args.threads)
+        ratio = whole["requests_per_s"] / alone["requests_per_s"]
+        results[model] = {
+            "offered_per_s": rate,
+            "requests": n,
+            "engine": alone,
+            "pipeline": whole,
+            "ratio": ratio,
+        }
+    report.progress(steps, steps, "done")
+    headline = []
+    for model, r in results.items():
+        whole, alone = r["pipeline"]["requests_per_s"], r["engine"]["requests_per_s"]
+        figures = f"{r['ratio']:.2f} ({whole:.1f} vs {alone:.1f} req/s)"
+        headline.append((f"{model}: pipeline / engine", figures))
+    report.write(
+        "ceiling",
+        settings={**vars(args), "workloads": WORKLOADS, "load": "open-loop Poisson, above capacity"},
+        results=results,
+        headline=headline,
+    )
+    plot(results)
+
+
+def plot(results: dict[str, Any]) -> None:
+    fig, axes = figure(9, 3.6, ncols=len(results))
+    for ax, (model, r) in zip(axes, results.items(), strict=True):
+        values = [r["engine"]["requests_per_s"], r["pipeline"]["requests_per_s"]]
+        bars = ax.bar(["engine alone", "whole pipeline"], values, color=["#4477aa", "#228833"])
+        ax.bar_label(bars, fmt="%.1f")
+        ax.set_title(f"{model}: {r['ratio']:.2f} of the engine", fontsize=9)
+        ax.set_ylabel("requests / s at saturation")
+    fig.suptitle("Ceiling: whole pipeline vs the engine alone, same batch policy, torch on 1 thread")
+    fig.tight_layout()
+    fig.savefig(report.png("ceiling"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
