@@ -51,15 +51,9 @@ lint: venv
 	$(PY) -m ruff check kinfer/__init__.py schemas producers streams consumers infra benchmarks tests
 	$(PY) -m mypy
 
+# Every benchmark against private stacks, a bar each, then a table (kinfer bench NAME runs one).
 bench: setup
-	$(PY) -m benchmarks.pipeline_vs_engine
-	$(PY) -m benchmarks.warm_vs_cold
-	$(PY) -m benchmarks.quantization
-	$(PY) -m benchmarks.stage_rates
-	$(PY) -m benchmarks.parallel
-	$(PY) -m benchmarks.light_load
-	$(PY) -m benchmarks.hashing
-	$(PY) -m benchmarks.batching
+	$(KINFER) bench
 
 up: setup
 	$(KINFER) up

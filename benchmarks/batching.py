@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
 from benchmarks.load import open_loop
 from benchmarks.plots import figure
-from benchmarks.stack import MODELS, private_stack
+from benchmarks.stack import MODELS, private_stack, worker_env
 from kinfer.infra.demo import percentile, wait_until_serving
 from kinfer.infra.models import DEFAULT_MODEL, ModelStore
 from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.stack.stages import StageProcess, running
 from kinfer.schemas import SamplingParams
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {"batched (32)": 32, "batch-1 consumer": 1}
 LOADS = {DEFAULT_MODEL: ((1.0, 3.0, 8.0), 24), "kinfer-tiny": ((20.0, 60.0, 150.0, 400.0), 200)}
 """Per model: offered rates (req/s) and requests per rate."""
@@ -43,25 +41,38 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     args = parser.parse_args()
     sampling = SamplingParams(max_tokens=args.max_tokens, stop=())
-    report: dict[str, Any] = {"machine": {"platform": platform.platform()}, "max_tokens": args.max_tokens}
-    for model, (rates, requests) in LOADS.items():
+    results: dict[str, Any] = {}
+    for i, (model, (rates, requests)) in enumerate(LOADS.items()):
+        report.progress(i, len(LOADS), model)
         if model != "kinfer-tiny":
             ensure_local(model, ModelStore(MODELS))
-        report[model] = compare(model, rates, requests, sampling)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "batching.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, RESULTS / "batching.png")
+        results[model] = compare(model, rates, requests, sampling)
+    report.progress(len(LOADS), len(LOADS), "done")
+    report.write(
+        "batching",
+        settings={**vars(args), "loads": LOADS, "worker_threads": 1, "load": "open-loop Poisson"},
+        results=results,
+        headline=[
+            (
+                f"{model}: saturation, batched / batch-1",
+                f"{r['batched_over_batch1']:.1f}x ({r['saturation_per_s']['batched (32)']:.1f}"
+                f" vs {r['saturation_per_s']['batch-1 consumer']:.1f} req/s)",
+            )
+            for model, r in results.items()
+        ],
+    )
+    plot(results, report.png("batching"))
 
 
 def compare(model: str, rates: tuple[float, ...], requests: int, sampling: SamplingParams) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {}
     with private_stack(model) as stack:
-        env = {**stack.env, "OMP_NUM_THREADS": "1", "KINFER_WORKER__MAX_WAIT_MS": "5"}
+        env = worker_env(stack, threads=1)
         with running([StageProcess("admission", ["admission"], env, stack.logs / "admission.log")]):
             for kind, batch in KINDS.items():
-                worker_env = {**env, "KINFER_WORKER__MAX_BATCH_REQUESTS": str(batch)}
+                kind_env = {**env, "KINFER_WORKER__MAX_BATCH_REQUESTS": str(batch)}
                 worker = StageProcess(
-                    f"worker-{batch}", ["worker"], worker_env, stack.logs / f"worker-{batch}.log"
+                    f"worker-{batch}", ["worker"], kind_env, stack.logs / f"worker-{batch}.log"
                 )
                 with running([worker]):
                     asyncio.run(wait_until_serving(stack.settings))
@@ -83,7 +94,6 @@ def compare(model: str, rates: tuple[float, ...], requests: int, sampling: Sampl
                             f"  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms",
                             flush=True,
                         )
-    saturation = {kind: max(r["answered_per_s"] for r in kind_rows) for kind, kind_rows in rows.items()}
     saturation = {kind: max(r["answered_per_s"] for r in kind_rows) for kind, kind_rows in rows.items()}
     ratio = saturation["batched (32)"] / saturation["batch-1 consumer"]
     print(f"{model}: saturation {saturation}; batched / batch-1 = {ratio:.2f}x", flush=True)

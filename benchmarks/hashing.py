@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
+from benchmarks import report
 from benchmarks.plots import figure
 from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 from kinfer.streams.routing.ring import HashRing
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def kafka_default(partitions: int) -> Callable[[str], int]:
@@ -66,6 +63,7 @@ def main() -> None:
     )
     parser.add_argument("--keys", type=int, default=100_000)
     args = parser.parse_args()
+    report.progress(0, 1, f"{args.keys} keys")
     keys = [f"user-{i}" for i in range(args.keys)]
     three = dict(DEFAULT_WEIGHTS)
     four = {**three, "sa-east": sum(three.values()) / len(three)}
@@ -83,16 +81,23 @@ def main() -> None:
     print(
         f"ideal moved: partitions {100 * ideal['partitions']:.1f} %, regions {100 * ideal['regions']:.1f} %"
     )
-    RESULTS.mkdir(exist_ok=True)
-    report = {"keys": args.keys, "rows": rows, "ideal_moved": ideal}
-    (RESULTS / "hashing.json").write_text(json.dumps(report, indent=2) + "\n")
+    report.progress(1, 1, "done")
+    report.write(
+        "hashing",
+        settings=vars(args),
+        results={"rows": rows, "ideal_moved": ideal},
+        headline=[
+            (f"{name}: moved (busiest / fair)", f"{100 * row['moved']:.1f} % ({row['max_over_fair']:.3f})")
+            for name, row in rows.items()
+        ],
+    )
     fig, ax = figure(7, 3.4)
     ax.bar(list(rows), [100 * r["moved"] for r in rows.values()], color=["#999999", "#4477aa", "#228833"])
     ax.set_ylabel("% of keys moved")
     ax.set_title("Keys whose home changes when capacity is added")
     ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "hashing.png", dpi=120)
+    fig.savefig(report.png("hashing"), dpi=120)
 
 
 if __name__ == "__main__":

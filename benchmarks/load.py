@@ -12,6 +12,9 @@ from kinfer.infra.settings import KinferSettings
 from kinfer.producers import AsyncClient
 from kinfer.schemas import InferenceResult, SamplingParams
 
+CACHE_WORKER = "cache"
+"""``worker_id`` of an answer admission took from the response cache."""
+
 STAGES = ("to_admission_ms", "admission_ms", "to_worker_ms", "queue_ms", "compute_ms", "reply_ms")
 """Where a request's time goes, in order; they add up to its end-to-end latency."""
 
@@ -42,7 +45,8 @@ async def open_loop(
 ) -> tuple[list[dict[str, float]], float]:
     """``n`` requests with exponential gaps (mean 1/rate), never waiting for answers to send
     the next; returns each answer's timings and the wall time from first send to last answer.
-    Timings: end to end, added (end to end - compute), and each of :data:`STAGES`.
+    Timings: end to end, added (end to end - compute), and each of :data:`STAGES`; answers
+    from the response cache (``cached`` 1) have end to end only.
 
     The default prompts are new to this call, so no answer comes from the response cache
     (greedy answers to a prompt seen before would, and would never reach a worker)."""
@@ -56,16 +60,14 @@ async def open_loop(
             sent_ms = time.time() * 1000
             result = await client.generate(prompt(i), sampling=sampling)
             received_ms = time.time() * 1000
-            stages = stage_split(result, sent_ms, received_ms)
             e2e = received_ms - sent_ms
-            samples.append(
-                {
-                    "e2e_ms": e2e,
-                    "added_ms": e2e - stages["compute_ms"],
-                    **stages,
-                    "tokens": result.usage.completion_tokens,
-                }
-            )
+            sample = {"e2e_ms": e2e, "tokens": result.usage.completion_tokens, "cached": 0.0}
+            if result.worker_id == CACHE_WORKER:  # answered by admission: no worker stages
+                sample["cached"] = 1.0
+            else:
+                stages = stage_split(result, sent_ms, received_ms)
+                sample.update(stages, added_ms=e2e - stages["compute_ms"])
+            samples.append(sample)
 
         await one(-1)  # warm up the path
         samples.clear()

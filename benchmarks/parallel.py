@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS
 from kinfer.consumers.engine import GenerationInput
@@ -126,23 +126,31 @@ def main() -> None:
         rank_main(args)
         return
     RESULTS.mkdir(exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    total = sum(len(splits) for splits in SPLITS.values())
     for model, splits in SPLITS.items():
         path = model if model == "kinfer-tiny" else ensure_local(model, ModelStore(MODELS))
         for tensor, pipeline in splits:
+            report.progress(len(rows), total, f"{model} T={tensor} P={pipeline}")
             row = run_split(model, path, tensor, pipeline, args)
             rows.append(row)
             print(table_row(row), flush=True)
-    report = {
-        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
-        "torch": torch.__version__,
-        "backend": "gloo (CPU ranks, one process each, on one host)",
-        "requests": args.requests,
-        "max_tokens": args.max_tokens,
-        "rows": rows,
-    }
-    (RESULTS / "parallel.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, RESULTS / "parallel.png")
+    report.progress(total, total, "done")
+    report.write(
+        "parallel",
+        settings={
+            "requests": args.requests,
+            "max_tokens": args.max_tokens,
+            "cpu_threads": torch.get_num_threads(),
+            "backend": "gloo (CPU ranks, one process each, on one host)",
+        },
+        results=rows,
+        headline=[
+            (f"{r['model']} T={r['tensor']} P={r['pipeline']}: tok/s", f"{r['tokens_per_s']:.0f}")
+            for r in rows
+        ],
+    )
+    plot(rows, report.png("parallel"))
 
 
 def table_row(row: dict[str, Any]) -> str:

@@ -12,15 +12,14 @@ machine. Writes benchmarks/results/quantization.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS
 from kinfer.consumers.engine import GenerationInput, load_runner
@@ -29,7 +28,6 @@ from kinfer.infra.models import DEFAULT_MODEL, ModelStore
 from kinfer.infra.models.pull import ensure_local
 from kinfer.schemas import ChatMessage, SamplingParams
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PARAGRAPH = (
     "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
     "must be in want of a wife. However little known the feelings or views of such a man may be on "
@@ -67,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     path = ensure_local(args.model, ModelStore(MODELS))
     rows = {}
-    for variant, (dtype, quantize) in VARIANTS.items():
+    for i, (variant, (dtype, quantize)) in enumerate(VARIANTS.items()):
+        report.progress(i, len(VARIANTS), variant)
         runner = load_runner(path, device="cpu", dtype=dtype, quantize=quantize, served_name=args.model)
         assert isinstance(runner, TorchRunner)
         rows[variant] = {
@@ -76,22 +75,28 @@ def main() -> None:
             "tok_s_batch1": tokens_per_second(runner, 1),
             "tok_s_batch8": tokens_per_second(runner, 8),
         }
-        print(variant, json.dumps(rows[variant]))
+        print(variant, rows[variant], flush=True)
+    report.progress(len(VARIANTS), len(VARIANTS), "done")
     base = rows["float32"]
-    report = {
-        "model": args.model,
-        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
-        "torch": torch.__version__,
-        "paragraph": PARAGRAPH,
+    results = {
         "variants": rows,
         "int8_memory_ratio": rows["int8"]["parameter_bytes"] / base["parameter_bytes"],
         "int8_perplexity_delta": rows["int8"]["perplexity"] - base["perplexity"],
         "bfloat16_perplexity_delta": rows["bfloat16"]["perplexity"] - base["perplexity"],
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quantization.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, args.model, RESULTS / "quantization.png")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("paragraph", "variants")}, indent=2))
+    report.write(
+        "quantization",
+        settings={**vars(args), "cpu_threads": torch.get_num_threads(), "paragraph": PARAGRAPH},
+        results=results,
+        headline=[
+            (
+                f"{variant}: MB / perplexity / tok/s batch 8",
+                f"{r['parameter_bytes'] / 1e6:.0f} / {r['perplexity']:.1f} / {r['tok_s_batch8']:.1f}",
+            )
+            for variant, r in rows.items()
+        ],
+    )
+    plot(rows, args.model, report.png("quantization"))
 
 
 def plot(rows: dict[str, dict[str, float]], model: str, path: Path) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS, private_stack
 from kinfer.consumers.pool.registry import PoolRegistry
@@ -27,9 +27,6 @@ from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.stages import StageProcess, running
 from kinfer.producers import AsyncClient
 from kinfer.schemas import SamplingParams
-
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parent.parent
 
 
 async def first_answer(settings: KinferSettings, start: Callable[[], object], prompt: str) -> float:
@@ -100,22 +97,29 @@ def main() -> None:
         registry = PoolRegistry(stack.settings.redis, stack.settings.topic_prefix, stack.settings.region)
         with running([StageProcess("admission", ["admission"], stack.env, stack.logs / "admission.log")]):
             for i in range(args.rounds):
+                report.progress(i, args.rounds, f"round {i + 1}: cold start, then a promoted standby")
                 cold.append(measure_cold(stack.settings, stack.env, stack.logs, i))
                 warm.append(measure_warm(stack.settings, stack.env, stack.logs, registry, i))
                 print(f"round {i}: cold {cold[-1]:.2f}s, warm {warm[-1]:.2f}s")
-    report = {
-        "model": args.model,
-        "rounds": args.rounds,
+    report.progress(args.rounds, args.rounds, "done")
+    results = {
         "cold_s": cold,
         "warm_s": warm,
         "cold_median_s": statistics.median(cold),
         "warm_median_s": statistics.median(warm),
         "cold_over_warm": statistics.median(cold) / statistics.median(warm),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "warm_vs_cold.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(cold, warm, args.model, RESULTS / "warm_vs_cold.png")
-    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_s") or "median" in k}, indent=2))
+    report.write(
+        "warm_vs_cold",
+        settings=vars(args),
+        results=results,
+        headline=[
+            ("cold start, median", f"{results['cold_median_s']:.2f} s"),
+            ("promoted standby, median", f"{results['warm_median_s']:.2f} s"),
+            ("cold / warm", f"{results['cold_over_warm']:.1f}x"),
+        ],
+    )
+    plot(cold, warm, args.model, report.png("warm_vs_cold"))
 
 
 def plot(cold: list[float], warm: list[float], model: str, path: Path) -> None:

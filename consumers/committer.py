@@ -14,11 +14,14 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from kinfer.consumers import metrics
-from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.batching.offsets import OffsetTracker, TopicPartitionKey
 from kinfer.consumers.clients import WorkerClients
 from kinfer.consumers.outbox import Outbox
 
 log = structlog.get_logger(__name__)
+
+Offsets = dict[TopicPartitionKey, int]
+"""Per partition, the next offset to consume once a transaction commits."""
 
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 """Another instance took this worker's transactional id over."""
@@ -39,9 +42,23 @@ class TransactionalCommitter:
         """True when the outbox's records and the offsets it frees committed; False when the
         transaction aborted: then everything unanswered must be forgotten and re-read
         (:meth:`rewind`). Raises only when fenced."""
+        offsets = self.prepare(outbox)
+        if not self.transact(outbox, offsets, self.clients.consumer.consumer_group_metadata()):
+            return False
+        self.offsets.mark_committed(offsets)
+        return True
+
+    def prepare(self, outbox: Outbox) -> Offsets:
+        """The offsets ``outbox`` frees (on the worker's thread, which owns the tracker)."""
         for tp, offset in outbox.answered:
             self.offsets.answered(tp, offset)
-        offsets = self.offsets.committable()
+        return self.offsets.committable()
+
+    def transact(self, outbox: Outbox, offsets: Offsets, group: object) -> bool:
+        """The transaction itself: touches only the producers, so it may run on a thread of
+        its own (see ``commit_thread.py``); ``group`` is the consumer's group metadata, read by
+        the worker's thread (the consumer is blocked for other threads while a rebalance
+        callback runs). Once it returns True, :meth:`OffsetTracker.mark_committed`."""
         chunks = self.clients.chunk_producer
         if chunks.flush(10):  # a stream's chunks must precede its result
             log.warning("worker.chunks_unflushed", pending=len(chunks))
@@ -58,14 +75,13 @@ class TransactionalCommitter:
             if offsets:
                 producer.send_offsets_to_transaction(
                     [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                    self.clients.consumer.consumer_group_metadata(),
+                    group,
                     30,
                 )
             producer.commit_transaction(60)
         except KafkaException as exc:
             self._abort(exc)
             return False
-        self.offsets.mark_committed(offsets)
         return True
 
     def rewind(self) -> None:

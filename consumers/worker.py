@@ -25,6 +25,7 @@ from kinfer.consumers import metrics
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
+from kinfer.consumers.commit_thread import Committed, CommitThread
 from kinfer.consumers.committer import TransactionalCommitter
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
@@ -45,7 +46,8 @@ from kinfer.schemas.request_keys import request_key
 log = structlog.get_logger(__name__)
 
 COMMIT_INTERVAL_S = 0.02
-"""While the batch runs, answers are committed at most this often (one transaction each)."""
+"""While the batch runs, answers are committed at most this often (one transaction each, on
+the commit thread, one at a time); an idle worker commits at once and waits for it."""
 
 
 class InferenceWorker:
@@ -88,6 +90,7 @@ class InferenceWorker:
         self.intake = Intake(runner, self.reply_topics, self.dedupe)
         self.offsets = OffsetTracker()
         self.committer = TransactionalCommitter(self.clients, self.offsets, self.reply_topics.delivery_failed)
+        self.commits = CommitThread(self.committer)
         registry = (
             PoolRegistry(config.redis_url, config.topic_prefix, config.region) if config.redis_url else None
         )
@@ -122,6 +125,7 @@ class InferenceWorker:
                     continue
                 waiting_for_promotion = self._serve()
         finally:
+            self.commits.close()
             self.membership.leave()
             for producer in (self.clients.producer, self.clients.chunk_producer):
                 try:
@@ -158,6 +162,7 @@ class InferenceWorker:
 
     def _turn(self) -> str | None:
         """One iteration: take in records, decode one step, commit, report; the pool's command."""
+        self._collect(wait=False)
         records = self._poll()
         now = self.clock_ms()
         for record in records:
@@ -169,10 +174,10 @@ class InferenceWorker:
             self._answer(outcome)
         if records or len(self.scheduler) or outcomes:
             self._last_busy_ms = self.clock_ms()
-        if self.outbox and (
-            not len(self.scheduler) or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S
-        ):
-            self._commit()
+        if self.outbox and not len(self.scheduler):
+            self._commit(wait=True)  # nothing to overlap with: answer now
+        elif self.outbox and not self.commits.pending and self._commit_due():
+            self._commit(wait=False)  # decode on while the broker commits
         self.telemetry.maybe_sample()
         return self.membership.tick(
             "active", self.clock_ms(), last_busy_ms=self._last_busy_ms, queue_ms=self._queue_delay_ms()
@@ -252,26 +257,46 @@ class InferenceWorker:
         while len(self.scheduler):
             for outcome in self.scheduler.step(self.clock_ms()):
                 self._answer(outcome)
-        if self.outbox:
-            self._commit()
+        self._commit(wait=True)
 
-    def _commit(self) -> None:
-        outbox, self.outbox = self.outbox, self._new_outbox()
-        if not self.committer.commit(outbox):
-            # Aborted: forget everything unanswered and re-read it from the committed offsets.
+    def _commit_due(self) -> bool:
+        return time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S
+
+    def _commit(self, *, wait: bool) -> None:
+        """Hand the outbox to the commit thread (after the last commit's outcome is in), and
+        with ``wait`` see this one through too."""
+        self._collect(wait=True)
+        if self.outbox:
+            outbox, self.outbox = self.outbox, self._new_outbox()
+            group = self.clients.consumer.consumer_group_metadata()
+            self.commits.submit(outbox, self.committer.prepare(outbox), group)
+            self._last_commit = time.monotonic()
+        if wait:
+            self._collect(wait=True)
+
+    def _collect(self, *, wait: bool) -> None:
+        """Act on a finished commit: its answers are out, or it aborted."""
+        done = self.commits.collect(wait=wait)
+        if done is not None:
+            self._settle(done)
+
+    def _settle(self, done: Committed) -> None:
+        if not done.ok:
+            # Aborted: forget everything unanswered, answers decoded since included, and
+            # re-read it from the committed offsets.
+            self.outbox = self._new_outbox()
             self._forget([(tp.topic, tp.partition) for tp in self.clients.consumer.assignment()])
             self.dedupe.drop_all()  # the aborted answers are re-read and must be answered again
             self.committer.rewind()
             return
-        self._last_commit = time.monotonic()
-        self.dedupe.committed(outbox.answered_keys)
+        self.offsets.mark_committed(done.offsets)
+        self.dedupe.committed(done.outbox.answered_keys)
         if self.cache is not None:
-            self.cache.store(outbox.cacheable)
+            self.cache.store(done.outbox.cacheable)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""
-        if self.outbox:
-            self._commit()
+        self._commit(wait=True)
         self._forget([(tp.topic, tp.partition) for tp in partitions])
 
     def _forget(self, tps: list[tuple[str, int]]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -211,6 +213,27 @@ def demo(
     from kinfer.infra.demo import run_demo
 
     run_demo(_settings(), requests=requests, max_tokens=max_tokens)
+
+
+@app.command()
+@_friendly
+def bench(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Benchmarks to run (default: all); see benchmarks/suite.py.")
+    ] = None,
+) -> None:
+    """Run the benchmarks against private stacks: a progress bar each, then a table; JSON, PNG
+    and a log per benchmark under benchmarks/results/. Needs a kinfer checkout (benchmarks/
+    is not installed with the package)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "benchmarks" / "suite.py").exists():
+        message = "kinfer bench needs a kinfer checkout (benchmarks/ is not installed)"
+        typer.echo(f"error [unavailable]: {message}", err=True)
+        raise typer.Exit(2)
+    sys.path.insert(0, str(checkout))
+    from benchmarks.suite import run
+
+    raise typer.Exit(run(names or []))
 
 
 def _over(defaults: Given, given: Given) -> Given:

@@ -20,7 +20,6 @@ import faust
 import structlog
 from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -38,6 +37,7 @@ from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
 from kinfer.streams.limits.limiter import RedisLimiter
 from kinfer.streams.limits.tiers import ReloadingTierTable
 from kinfer.streams.outcomes import OutcomeRecorder
+from kinfer.streams.redis_pipelining import PipeliningRedis
 from kinfer.streams.reply_topics import ReplyTopics
 from kinfer.streams.request_store import RedisRequestStore
 from kinfer.streams.routing.regions import RegionRouter
@@ -79,7 +79,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
     # One immediate retry replaces a stale pooled connection (after a Redis restart); anything
     # longer is an outage, which RedisHealth handles. redis-py's default backoff would hold an
     # admission call for seconds and could end after recovery, marking Redis down again.
-    redis = Redis.from_url(
+    redis = PipeliningRedis.from_url(
         config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
     )
     regions = list(config.region_weights)

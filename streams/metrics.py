@@ -29,3 +29,9 @@ DECISION_SECONDS = Histogram(
     "Time to decide one record",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
+REDIS_ROUND_TRIPS = Counter(
+    "kinfer_admission_redis_round_trips_total", "Round trips to Redis (each carries one or more commands)"
+)
+REDIS_COMMANDS = Counter(
+    "kinfer_admission_redis_commands_total", "Redis commands sent (coalesced per loop turn)"
+)
