@@ -55,13 +55,16 @@ tokens_per_min = 1000000
 token_burst = 1000000
 over_limit = "queue"
 
-[tenants.bench]
-tier = "enterprise"
 [tenants.limited]
 tier = "trickle"
 [tenants.queued]
 tier = "trickle_paid"
 """
+TENANTS = 64
+"""Tenants of the many-tenant runs: each tenant's records are decided in arrival order, one
+at a time, so one tenant alone measures the serial path and many measure the agent's
+concurrency."""
+ENTERPRISE = "".join(f'[tenants.bench-{i}]\ntier = "enterprise"\n' for i in range(TENANTS))
 SAMPLED = SamplingParams(max_tokens=16, temperature=1.0)
 """Not cacheable: admitted and forwarded."""
 GREEDY = SamplingParams(max_tokens=16)
@@ -75,12 +78,15 @@ def end_offsets(consumer: Consumer, topics: list[str]) -> int:
     return total
 
 
-def requests(names: TopicNames, tenant: str, n: int, sampling: SamplingParams) -> list[InferenceRequest]:
+def requests(
+    names: TopicNames, tenant: str, n: int, sampling: SamplingParams, tenants: int = 1
+) -> list[InferenceRequest]:
+    """``n`` requests of ``tenant`` (with ``tenants`` > 1: of ``tenant-0`` .. round robin)."""
     run = uuid.uuid4().hex[:8]
     return [
         InferenceRequest(
             request_id=uuid.uuid4().hex,
-            tenant=tenant,
+            tenant=tenant if tenants == 1 else f"{tenant}-{i % tenants}",
             prompt=f"admission path {run} {i}",
             reply_to=ReplyAddress(names.replies, i % 16),
             sampling=sampling,
@@ -135,7 +141,7 @@ def main() -> None:
     with private_stack() as stack:
         names = TopicNames(stack.settings.topic_prefix)
         tiers = Path(stack.env["KINFER_ADMISSION__TIERS_FILE"])
-        tiers.write_text(TIERS)
+        tiers.write_text(TIERS + ENTERPRISE)
         meter = Consumer(client_config(stack.settings.bootstrap, {"group.id": "bench-meter"}))
         dispatch = [names.dispatch(r) for r in stack.settings.region_weights]
         queue = redis.Redis.from_url(stack.settings.redis)
@@ -151,20 +157,24 @@ def main() -> None:
 
         admission = StageProcess("admission", ["admission"], stack.env, stack.logs / "admission.log")
         with running([admission]):
-            report.progress(0, 5, "warm up")
-            timed(stack, requests(names, "bench", 200, SAMPLED), forwarded, 200)
-            report.progress(1, 5, "admit and forward")
-            results["admitted"] = timed(stack, requests(names, "bench", n, SAMPLED), forwarded, n)
-            report.progress(2, 5, "cache hit")
-            hits = requests(names, "bench", n, GREEDY)
+            report.progress(0, 6, "warm up")
+            timed(stack, requests(names, "bench", 200, SAMPLED, TENANTS), forwarded, 200)
+            report.progress(1, 6, f"admit and forward, {TENANTS} tenants")
+            many = requests(names, "bench", n, SAMPLED, TENANTS)
+            results[f"admitted, {TENANTS} tenants"] = timed(stack, many, forwarded, n)
+            report.progress(2, 6, "admit and forward, 1 tenant")
+            results["admitted, 1 tenant"] = timed(stack, requests(names, "bench-0", n, SAMPLED), forwarded, n)
+            report.progress(3, 6, f"cache hit, {TENANTS} tenants")
+            hits = requests(names, "bench", n, GREEDY, TENANTS)
             cache_answers(stack, hits)
-            results["cache hit"] = timed(stack, hits, answered, n)
-            report.progress(3, 5, "rate limited (free tier)")
+            results[f"cache hit, {TENANTS} tenants"] = timed(stack, hits, answered, n)
+            report.progress(4, 6, "rate limited (free tier), 1 tenant")
             # The first of the tenant's burst of 1 is admitted; every other is refused.
-            results["rate limited"] = timed(stack, requests(names, "limited", n, SAMPLED), answered, n - 1)
-            report.progress(4, 5, "queued (paid tier)")
-            results["queued"] = timed(stack, requests(names, "queued", n, SAMPLED), queued, n - 1)
-            report.progress(5, 5, "done")
+            limited = requests(names, "limited", n, SAMPLED)
+            results["rate limited, 1 tenant"] = timed(stack, limited, answered, n - 1)
+            report.progress(5, 6, "queued (paid tier), 1 tenant")
+            results["queued, 1 tenant"] = timed(stack, requests(names, "queued", n, SAMPLED), queued, n - 1)
+            report.progress(6, 6, "done")
         meter.close()
     slowest = min(results, key=lambda k: results[k])
     report.write(
