@@ -32,8 +32,9 @@ from kinfer.infra.models import DEFAULT_MODEL, ModelStore
 from kinfer.infra.models.pull import ensure_local
 from kinfer.schemas import SamplingParams
 
-WORKLOADS = {DEFAULT_MODEL: (12.0, 72), "kinfer-tiny": (1000.0, 800)}
-"""Per model: offered req/s (above both capacities) and requests."""
+WORKLOADS = {DEFAULT_MODEL: (12.0, 72, 12), "kinfer-tiny": (1000.0, 800, 400)}
+"""Per model: offered req/s (above both capacities), requests measured, and requests sent
+first to warm up (a fresh broker JIT-compiles for a while; both sides get the same)."""
 
 
 def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, float]:
@@ -46,20 +47,21 @@ def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, flo
     }
 
 
-def engine(model: str, rate: float, n: int, sampling: SamplingParams) -> dict[str, float]:
+def engine(model: str, rate: float, n: int, warm_up: int, sampling: SamplingParams) -> dict[str, float]:
     path = ensure_local(model, ModelStore(MODELS))
     runner = load_runner(path, device="cpu", served_name=model)
     run = uuid.uuid4().hex[:8]
+    continuous(runner, poisson(rate, warm_up, lambda i: (f"warm up {run}-{i}", sampling, "")))
     done: list[Done] = continuous(runner, poisson(rate, n, lambda i: (f"request {run}-{i}", sampling, "")))
     wall = max(d.finished_s for d in done)
     return summary([d.latency_ms for d in done], sum(d.tokens for d in done), wall)
 
 
 def whole_pipeline(
-    model: str, rate: float, n: int, sampling: SamplingParams, threads: int
+    model: str, rate: float, n: int, warm_up: int, sampling: SamplingParams, threads: int
 ) -> dict[str, float]:
     with private_stack(model) as stack, pipeline(stack, threads=threads):
-        samples, wall = asyncio.run(open_loop(stack.settings, rate, n, sampling))
+        samples, wall = asyncio.run(open_loop(stack.settings, rate, n, sampling, warm_up=warm_up))
     return summary([s["e2e_ms"] for s in samples], int(sum(s["tokens"] for s in samples)), wall)
 
 
@@ -74,13 +76,13 @@ def main() -> None:
     sampling = SamplingParams(max_tokens=args.max_tokens, stop=())
     results: dict[str, Any] = {}
     steps = 2 * len(WORKLOADS)
-    for i, (model, (rate, n)) in enumerate(WORKLOADS.items()):
+    for i, (model, (rate, n, warm_up)) in enumerate(WORKLOADS.items()):
         if model != "kinfer-tiny":
             ensure_local(model, ModelStore(MODELS))
         report.progress(2 * i, steps, f"{model}: engine alone")
-        alone = engine(model, rate, n, sampling)
+        alone = engine(model, rate, n, warm_up, sampling)
         report.progress(2 * i + 1, steps, f"{model}: whole pipeline")
-        whole = whole_pipeline(model, rate, n, sampling, args.threads)
+        whole = whole_pipeline(model, rate, n, warm_up, sampling, args.threads)
         ratio = whole["requests_per_s"] / alone["requests_per_s"]
         results[model] = {
             "offered_per_s": rate,

@@ -42,11 +42,14 @@ async def open_loop(
     n: int,
     sampling: SamplingParams,
     prompt: Callable[[int], str] | None = None,
+    warm_up: int = 1,
 ) -> tuple[list[dict[str, float]], float]:
     """``n`` requests with exponential gaps (mean 1/rate), never waiting for answers to send
     the next; returns each answer's timings and the wall time from first send to last answer.
     Timings: end to end, added (end to end - compute), and each of :data:`STAGES`; answers
-    from the response cache (``cached`` 1) have end to end only.
+    from the response cache (``cached`` 1) have end to end only. First, ``warm_up`` requests
+    of their own (new prompts) at the same rate, not counted: a fresh broker's JIT and the
+    model's first batches are not the steady state.
 
     The default prompts are new to this call, so no answer comes from the response cache
     (greedy answers to a prompt seen before would, and would never reach a worker)."""
@@ -56,9 +59,9 @@ async def open_loop(
     samples: list[dict[str, float]] = []
     async with AsyncClient(settings.client_config(timeout_s=300)) as client:
 
-        async def one(i: int) -> None:
+        async def one(text: str) -> None:
             sent_ms = time.time() * 1000
-            result = await client.generate(prompt(i), sampling=sampling)
+            result = await client.generate(text, sampling=sampling)
             received_ms = time.time() * 1000
             e2e = received_ms - sent_ms
             sample = {"e2e_ms": e2e, "tokens": result.usage.completion_tokens, "cached": 0.0}
@@ -69,13 +72,16 @@ async def open_loop(
                 sample.update(stages, added_ms=e2e - stages["compute_ms"])
             samples.append(sample)
 
-        await one(-1)  # warm up the path
+        async def arrivals(indices: range, make: Callable[[int], str]) -> None:
+            tasks = []
+            for i in indices:
+                tasks.append(asyncio.create_task(one(make(i))))
+                await asyncio.sleep(rng.expovariate(rate))
+            await asyncio.gather(*tasks)
+
+        await arrivals(range(warm_up), lambda i: f"warm up {run}-{i}")
         samples.clear()
         began = time.perf_counter()
-        tasks = []
-        for i in range(n):
-            tasks.append(asyncio.create_task(one(i)))
-            await asyncio.sleep(rng.expovariate(rate))
-        await asyncio.gather(*tasks)
+        await arrivals(range(n), prompt)
         wall = time.perf_counter() - began
     return samples, wall

@@ -33,16 +33,16 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    Benchmark("overhead", "what the pipeline adds at light load, by stage, vs a bare Kafka floor", 1.0),
-    Benchmark("ceiling", "whole pipeline vs the raw engine at saturation, kinfer-tiny and SmolLM2", 3.0),
-    Benchmark("batching", "batched worker vs a batch-1 consumer, latency vs offered load", 2.5),
+    Benchmark("overhead", "what the pipeline adds at light load, by stage, vs a bare Kafka floor", 0.7),
+    Benchmark("ceiling", "whole pipeline vs the raw engine at saturation, kinfer-tiny and SmolLM2", 1.5),
+    Benchmark("batching", "batched worker vs a batch-1 consumer, latency vs offered load", 3.3),
     Benchmark("continuous", "continuous vs static batching on short and long requests", 1.0),
-    Benchmark("admission", "decisions/s of one admission process, by path", 1.5),
-    Benchmark("cache", "response cache: hit rate and hit latency with repeated prompts", 0.7),
-    Benchmark("hashing", "keys moved when capacity is added, vs Kafka's partitioner", 0.2),
-    Benchmark("warm_vs_cold", "time to first answer: cold start vs promoted standby", 1.5),
-    Benchmark("quantization", "SmolLM2 in float32, bfloat16, int8: memory, perplexity, speed", 1.0),
-    Benchmark("parallel", "tensor and pipeline parallel ranks", 2.0),
+    Benchmark("admission", "decisions/s of one admission process, by path", 0.5),
+    Benchmark("cache", "response cache: hit rate and hit latency with repeated prompts", 0.4),
+    Benchmark("hashing", "keys moved when capacity is added, vs Kafka's partitioner", 0.1),
+    Benchmark("warm_vs_cold", "time to first answer: cold start vs promoted standby", 1.2),
+    Benchmark("quantization", "SmolLM2 in float32, bfloat16, int8: memory, perplexity, speed", 0.4),
+    Benchmark("parallel", "tensor and pipeline parallel ranks", 2.8),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -84,6 +85,7 @@ class OutcomeRecorder:
             for key in keys:
                 pipe.getdel(key)
             reserved = await pipe.execute()
+        settling = []
         for event, raw in zip(events, reserved, strict=True):
             if raw is None:
                 continue  # settled already (a redelivered event), or expired
@@ -91,4 +93,7 @@ class OutcomeRecorder:
             used = event.prompt_tokens + event.completion_tokens
             tier = self.tiers.table.tiers.get(resv.tier)
             if tier is not None and resv.tokens != used:
-                await self.limiter.settle(resv.tenant, tier, resv.tokens - used)
+                settling.append(self.limiter.settle(resv.tenant, tier, resv.tokens - used))
+        # Issued together, they share round trips (see ``redis_pipelining``). Each adds its own
+        # delta; their order only matters where the bucket is clamped at its burst.
+        await asyncio.gather(*settling)

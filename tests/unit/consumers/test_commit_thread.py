@@ -1,0 +1,85 @@
+"""The commit thread without Kafka: one transaction in flight, outcomes collected in order,
+and a fenced producer's error reaching the worker's thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kinfer.consumers.commit_thread import CommitThread
+from kinfer.consumers.committer import Offsets
+from kinfer.consumers.outbox import Outbox
+from kinfer.schemas import TopicNames
+
+
+class GatedCommitter:
+    """Commits when the test opens the gate; fails or raises on demand."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.outcome: bool | Exception = True
+        self.seen: list[tuple[Offsets, object]] = []
+
+    def transact(self, outbox: Outbox, offsets: Offsets, group: object) -> bool:
+        self.seen.append((offsets, group))
+        self.gate.wait(5)
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+def outbox() -> Outbox:
+    return Outbox(TopicNames("x"), "us-west", "w1", "m")
+
+
+def test_a_running_commit_is_busy_until_it_ends_then_collected_once() -> None:
+    committer = GatedCommitter()
+    commits = CommitThread(committer)  # type: ignore[arg-type]
+    try:
+        box = outbox()
+        commits.submit(box, {("x.dispatch.us-west", 0): 7}, "group")
+        assert commits.busy and commits.pending
+        assert commits.collect(wait=False) is None  # still running: nothing yet
+        committer.gate.set()
+        done = commits.collect(wait=True)
+        assert (
+            done is not None
+            and done.ok
+            and done.outbox is box
+            and done.offsets == {("x.dispatch.us-west", 0): 7}
+        )
+        assert committer.seen == [({("x.dispatch.us-west", 0): 7}, "group")]
+        assert not commits.pending and commits.collect(wait=True) is None
+    finally:
+        commits.close()
+
+
+def test_a_second_commit_waits_for_the_first_to_be_collected() -> None:
+    committer = GatedCommitter()
+    committer.gate.set()
+    commits = CommitThread(committer)  # type: ignore[arg-type]
+    try:
+        commits.submit(outbox(), {}, None)
+        with pytest.raises(AssertionError, match="collect the last commit first"):
+            commits.submit(outbox(), {}, None)
+    finally:
+        commits.close()
+
+
+def test_an_abort_and_a_fence_reach_the_worker() -> None:
+    committer = GatedCommitter()
+    committer.gate.set()
+    commits = CommitThread(committer)  # type: ignore[arg-type]
+    try:
+        committer.outcome = False
+        commits.submit(outbox(), {}, None)
+        aborted = commits.collect(wait=True)
+        assert aborted is not None and not aborted.ok
+        committer.outcome = RuntimeError("fenced")
+        commits.submit(outbox(), {}, None)
+        with pytest.raises(RuntimeError, match="fenced"):
+            commits.collect(wait=True)
+        assert not commits.pending
+    finally:
+        commits.close()
