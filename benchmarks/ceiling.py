@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import torch
+from redis import Redis
 
 from benchmarks import report
+from benchmarks.cpu import cpu_seconds, per_request_ms
 from benchmarks.engine_loop import Done, continuous, poisson
 from benchmarks.load import open_loop
 from benchmarks.plots import figure
@@ -47,22 +50,40 @@ def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, flo
     }
 
 
-def engine(model: str, rate: float, n: int, warm_up: int, sampling: SamplingParams) -> dict[str, float]:
+def engine(model: str, rate: float, n: int, warm_up: int, sampling: SamplingParams) -> dict[str, Any]:
     path = ensure_local(model, ModelStore(MODELS))
     runner = load_runner(path, device="cpu", served_name=model)
     run = uuid.uuid4().hex[:8]
     continuous(runner, poisson(rate, warm_up, lambda i: (f"warm up {run}-{i}", sampling, "")))
+    cpu = time.process_time()
     done: list[Done] = continuous(runner, poisson(rate, n, lambda i: (f"request {run}-{i}", sampling, "")))
+    cpu_ms = (time.process_time() - cpu) * 1000 / len(done)
     wall = max(d.finished_s for d in done)
-    return summary([d.latency_ms for d in done], sum(d.tokens for d in done), wall)
+    return {
+        **summary([d.latency_ms for d in done], sum(d.tokens for d in done), wall),
+        "cpu_ms_per_request": cpu_ms,
+    }
 
 
 def whole_pipeline(
     model: str, rate: float, n: int, warm_up: int, sampling: SamplingParams, threads: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
+    """Also where its CPU goes: ms per request of each process, and Redis commands per request."""
     with private_stack(model) as stack, pipeline(stack, threads=threads):
-        samples, wall = asyncio.run(open_loop(stack.settings, rate, n, sampling, warm_up=warm_up))
-    return summary([s["e2e_ms"] for s in samples], int(sum(s["tokens"] for s in samples)), wall)
+        asyncio.run(open_loop(stack.settings, rate, warm_up, sampling))
+        redis = Redis.from_url(stack.settings.redis)
+        commands, cpu = _redis_commands(redis), cpu_seconds()
+        samples, wall = asyncio.run(open_loop(stack.settings, rate, n, sampling, warm_up=0))
+        cpu_ms = per_request_ms(cpu, cpu_seconds(), len(samples))
+        redis_per_request = (_redis_commands(redis) - commands) / len(samples)
+    out: dict[str, Any] = summary(
+        [s["e2e_ms"] for s in samples], int(sum(s["tokens"] for s in samples)), wall
+    )
+    return {**out, "cpu_ms_per_request": cpu_ms, "redis_commands_per_request": redis_per_request}
+
+
+def _redis_commands(redis: Redis) -> int:
+    return int(redis.info("stats")["total_commands_processed"])
 
 
 def main() -> None:
@@ -97,6 +118,10 @@ def main() -> None:
         whole, alone = r["pipeline"]["requests_per_s"], r["engine"]["requests_per_s"]
         figures = f"{r['ratio']:.2f} ({whole:.1f} vs {alone:.1f} req/s)"
         headline.append((f"{model}: pipeline / engine", figures))
+        cpu = ", ".join(f"{role} {ms:.1f}" for role, ms in r["pipeline"]["cpu_ms_per_request"].items())
+        headline.append((f"{model}: pipeline CPU ms per request", cpu))
+        own = r["pipeline"]["cpu_ms_per_request"].get("worker", 0.0) / r["engine"]["cpu_ms_per_request"]
+        headline.append((f"{model}: worker CPU per request / engine alone's", f"{own:.2f}"))
     report.write(
         "ceiling",
         settings={**vars(args), "workloads": WORKLOADS, "load": "open-loop Poisson, above capacity"},
