@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -230,10 +231,10 @@ def bench(
         message = "kinfer bench needs a kinfer checkout (benchmarks/ is not installed)"
         typer.echo(f"error [unavailable]: {message}", err=True)
         raise typer.Exit(2)
-    sys.path.insert(0, str(checkout))
-    from benchmarks.suite import run
-
-    raise typer.Exit(run(names or []))
+    # benchmarks/ is the checkout's, not the package's: run it there, as `make bench` does.
+    argv = [sys.executable, "-m", "benchmarks.suite", *(names or [])]
+    suite = subprocess.run(argv, cwd=checkout, check=False)
+    raise typer.Exit(suite.returncode)
 
 
 def _over(defaults: Given, given: Given) -> Given:
