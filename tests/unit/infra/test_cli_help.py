@@ -120,3 +120,9 @@ def test_bad_values_are_refused_at_start_naming_the_setting(env: dict[str, str],
     result = CliRunner().invoke(app, ["worker", "--model", "echo"], env=env)
     assert result.exit_code == 2, result.output
     assert needle in result.output
+
+
+def test_bench_runs_the_checkouts_suite_and_passes_its_verdict_on(capfd: pytest.CaptureFixture[str]) -> None:
+    result = CliRunner().invoke(app, ["bench", "no-such-benchmark"])
+    assert result.exit_code == 2
+    assert "unknown benchmark(s): no-such-benchmark" in capfd.readouterr().out
