@@ -8,6 +8,7 @@ unusable is replaced; only a producer fenced by another live instance stops the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import structlog
@@ -63,6 +64,7 @@ class TransactionalCommitter:
         if chunks.flush(10):  # a stream's chunks must precede its result
             log.warning("worker.chunks_unflushed", pending=len(chunks))
         producer = self.clients.producer
+        started = time.monotonic()
         try:
             producer.begin_transaction()
             for out in outbox.records:
@@ -82,6 +84,8 @@ class TransactionalCommitter:
         except KafkaException as exc:
             self._abort(exc)
             return False
+        metrics.TRANSACTION_SECONDS.observe(time.monotonic() - started)
+        metrics.TRANSACTION_RECORDS.observe(len(outbox.records))
         return True
 
     def rewind(self) -> None:

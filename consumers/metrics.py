@@ -18,6 +18,16 @@ COMPUTE_SECONDS = Histogram("kinfer_worker_compute_seconds", "Model time per bat
 QUEUE_SECONDS = Histogram("kinfer_worker_queue_seconds", "Request creation to start of compute")
 GENERATED_TOKENS = Counter("kinfer_worker_generated_tokens_total", "New tokens generated")
 ABORTED_TRANSACTIONS = Counter("kinfer_worker_aborted_transactions_total", "Reply transactions aborted")
+TRANSACTION_SECONDS = Histogram(
+    "kinfer_worker_transaction_seconds",
+    "One reply transaction, begin to commit (on the commit thread while the batch decodes)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+TRANSACTION_RECORDS = Histogram(
+    "kinfer_worker_transaction_records",
+    "Records (answers, events, dead letters) in one reply transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 PARAMETER_BYTES = Gauge("kinfer_worker_parameter_bytes", "Memory of the served model's weights (rank 0's)")
 RANK_PARAMETER_BYTES = Gauge(
     "kinfer_worker_rank_parameter_bytes", "Weights each rank of a parallel worker holds", ["rank"]
