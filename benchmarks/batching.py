@@ -86,6 +86,7 @@ def compare(model: str, rates: tuple[float, ...], requests: int, sampling: Sampl
                             "tokens_per_s": sum(s["tokens"] for s in samples) / wall,
                             "p50_ms": percentile(e2e, 50),
                             "p99_ms": percentile(e2e, 99),
+                            "e2e_ms": e2e,
                         }
                         rows[kind].append(row)
                         print(

@@ -40,8 +40,10 @@ WORKLOADS = {DEFAULT_MODEL: (12.0, 72, 12), "kinfer-tiny": (1000.0, 800, 400)}
 first to warm up (a fresh broker JIT-compiles for a while; both sides get the same)."""
 
 
-def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, float]:
+def summary(latencies: list[float], tokens: int, wall_s: float) -> dict[str, Any]:
+    """Throughput and latency percentiles, with every latency (ms) as the raw samples."""
     return {
+        "e2e_ms": latencies,
         "requests_per_s": len(latencies) / wall_s,
         "tokens_per_s": tokens / wall_s,
         "p50_ms": percentile(latencies, 50),

@@ -35,7 +35,10 @@ SHORT, LONG = SamplingParams(max_tokens=4, stop=()), SamplingParams(max_tokens=6
 
 
 def summarize(done: list[Done]) -> dict[str, Any]:
-    out: dict[str, Any] = {"requests_per_s": len(done) / max(d.finished_s for d in done)}
+    out: dict[str, Any] = {
+        "requests_per_s": len(done) / max(d.finished_s for d in done),
+        "samples": [{"kind": d.kind, "latency_ms": d.latency_ms, "tokens": d.tokens} for d in done],
+    }
     for kind in ("short", "long"):
         latencies = [d.latency_ms for d in done if d.kind == kind]
         out[kind] = {
