@@ -21,7 +21,7 @@ class Committed:
     outbox: Outbox
     offsets: Offsets
     ok: bool
-    """False: the transaction aborted (see :meth:`TransactionalCommitter.commit`)."""
+    """False: the transaction aborted (see :meth:`TransactionalCommitter.transact`)."""
 
 
 class CommitThread:

@@ -39,16 +39,6 @@ class TransactionalCommitter:
         self.offsets = offsets
         self.on_failed_delivery = on_failed_delivery
 
-    def commit(self, outbox: Outbox) -> bool:
-        """True when the outbox's records and the offsets it frees committed; False when the
-        transaction aborted: then everything unanswered must be forgotten and re-read
-        (:meth:`rewind`). Raises only when fenced."""
-        offsets = self.prepare(outbox)
-        if not self.transact(outbox, offsets, self.clients.consumer.consumer_group_metadata()):
-            return False
-        self.offsets.mark_committed(offsets)
-        return True
-
     def prepare(self, outbox: Outbox) -> Offsets:
         """The offsets ``outbox`` frees (on the worker's thread, which owns the tracker)."""
         for tp, offset in outbox.answered:
@@ -56,10 +46,12 @@ class TransactionalCommitter:
         return self.offsets.committable()
 
     def transact(self, outbox: Outbox, offsets: Offsets, group: object) -> bool:
-        """The transaction itself: touches only the producers, so it may run on a thread of
-        its own (see ``commit_thread.py``); ``group`` is the consumer's group metadata, read by
-        the worker's thread (the consumer is blocked for other threads while a rebalance
-        callback runs). Once it returns True, :meth:`OffsetTracker.mark_committed`."""
+        """True when the outbox's records and the ``offsets`` it frees committed (then
+        :meth:`OffsetTracker.mark_committed` them); False when the transaction aborted: then
+        everything unanswered must be forgotten and re-read (:meth:`rewind`). Raises only when
+        fenced. It touches only the producers, so it may run on a thread of its own (see
+        ``commit_thread.py``); ``group`` is the consumer's group metadata, read by the worker's
+        thread (the consumer is blocked for other threads while a rebalance callback runs)."""
         chunks = self.clients.chunk_producer
         if chunks.flush(10):  # a stream's chunks must precede its result
             log.warning("worker.chunks_unflushed", pending=len(chunks))
