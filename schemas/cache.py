@@ -14,11 +14,16 @@ import msgspec
 from kinfer.schemas.messages import InferenceRequest
 
 
+def cacheable(request: InferenceRequest) -> bool:
+    """Whether the answer is deterministic: greedy, or sampled with a seed."""
+    return request.sampling.temperature == 0.0 or request.sampling.seed is not None
+
+
 def cache_key(request: InferenceRequest) -> str | None:
     """Hash of tenant + model + prompt (or messages) + sampling, or None when the answer may vary."""
-    s = request.sampling
-    if s.temperature != 0.0 and s.seed is None:
+    if not cacheable(request):
         return None
+    s = request.sampling
     canonical = msgspec.json.encode(
         [
             request.tenant,

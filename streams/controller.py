@@ -30,7 +30,7 @@ from kinfer.schemas import (
     decode_reply,
     headers,
 )
-from kinfer.schemas.cache import cache_key
+from kinfer.schemas.cache import cache_key, cacheable
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
 from kinfer.streams import fallbacks, metrics
@@ -308,7 +308,7 @@ class AdmissionController:
     def _cached(
         self, request: InferenceRequest, status: RateLimitStatus, raw: bytes | None
     ) -> InferenceResult | None:
-        if cache_key(request) is None:
+        if not cacheable(request):
             return None
         if raw is None:
             metrics.CACHE.labels("miss").inc()
