@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from benchmarks.stack import end_offset
+from kinfer.consumers.clients import TRANSACTIONAL_PRODUCER
 from kinfer.schemas.kafka_client import client_config, take_available
 
 
@@ -44,14 +45,7 @@ def _replier(bootstrap: str, source: str, replies: str, stop: threading.Event) -
     consumer = _consumer(
         bootstrap, f"floor-replier-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"}
     )
-    # The same producer settings as a kinfer worker's (see consumers/clients.py for the backoff).
-    settings = {
-        "transactional.id": f"floor-{uuid.uuid4().hex}",
-        "acks": "all",
-        "linger.ms": 2,
-        "retry.backoff.ms": 2,
-        "retry.backoff.max.ms": 1000,
-    }
+    settings = {"transactional.id": f"floor-{uuid.uuid4().hex}", **TRANSACTIONAL_PRODUCER}  # a worker's
     producer = Producer(client_config(bootstrap, settings))
     producer.init_transactions(30)
     consumer.subscribe([source])

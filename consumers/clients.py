@@ -14,6 +14,20 @@ from kinfer.schemas.kafka_client import client_config
 log = structlog.get_logger(__name__)
 
 
+TRANSACTIONAL_PRODUCER = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 2,
+    # A transaction begun while the coordinator still writes the last one's markers (the
+    # consumer-offsets one is slow) is refused with CONCURRENT_TRANSACTIONS and retried after
+    # this backoff: librdkafka's 100 ms default added about that to an answer after a recent
+    # one. Exponential up to the max, so an outage is not hammered.
+    "retry.backoff.ms": 2,
+    "retry.backoff.max.ms": 1000,
+}
+"""How a worker's reply producer sends, beside its transactional id and timeout."""
+
+
 class WorkerClients:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -48,16 +62,7 @@ class WorkerClients:
                 {
                     "transactional.id": f"{c.consumer_group}.{c.worker_id}",
                     "transaction.timeout.ms": c.transaction_timeout_ms,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 2,
-                    # A transaction begun while the coordinator still writes the last one's
-                    # markers (the consumer-offsets one is slow) is refused with
-                    # CONCURRENT_TRANSACTIONS and retried after this backoff: librdkafka's
-                    # 100 ms default added about that to an answer after a recent one.
-                    # Exponential up to the max, so an outage is not hammered.
-                    "retry.backoff.ms": 2,
-                    "retry.backoff.max.ms": 1000,
+                    **TRANSACTIONAL_PRODUCER,
                     "client.id": c.worker_id,
                 },
             )
