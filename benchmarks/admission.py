@@ -99,7 +99,7 @@ def requests(
 def timed(stack: BenchStack, batch: list[InferenceRequest], done: Callable[[], int], expect: int) -> float:
     """Decisions/s: write ``batch`` to the ingress topic, wait until ``done()`` grew by ``expect``."""
     names = TopicNames(stack.settings.topic_prefix)
-    producer = Producer(client_config(stack.settings.bootstrap, {"linger.ms": 5, "acks": "all"}))
+    producer = Producer(client_config(stack.settings.kafka, {"linger.ms": 5, "acks": "all"}))
     before = done()
     started = time.monotonic()
     for request in batch:
@@ -142,7 +142,7 @@ def main() -> None:
         names = TopicNames(stack.settings.topic_prefix)
         tiers = Path(stack.env["KINFER_ADMISSION__TIERS_FILE"])
         tiers.write_text(TIERS + ENTERPRISE)
-        meter = Consumer(client_config(stack.settings.bootstrap, {"group.id": "bench-meter"}))
+        meter = Consumer(client_config(stack.settings.kafka, {"group.id": "bench-meter"}))
         dispatch = [names.dispatch(r) for r in stack.settings.region_weights]
         queue = redis.Redis.from_url(stack.settings.redis)
 

@@ -20,17 +20,17 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from benchmarks.stack import end_offset
 from kinfer.consumers.clients import TRANSACTIONAL_PRODUCER
-from kinfer.schemas.kafka_client import client_config, take_available
+from kinfer.schemas.kafka_client import KafkaConnection, client_config, take_available
 
 
-def _consumer(bootstrap: str, group: str, **extra: Any) -> Consumer:
+def _consumer(kafka: KafkaConnection, group: str, **extra: Any) -> Consumer:
     settings = {"group.id": group, "auto.offset.reset": "latest", "enable.auto.commit": False, **extra}
-    return Consumer(client_config(bootstrap, settings))
+    return Consumer(client_config(kafka, settings))
 
 
-def _relay(bootstrap: str, source: str, target: str, stop: threading.Event) -> None:
-    consumer = _consumer(bootstrap, f"floor-relay-{uuid.uuid4().hex}", **{"enable.auto.commit": True})
-    producer = Producer(client_config(bootstrap, {"acks": "all", "linger.ms": 0, "enable.idempotence": True}))
+def _relay(kafka: KafkaConnection, source: str, target: str, stop: threading.Event) -> None:
+    consumer = _consumer(kafka, f"floor-relay-{uuid.uuid4().hex}", **{"enable.auto.commit": True})
+    producer = Producer(client_config(kafka, {"acks": "all", "linger.ms": 0, "enable.idempotence": True}))
     consumer.subscribe([source])
     while not stop.is_set():
         for record in take_available(consumer, 100, 0.1):
@@ -41,12 +41,10 @@ def _relay(bootstrap: str, source: str, target: str, stop: threading.Event) -> N
     consumer.close()
 
 
-def _replier(bootstrap: str, source: str, replies: str, stop: threading.Event) -> None:
-    consumer = _consumer(
-        bootstrap, f"floor-replier-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"}
-    )
+def _replier(kafka: KafkaConnection, source: str, replies: str, stop: threading.Event) -> None:
+    consumer = _consumer(kafka, f"floor-replier-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
     settings = {"transactional.id": f"floor-{uuid.uuid4().hex}", **TRANSACTIONAL_PRODUCER}  # a worker's
-    producer = Producer(client_config(bootstrap, settings))
+    producer = Producer(client_config(kafka, settings))
     producer.init_transactions(30)
     consumer.subscribe([source])
     while not stop.is_set():
@@ -66,12 +64,12 @@ def _replier(bootstrap: str, source: str, replies: str, stop: threading.Event) -
 
 
 def floor_latencies(
-    bootstrap: str, *, requests: str, dispatch: str, replies: str, rate: float, n: int
+    kafka: KafkaConnection, *, requests: str, dispatch: str, replies: str, rate: float, n: int
 ) -> list[float]:
     """End-to-end ms of ``n`` requests at Poisson ``rate`` per second through the bare hops."""
     stop = threading.Event()
     received: dict[bytes, float] = {}
-    reader = _consumer(bootstrap, f"floor-client-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
+    reader = _consumer(kafka, f"floor-client-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
     high = end_offset(reader, replies, 0)
     reader.assign([TopicPartition(replies, 0, high)])
 
@@ -82,13 +80,13 @@ def floor_latencies(
                     received[record.value() or b""] = time.perf_counter()
 
     threads = [
-        threading.Thread(target=_relay, args=(bootstrap, requests, dispatch, stop), daemon=True),
-        threading.Thread(target=_replier, args=(bootstrap, dispatch, replies, stop), daemon=True),
+        threading.Thread(target=_relay, args=(kafka, requests, dispatch, stop), daemon=True),
+        threading.Thread(target=_replier, args=(kafka, dispatch, replies, stop), daemon=True),
         threading.Thread(target=read, daemon=True),
     ]
     for thread in threads:
         thread.start()
-    client = Producer(client_config(bootstrap, {"acks": "all", "linger.ms": 0, "enable.idempotence": True}))
+    client = Producer(client_config(kafka, {"acks": "all", "linger.ms": 0, "enable.idempotence": True}))
     try:
         _send_and_wait(client, requests, b"warm-up", received, 30)  # every role is up and assigned
         sent: dict[bytes, float] = {}

@@ -53,7 +53,7 @@ def main() -> None:
     with private_stack() as stack:
         names = TopicNames(stack.settings.topic_prefix)
         floor = floor_latencies(
-            stack.settings.bootstrap,
+            stack.settings.kafka,
             requests=names.requests,
             dispatch=names.dispatch("us-west"),
             replies=names.replies,

@@ -38,7 +38,7 @@ class WorkerClients:
         c = self.config
         return Consumer(
             client_config(
-                c.bootstrap_servers,
+                c.kafka,
                 {
                     "group.id": c.consumer_group,
                     "enable.auto.commit": False,
@@ -58,7 +58,7 @@ class WorkerClients:
         c = self.config
         return Producer(
             client_config(
-                c.bootstrap_servers,
+                c.kafka,
                 {
                     "transactional.id": f"{c.consumer_group}.{c.worker_id}",
                     "transaction.timeout.ms": c.transaction_timeout_ms,
@@ -73,7 +73,7 @@ class WorkerClients:
         """Token chunks, outside the transactions (see ``chunks.py``)."""
         c = self.config
         settings = {"enable.idempotence": True, "linger.ms": 0, "client.id": f"{c.worker_id}-chunks"}
-        return Producer(client_config(c.bootstrap_servers, settings))
+        return Producer(client_config(c.kafka, settings))
 
     def connected(self, name: str) -> bool:
         """Whether a client was built (tests check that building a worker connects nowhere)."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kinfer.consumers.parallel.layout import ParallelLayout
 from kinfer.schemas import DEFAULT_PREFIX, TopicNames
+from kinfer.schemas.kafka_client import KafkaConnection
 from kinfer.schemas.serving import DEFAULT_MODEL
 
 
@@ -23,8 +24,8 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    bootstrap_servers: str = "127.0.0.1:19092"
-    """Kafka bootstrap servers."""
+    kafka: KafkaConnection = KafkaConnection()
+    """The Kafka cluster and how to authenticate to it."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
     region: str = "us-west"

@@ -175,7 +175,7 @@ def gateway(given: Given) -> None:
             "warning: no KINFER_GATEWAY__API_KEYS and anonymous calls refused: every call will get 401",
             err=True,
         )
-    client_config = settings.client_config(timeout_s=config.timeout_s)
+    client_config = settings.gateway_client_config(timeout_s=config.timeout_s)
     uvicorn.run(create_app(config, client_config), host=config.host, port=config.port, log_level="warning")
 
 
@@ -191,8 +191,8 @@ def pool(given: Given) -> None:
     settings = _settings(given)
     _serve_metrics(settings.metrics_port)
     controller = PoolController(
-        bootstrap=settings.bootstrap,
-        redis_url=settings.redis,
+        kafka=settings.role_kafka("tuner"),
+        redis_url=settings.role_redis("tuner"),
         prefix=settings.topic_prefix,
         region=settings.region,
         group=settings.worker_config().consumer_group,

@@ -25,6 +25,14 @@ def up(
     services_only: Annotated[
         bool, typer.Option("--services-only", help="Kafka, Redis and topics only; no stages.")
     ] = False,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL with a user per role, ACLs, signed tenants, private replies, Redis ACL "
+            "users (README: Security). Kept: later commands on this state dir use it.",
+        ),
+    ] = False,
 ) -> None:
     """Start the whole local pipeline: Kafka (KRaft), Redis and topics, then admission, an
     inference worker and the gateway, each supervised in the background (`kinfer down` stops all).
@@ -36,6 +44,8 @@ def up(
     from kinfer.infra.stack import local, pipeline
 
     settings = settings_from(given)
+    if secure:
+        settings = settings.model_copy(update={"secure": True})
     created = local.up(settings)
     for svc in local.status(settings):
         typer.echo(f"{svc.name:9} {svc.state:9} {svc.address}")
@@ -144,7 +154,7 @@ def topics() -> None:
     from kinfer.infra.topics import ensure_topics
 
     settings = settings_from()
-    created = ensure_topics(settings.bootstrap, local.topic_layout(settings).specs())
+    created = ensure_topics(settings.kafka, local.topic_layout(settings).specs())
     typer.echo("\n".join(created) if created else "all topics present")
 
 

@@ -51,9 +51,9 @@ def report(settings: KinferSettings) -> PipelineReport:
         (names.worker_group(r), names.dispatch(r)) for r in settings.region_weights
     ]
     try:
-        out.groups.extend(_groups(AdminClient(client_config(settings.bootstrap)), consumed))
+        out.groups.extend(_groups(AdminClient(client_config(settings.kafka)), consumed))
     except KafkaException as exc:
-        out.problems.append(f"Kafka at {settings.bootstrap}: {exc.args[0]}")
+        out.problems.append(f"Kafka at {settings.kafka}: {exc.args[0]}")
     try:
         out.workers.update(_workers(settings, names))
         out.open_breakers.extend(asyncio.run(_open_breakers(settings)))

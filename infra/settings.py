@@ -21,11 +21,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.pool.policy import PoolConfig
 from kinfer.infra.stack.kafka import loopback_ports
+from kinfer.infra.stack.secure import Role, SecureFiles, kafka_user
 from kinfer.producers.config import ClientConfig
 from kinfer.producers.gateway.config import GatewayConfig
 from kinfer.schemas import DEFAULT_PREFIX
+from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity
 from kinfer.streams.config import AdmissionConfig
 from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
+
+SECTION_ROLES: dict[str, Role] = {
+    "client": "admin",  # a tenant's own user instead: ``composed``
+    "admission": "admission",
+    "worker": "worker",
+    "pool": "tuner",
+}
+"""Whose credentials each section's stage uses on a secured local stack."""
 
 ENV_PREFIX = "KINFER_"
 NESTED = "__"
@@ -40,9 +50,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
 """Each stage's config, under the name of its section (``KINFER_<SECTION>__<FIELD>``)."""
 
 COMPOSED: dict[str, frozenset[str]] = {
-    "client": frozenset({"bootstrap_servers", "topic_prefix", "redis_url"}),
-    "admission": frozenset({"bootstrap_servers", "topic_prefix", "redis_url", "region_weights", "data_dir"}),
-    "worker": frozenset({"bootstrap_servers", "topic_prefix", "redis_url", "region"}),
+    "client": frozenset({"kafka", "topic_prefix", "redis_url"}),
+    "admission": frozenset({"kafka", "topic_prefix", "redis_url", "region_weights", "data_dir"}),
+    "worker": frozenset({"kafka", "topic_prefix", "redis_url", "region"}),
     "gateway": frozenset({"regions"}),
     "pool": frozenset(),
 }
@@ -58,6 +68,11 @@ class KinferSettings(BaseSettings):
 
     bootstrap_servers: str | None = None
     """An existing Kafka cluster; when set, `kinfer up` starts no broker."""
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    """How every process authenticates to Kafka (SASL_SSL for a hosted cluster)."""
+    secure: bool = False
+    """Run the local stack secured (`kinfer up --secure`): SASL_SSL, ACLs, signed tenants,
+    private replies, Redis ACL users. Once <state_dir>/secure exists, every command uses it."""
     redis_url: str | None = None
     """An existing Redis; when set, `kinfer up` starts no Redis."""
     state_dir: Path = Path(".kinfer")
@@ -153,6 +168,41 @@ class KinferSettings(BaseSettings):
         return self.bootstrap_servers or local
 
     @property
+    def secured(self) -> SecureFiles | None:
+        """The secured local stack's material, when the local stack is (or is to be) secured."""
+        if self.external_kafka:
+            return None
+        files = SecureFiles(self.state_dir / "secure")
+        return files if self.secure or files.exists() else None
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """How infra itself connects (topics, status, checks): the configured security, or the
+        admin of a secured local stack."""
+        security = self.secured.admin_security() if self.secured else self.kafka_security
+        return KafkaConnection(bootstrap_servers=self.bootstrap, security=security)
+
+    def role_kafka(self, role: Role) -> KafkaConnection:
+        """A stage's connection: on a secured local stack, as its role's own user."""
+        if self.secured is None:
+            return self.kafka
+        return KafkaConnection(bootstrap_servers=self.bootstrap, security=self.secured.role_security(role))
+
+    def tenant_kafka(self, tenant: str) -> KafkaConnection:
+        """A tenant's clients' connection on a secured local stack (`kinfer tenant add`)."""
+        assert self.secured is not None
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap, security=self.secured.tenant_security(tenant)
+        )
+
+    def role_redis(self, role: Role) -> str:
+        """A stage's Redis URL: on a secured local stack, as its role's ACL user."""
+        if self.secured is None or self.external_redis:
+            return self.redis
+        password = self.secured.credentials().roles[role].get_secret_value()
+        return f"redis://{kafka_user(role)}:{password}@127.0.0.1:{self.redis_port}/0"
+
+    @property
     def topic_replication(self) -> int:
         if self.replication is not None:
             return self.replication
@@ -160,14 +210,20 @@ class KinferSettings(BaseSettings):
 
     @property
     def redis(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        """Where infra itself reaches Redis (the admin user of a secured local stack)."""
+        if self.redis_url:
+            return self.redis_url
+        return self.role_redis("admin") if self.secured else f"redis://127.0.0.1:{self.redis_port}/0"
 
     def composed(self, section: str) -> dict[str, object]:
         """The shared values of a section's connection fields (``COMPOSED``)."""
+        role = SECTION_ROLES.get(section, "admin")
+        tenant = self.client.tenant if section == "client" and self.secured else None
         shared: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap,
+            # a tenant's client connects as the tenant's own user and has no Redis
+            "kafka": self.tenant_kafka(tenant) if tenant else self.role_kafka(role),
             "topic_prefix": self.topic_prefix,
-            "redis_url": self.redis,
+            "redis_url": None if tenant else self.role_redis(role),
             "region": self.region,
             "region_weights": self.region_weights,
             "regions": tuple(self.region_weights),
@@ -179,11 +235,32 @@ class KinferSettings(BaseSettings):
         config: BaseModel = getattr(self, section)
         # Fields set in the section keep their values; unset ones keep their defaults, so a
         # default derived from another field (the worker's group id) is derived again.
-        values = {**config.model_dump(exclude_unset=True), **self.composed(section), **overrides}
+        secured = self._secured_defaults(section, config) if self.secured else {}
+        values = {**secured, **config.model_dump(exclude_unset=True), **self.composed(section), **overrides}
         return SECTIONS[section].model_validate(values)
+
+    def _secured_defaults(self, section: str, config: BaseModel) -> dict[str, object]:
+        """What a secured local stack turns on in a section (the section may still say otherwise)."""
+        if section == "admission":
+            return {"require_signatures": True, "private_replies": True}
+        if section == "client" and isinstance(config, ClientConfig) and self.secured is not None:
+            secret = self.secured.credentials().tenants.get(config.tenant)
+            return {"private_replies": True, "signing_keys": {config.tenant: secret.key} if secret else {}}
+        return {}
 
     def client_config(self, **overrides: object) -> ClientConfig:
         return self._section("client", overrides)  # type: ignore[no-any-return]
+
+    def gateway_client_config(self, **overrides: object) -> ClientConfig:
+        """The gateway's client: on a secured local stack, the gateway's user, signing for every
+        tenant with its key, reading the shared reply topic (which only the gateway may read)."""
+        if self.secured is None:
+            return self.client_config(**overrides)
+        keys = {name: t.key for name, t in self.secured.credentials().tenants.items()}
+        values = {**self.client.model_dump(exclude_unset=True), **self.composed("client")}
+        values |= {"kafka": self.role_kafka("gateway"), "redis_url": self.role_redis("gateway")}
+        values |= {"signing_keys": keys, "private_replies": False, **overrides}
+        return ClientConfig.model_validate(values)
 
     def admission_config(self, **overrides: object) -> AdmissionConfig:
         return self._section("admission", overrides)  # type: ignore[no-any-return]
@@ -198,9 +275,21 @@ class KinferSettings(BaseSettings):
         return self._section("pool", overrides)  # type: ignore[no-any-return]
 
 
+def nested_shared() -> dict[str, type[BaseModel]]:
+    """Shared settings that are models themselves, each field its own variable."""
+    out: dict[str, type[BaseModel]] = {}
+    for name, field in KinferSettings.model_fields.items():
+        hint = field.annotation
+        if name not in SECTIONS and isinstance(hint, type) and issubclass(hint, BaseModel):
+            out[name] = hint
+    return out
+
+
 def env_names() -> set[str]:
     """Every KINFER_ variable that is a setting."""
     names = {f"{ENV_PREFIX}{name.upper()}" for name in KinferSettings.model_fields if name not in SECTIONS}
+    for name, model in nested_shared().items():  # KINFER_KAFKA_SECURITY__PROTOCOL and the like
+        names |= {f"{ENV_PREFIX}{name.upper()}{NESTED}{field.upper()}" for field in model.model_fields}
     for section, config in SECTIONS.items():
         names.add(f"{ENV_PREFIX}{section.upper()}")  # a whole section as JSON
         names |= {

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from kinfer.infra.errors import ServiceUnreachable, StackError
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 from kinfer.schemas.topics import TopicNames
 
@@ -54,6 +54,9 @@ class TopicLayout:
     dispatch_partitions: int = 6
     reply_partitions: int = 16
     replication: int = 1
+    tenants: tuple[str, ...] = ()
+    """Tenants with a private reply topic each (a secured pipeline)."""
+    tenant_reply_partitions: int = 4
 
     def specs(self) -> list[TopicSpec]:
         r = self.replication
@@ -67,20 +70,24 @@ class TopicLayout:
         specs += [
             TopicSpec(self.names.dispatch(region), self.dispatch_partitions, r) for region in self.regions
         ]
+        specs += [
+            TopicSpec(self.names.tenant_replies(t), self.tenant_reply_partitions, r, retention_ms=HOUR_MS)
+            for t in self.tenants
+        ]
         return specs
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(kafka: KafkaConnection, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
     """Create the topics that are missing; returns the names created.
 
     Existing topics are left alone (their partition count is checked: a topic with
     fewer partitions than declared breaks reply-partition ownership and routing).
     """
-    admin = AdminClient(client_config(bootstrap, {"log_level": 0}))
+    admin = AdminClient(client_config(kafka, {"log_level": 0}))
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:
-        raise ServiceUnreachable(f"Kafka at {bootstrap} did not answer: {exc}") from exc
+        raise ServiceUnreachable(f"Kafka at {kafka} did not answer: {exc}") from exc
     wanted = list(specs)
     for spec in wanted:
         meta = existing.get(spec.name)

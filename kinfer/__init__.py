@@ -16,6 +16,7 @@ from kinfer.producers import (
     InvalidRequest,
     RateLimited,
     RequestFailed,
+    Unauthenticated,
     Unavailable,
 )
 from kinfer.schemas import (
@@ -26,6 +27,8 @@ from kinfer.schemas import (
     InferenceRequest,
     InferenceResult,
     InvalidMessage,
+    KafkaConnection,
+    KafkaSecurity,
     KinferError,
     ReplyAddress,
     SamplingParams,
@@ -55,6 +58,8 @@ __all__ = [
     "InternalError",
     "InvalidMessage",
     "InvalidRequest",
+    "KafkaConnection",
+    "KafkaSecurity",
     "KinferError",
     "RateLimited",
     "ReplyAddress",
@@ -63,6 +68,7 @@ __all__ = [
     "Timings",
     "TokenChunk",
     "TopicNames",
+    "Unauthenticated",
     "Unavailable",
     "Usage",
     "WorkerEvent",

@@ -10,6 +10,7 @@ from kinfer.producers.errors import (
     InvalidRequest,
     RateLimited,
     RequestFailed,
+    Unauthenticated,
     Unavailable,
 )
 from kinfer.producers.sync_client import Client
@@ -25,5 +26,6 @@ __all__ = [
     "InvalidRequest",
     "RateLimited",
     "RequestFailed",
+    "Unauthenticated",
     "Unavailable",
 ]

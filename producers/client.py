@@ -40,6 +40,7 @@ from kinfer.schemas import (
 from kinfer.schemas.codec import request_headers
 from kinfer.schemas.kafka_client import client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
+from kinfer.schemas.signing import SIGNATURE, sign
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class AsyncClient:
         self.topics = TopicNames(self.config.topic_prefix)
         self._producer = Producer(
             client_config(
-                self.config.bootstrap_servers,
+                self.config.kafka,
                 {
                     "enable.idempotence": True,
                     "acks": "all",
@@ -83,10 +84,10 @@ class AsyncClient:
     async def start(self) -> None:
         """Connect; with ``check_consumers`` first fail fast when nothing would answer."""
         if self.config.check_consumers:
-            await asyncio.to_thread(check_consumers, self.config.bootstrap_servers, self.topics)
+            await asyncio.to_thread(check_consumers, self.config.kafka, self.topics)
         loop = asyncio.get_running_loop()
         partition = await self._reply_partition()
-        router = ReplyRouter(self.config.bootstrap_servers, self.topics.replies, partition)
+        router = ReplyRouter(self.config.kafka, self.config.reply_topic, partition)
         await asyncio.to_thread(router.start, loop)
         self._router = router
         self._poller = threading.Thread(target=self._poll_producer, name="kinfer-producer", daemon=True)
@@ -107,15 +108,16 @@ class AsyncClient:
             return random.choice(partitions)
 
     def _reply_partitions(self) -> list[int]:
-        admin = AdminClient(client_config(self.config.bootstrap_servers))
+        admin = AdminClient(client_config(self.config.kafka))
         try:
-            meta = admin.list_topics(self.topics.replies, timeout=10)
+            meta = admin.list_topics(self.config.reply_topic, timeout=10)
         except KafkaException as exc:
-            raise Unavailable(f"Kafka at {self.config.bootstrap_servers} did not answer: {exc}") from exc
-        topic = meta.topics.get(self.topics.replies)
+            raise Unavailable(f"Kafka at {self.config.kafka} did not answer: {exc}") from exc
+        topic = meta.topics.get(self.config.reply_topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise Unavailable(
-                f"reply topic {self.topics.replies} does not exist; run `kinfer up` (or `kinfer topics`)"
+                f"reply topic {self.config.reply_topic} does not exist; run `kinfer up` (or `kinfer topics`,"
+                " or `kinfer tenant add` for a tenant's private topic)"
             )
         return sorted(topic.partitions)
 
@@ -305,6 +307,10 @@ class AsyncClient:
             loop.call_soon_threadsafe(_settle, delivered, err)
 
         hdrs = request_headers(request)
+        key = self.config.signing_keys.get(request.tenant)
+        if key is not None:  # proves the tenant to a secured pipeline
+            rid, tenant, deadline = request.request_id, request.tenant, request.deadline_ms
+            hdrs.append((SIGNATURE, sign(key.get_secret_value(), rid, tenant, deadline, value)))
         while True:
             try:
                 self._producer.produce(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kinfer.schemas import DEFAULT_PREFIX
+from kinfer.schemas import DEFAULT_PREFIX, TopicNames
+from kinfer.schemas.kafka_client import KafkaConnection
 
 
 class ClientConfig(BaseModel):
@@ -12,8 +13,8 @@ class ClientConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    bootstrap_servers: str = "127.0.0.1:19092"
-    """Kafka bootstrap servers."""
+    kafka: KafkaConnection = KafkaConnection()
+    """The Kafka cluster and how to authenticate to it."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
     model: str | None = None
@@ -21,7 +22,13 @@ class ClientConfig(BaseModel):
     tenant: str = "default"
     """Tenant sent with every request (rate limits and tiers are per tenant)."""
     reply_partition: int | None = Field(default=None, ge=0)
-    """Partition of the shared replies topic this client reads; None = pick one at random."""
+    """Partition of the reply topic this client reads; None = pick one at random."""
+    private_replies: bool = False
+    """Read answers from the tenant's own reply topic ``<prefix>.replies.<tenant>`` instead of
+    the shared one: on a secured pipeline a tenant may read only that topic."""
+    signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Tenant -> request-signing key (JSON). Requests of a tenant listed here carry its
+    signature (``kinfer-signature``); a secured pipeline refuses unsigned ones."""
     timeout_s: float = Field(default=60.0, gt=0)
     """Default per-call timeout; also sets the request deadline."""
     max_in_flight: int = Field(default=10_000, ge=1)
@@ -37,5 +44,11 @@ class ClientConfig(BaseModel):
     """A session's history expires this long after its last turn."""
     session_max_messages: int = Field(default=64, ge=2)
     """Most messages kept per session (oldest dropped first)."""
+
+    @property
+    def reply_topic(self) -> str:
+        names = TopicNames(self.topic_prefix)
+        return names.tenant_replies(self.tenant) if self.private_replies else names.replies
+
     session_max_bytes: int = Field(default=64 * 1024, ge=1)
     """Most history prepended to a chat call (oldest dropped first)."""

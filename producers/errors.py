@@ -52,6 +52,13 @@ class InternalError(RequestFailed):
     code = ErrorCode.INTERNAL
 
 
+class Unauthenticated(RequestFailed):
+    """The pipeline could not prove the request's tenant: set the tenant's signing key
+    (``ClientConfig.signing_keys``, ``KINFER_CLIENT__SIGNING_KEYS``) or ask for a new one."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
 class ClientClosed(RequestFailed):
     """The client was closed while the call waited; the request may still be answered."""
 
@@ -59,7 +66,8 @@ class ClientClosed(RequestFailed):
 
 
 _BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
-    cls.code: cls for cls in (InvalidRequest, RateLimited, Unavailable, DeadlineExceeded, InternalError)
+    cls.code: cls
+    for cls in (InvalidRequest, RateLimited, Unavailable, DeadlineExceeded, InternalError, Unauthenticated)
 }
 
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from kinfer.producers.errors import Unavailable
 from kinfer.schemas import TopicNames
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, client_config
 
 CHECK_TIMEOUT_S = 3.0
 
@@ -24,16 +24,16 @@ class NothingServing(Unavailable):
     names (``kinfer up`` starts them all), or wait for them to join their groups."""
 
 
-def check_consumers(bootstrap: str, names: TopicNames) -> None:
+def check_consumers(kafka: KafkaConnection, names: TopicNames) -> None:
     """Raise :class:`NothingServing` unless admission and some region's workers have members.
 
     Blocking (admin calls, a few seconds at most): run it off the event loop.
     """
-    admin = AdminClient(client_config(bootstrap))
+    admin = AdminClient(client_config(kafka))
     try:
         listed = admin.list_consumer_groups(request_timeout=CHECK_TIMEOUT_S).result()
     except KafkaException as exc:
-        raise Unavailable(f"Kafka at {bootstrap} did not answer: {exc.args[0]}") from exc
+        raise Unavailable(f"Kafka at {kafka} did not answer: {exc.args[0]}") from exc
     group_ids = [g.group_id for g in listed.valid]
     workers = [g for g in group_ids if g.startswith(names.worker_group(""))]
     members = _members(admin, [names.admission_group, *workers])

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kinfer.producers.errors import ClientClosed, Unavailable
 from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
-from kinfer.schemas.kafka_client import client_config, take_available
+from kinfer.schemas.kafka_client import KafkaConnection, client_config, take_available
 
 log = structlog.get_logger(__name__)
 
@@ -37,12 +37,14 @@ class ReplyStats:
     undecodable: int = 0
 
 
+REPLY_READER_GROUP = "kinfer-reply-"
+"""Prefix of a reply reader's group id (never joined; ACLs on a secured cluster name it)."""
 _REMEMBERED_ANSWERS = 10_000
 """Answered ids kept to tell a duplicate answer from an unknown one."""
 
 
 class ReplyRouter:
-    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, partition: int) -> None:
         self.topic = topic
         self.partition = partition
         self.stats = ReplyStats()
@@ -54,9 +56,10 @@ class ReplyRouter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer = Consumer(
             client_config(
-                bootstrap,
+                kafka,
                 {
-                    "group.id": f"kinfer-reply-{uuid.uuid4().hex}",  # required by librdkafka; never joined
+                    # required by librdkafka; never joined
+                    "group.id": f"{REPLY_READER_GROUP}{uuid.uuid4().hex}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                     "enable.partition.eof": False,

@@ -5,6 +5,7 @@ This package imports nothing else of kinfer; every stage meets the others here.
 
 from kinfer.schemas.codec import decode_dead_letter, decode_event, decode_reply, decode_request, encode
 from kinfer.schemas.errors import ErrorCode, InvalidMessage, KinferError
+from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
     ChatMessage,
@@ -34,6 +35,8 @@ __all__ = [
     "InferenceRequest",
     "InferenceResult",
     "InvalidMessage",
+    "KafkaConnection",
+    "KafkaSecurity",
     "KinferError",
     "RateLimitStatus",
     "Reply",

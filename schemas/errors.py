@@ -17,6 +17,9 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     INTERNAL = "internal"
+    UNAUTHENTICATED = "unauthenticated"
+    """The request's tenant is not proven: unsigned, or not signed with the tenant's key
+    (schema version 5)."""
 
     @property
     def retriable(self) -> bool:

@@ -17,7 +17,7 @@ from kinfer.schemas import limits
 from kinfer.schemas.errors import ErrorCode, InvalidMessage
 from kinfer.schemas.topics import is_topic_name
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version written by this code; bumped only by additive, optional changes.
 
 2: ``rate_limit`` on results, first token chunks and error replies; every message
@@ -28,6 +28,8 @@ SCHEMA_VERSION = 4
    digest, and whether it was cut to fit.
 4: ``timings`` on results: when each stage had the request, so a client can see where
    its latency went.
+5: the error code ``unauthenticated`` (a secured pipeline refuses requests whose tenant is
+   not proven by a signature, see ``signing.py``); readers before 5 do not know the code.
 """
 
 
@@ -250,7 +252,7 @@ Reply = InferenceResult | TokenChunk | ErrorReply
 
 
 OutcomeStatus = Literal[
-    "ok", "invalid_request", "rate_limited", "unavailable", "deadline_exceeded", "internal"
+    "ok", "invalid_request", "rate_limited", "unavailable", "deadline_exceeded", "internal", "unauthenticated"
 ]
 """``ok`` or an :class:`ErrorCode` value (a test keeps the two in step)."""
 

@@ -47,6 +47,10 @@ class TopicNames(msgspec.Struct, frozen=True):
         """Shared reply topic; each client instance owns one partition."""
         return f"{self.prefix}.replies"
 
+    def tenant_replies(self, tenant: str) -> str:
+        """A tenant's private reply topic (a secured pipeline: only that tenant may read it)."""
+        return f"{self.replies}.{tenant}"
+
     @property
     def events(self) -> str:
         """Per-request outcomes and batch stats."""

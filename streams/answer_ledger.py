@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from kinfer.schemas import ReplyAddress, headers
-from kinfer.schemas.kafka_client import client_config, take_available
+from kinfer.schemas.kafka_client import KafkaConnection, client_config, take_available
 
 LOOKUP_TIMEOUT_S = 10.0
 SLACK_MS = 2_000
@@ -24,8 +24,8 @@ SLACK_MS = 2_000
 
 
 class AnswerLedger:
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.kafka = kafka
 
     async def was_answered(self, address: ReplyAddress, request_id: str, since_ms: int) -> bool:
         """True when a record for ``request_id`` is on ``address`` at or after ``since_ms``. When the
@@ -39,7 +39,7 @@ class AnswerLedger:
 
     def _scan(self, address: ReplyAddress, request_id: str, since_ms: int) -> bool:
         consumer = Consumer(
-            client_config(self.bootstrap, {"group.id": "kinfer-answer-ledger", "enable.auto.commit": False})
+            client_config(self.kafka, {"group.id": "kinfer-answer-ledger", "enable.auto.commit": False})
         )
         topic, partition = address.topic, address.partition
         try:

@@ -12,6 +12,7 @@ Nothing blocking runs on the loop: Redis is used through ``redis.asyncio``.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from kinfer.schemas import TopicNames, encode, headers
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
 from kinfer.streams import metrics
 from kinfer.streams.admission import AdmissionLimits
 from kinfer.streams.answer_ledger import AnswerLedger
@@ -34,6 +35,7 @@ from kinfer.streams.config import AdmissionConfig
 from kinfer.streams.controller import AdmissionController
 from kinfer.streams.delay_queue import DelayQueue
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
+from kinfer.streams.identity import Authenticator, TenantKeys
 from kinfer.streams.limits.limiter import RedisLimiter
 from kinfer.streams.limits.tiers import ReloadingTierTable
 from kinfer.streams.outcomes import OutcomeRecorder
@@ -57,12 +59,31 @@ class IdempotentProducer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "enable_idempotence": True}
 
 
-def faust_broker_url(bootstrap: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+def faust_broker_url(kafka: KafkaConnection) -> str:
+    hosts = kafka.bootstrap_servers.split(",")
+    return ";".join(f"kafka://{host.strip()}" for host in hosts if host.strip())
 
 
-def dispatch_partitions(bootstrap: str, names: TopicNames, regions: list[str]) -> dict[str, int]:
-    meta = AdminClient(client_config(bootstrap)).list_topics(timeout=15).topics
+def faust_credentials(security: KafkaSecurity) -> faust.auth.Credentials | None:
+    """The same connection as the confluent-kafka clients', in aiokafka's terms."""
+    context = None
+    if security.tls:
+        context = ssl.create_default_context(cafile=str(security.ca_file) if security.ca_file else None)
+        if security.cert_file and security.key_file:
+            context.load_cert_chain(str(security.cert_file), str(security.key_file))
+    if security.sasl:
+        assert security.password is not None  # KafkaSecurity checks it
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password.get_secret_value(),
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
+def dispatch_partitions(kafka: KafkaConnection, names: TopicNames, regions: list[str]) -> dict[str, int]:
+    meta = AdminClient(client_config(kafka)).list_topics(timeout=15).topics
     counts = {}
     for region in regions:
         topic = meta.get(names.dispatch(region))
@@ -96,16 +117,19 @@ def create_app(config: AdmissionConfig) -> faust.App:
     controller = AdmissionController(
         names=names,
         limits=AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens),
-        router=RegionRouter(
-            config.region_weights, dispatch_partitions(config.bootstrap_servers, names, regions)
-        ),
+        router=RegionRouter(config.region_weights, dispatch_partitions(config.kafka, names, regions)),
         tiers=tiers,
         limiter=limiter,
         breakers=breakers,
         delay=DelayQueue(redis, names.prefix),
         store=RedisRequestStore(redis, names.prefix),
-        reply_topics=ReplyTopics(config.bootstrap_servers, names),
-        ledger=AnswerLedger(config.bootstrap_servers),
+        reply_topics=ReplyTopics(config.kafka, names),
+        ledger=AnswerLedger(config.kafka),
+        authenticator=Authenticator(
+            names,
+            TenantKeys(redis, names.prefix) if config.require_signatures else None,
+            config.private_replies,
+        ),
     )
     outcomes = OutcomeRecorder(
         redis=redis,
@@ -118,7 +142,8 @@ def create_app(config: AdmissionConfig) -> faust.App:
     )
     app = faust.App(
         config.faust_id,
-        broker=faust_broker_url(config.bootstrap_servers),
+        broker=faust_broker_url(config.kafka),
+        broker_credentials=faust_credentials(config.kafka.security),
         datadir=str(config.data_dir),
         web_enabled=config.web_port > 0,
         web_port=config.web_port or 6066,

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from kinfer.schemas import DEFAULT_PREFIX, TopicNames, limits
+from kinfer.schemas.kafka_client import KafkaConnection
 from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 
 
@@ -15,8 +16,8 @@ class AdmissionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    bootstrap_servers: str = "127.0.0.1:19092"
-    """Kafka bootstrap servers."""
+    kafka: KafkaConnection = KafkaConnection()
+    """The Kafka cluster and how to authenticate to it."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
     app_id: str | None = None
@@ -57,6 +58,12 @@ class AdmissionConfig(BaseModel):
     """Longest one record's forward or answer may wait on Kafka before its fallback answer is
     sent instead. Must outlast a broker fail-over: KRaft fences a dead broker after
     ``broker.session.timeout.ms`` (9 s by default), then clients refetch leaders."""
+    require_signatures: bool = False
+    """Refuse (``unauthenticated``) every request not signed with its tenant's key (kept in
+    Redis by ``kinfer tenant``): a tenant is then proven, not claimed. On with `kinfer up --secure`."""
+    private_replies: bool = False
+    """A request may name only its tenant's own reply topic ``<prefix>.replies.<tenant>`` (or
+    the shared one, which only the gateway may read). On with `kinfer up --secure`."""
     web_port: int = Field(default=0, ge=0, le=65535)
     """Faust's own web server; 0 = off."""
 

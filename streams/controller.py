@@ -39,6 +39,7 @@ from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
+from kinfer.streams.identity import Authenticator
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
@@ -82,9 +83,11 @@ class AdmissionController:
         reply_topics: ReplyChecker,
         ledger: AnswerLedger,
         health: RedisHealth | None = None,
+        authenticator: Authenticator | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
+        self.authenticator = authenticator
         self.limits = limits
         self.router = router
         self.tiers = tiers
@@ -109,7 +112,8 @@ class AdmissionController:
     ) -> list[Effect]:
         now = self.clock_ms()
         began = time.time() * 1000  # a measurement (Timings.admitted_ms), not a decision input
-        first = decide(value, headers.decode_headers(hdrs), now_ms=now, limits=self.limits)
+        decoded = headers.decode_headers(hdrs)
+        first = decide(value, decoded, now_ms=now, limits=self.limits)
         if isinstance(first, Refused):
             if first.request is None:  # unreadable: no id to be idempotent by
                 return self._reject(first, value or b"", source)
@@ -117,6 +121,13 @@ class AdmissionController:
                 return []
             return self._remembered(first.request, self._reject(first, value or b"", source), now)
         request = first.request
+        if self.authenticator is not None:  # before anything of the tenant it names is touched
+            unproven = await self.authenticator.refusal(request, value or b"", decoded)
+            if unproven is not None:
+                reply = ErrorReply(request_id=request.request_id, code=unproven.code, message=unproven.why)
+                return self._reject(
+                    Refused(reply, request.reply_to, request, unproven.why), value or b"", source
+                )
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
         # per-tenant arrival order for limits and the delay queue.

@@ -12,7 +12,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from kinfer.schemas import ReplyAddress, TopicNames
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, client_config
 from kinfer.schemas.reply_check import PartitionCounts, unanswerable
 
 log = structlog.get_logger(__name__)
@@ -21,10 +21,10 @@ LOOKUP_TIMEOUT_S = 2.0
 
 
 class ReplyTopics:
-    def __init__(self, bootstrap: str, names: TopicNames) -> None:
+    def __init__(self, kafka: KafkaConnection, names: TopicNames) -> None:
         self.names = names
         self.counts = PartitionCounts()
-        self._admin = AdminClient(client_config(bootstrap))
+        self._admin = AdminClient(client_config(kafka))
 
     async def why_unanswerable(self, address: ReplyAddress) -> str | None:
         if self.names.owns(address.topic):

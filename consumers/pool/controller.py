@@ -12,20 +12,20 @@ from kinfer.consumers import metrics
 from kinfer.consumers.pool.policy import Action, PoolConfig, decide
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.schemas import TopicNames
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, client_config
 
 log = structlog.get_logger(__name__)
 
 
 class PoolController:
     def __init__(
-        self, *, bootstrap: str, redis_url: str, prefix: str, region: str, group: str, cfg: PoolConfig
+        self, *, kafka: KafkaConnection, redis_url: str, prefix: str, region: str, group: str, cfg: PoolConfig
     ) -> None:
         self.topic = TopicNames(prefix).dispatch(region)
         self.registry = PoolRegistry(redis_url, prefix, region)
         self.cfg = cfg
         # Same group id, never subscribed: reads the group's committed offsets without joining it.
-        self._offsets = Consumer(client_config(bootstrap, {"group.id": group, "enable.auto.commit": False}))
+        self._offsets = Consumer(client_config(kafka, {"group.id": group, "enable.auto.commit": False}))
         self._last_promotion_ms = 0
 
     def lag(self) -> int:

@@ -22,7 +22,7 @@ import structlog
 
 from kinfer.infra.errors import StackError, StartTimeout, ToolMissing
 from kinfer.infra.stack.process import ManagedProcess, log_tail, require_free_ports
-from kinfer.schemas.kafka_client import client_config
+from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,50 @@ log = structlog.get_logger(__name__)
 MIN_JAVA = 17
 KAFKA_FILES = Path(__file__).resolve().parent.parent / "kafka"
 """pom.xml and log4j2.properties, shipped as package data."""
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A secured node: clients and brokers speak SASL_SSL (SCRAM-SHA-512 users, made after start
+    by the admin), controllers SASL_PLAINTEXT on loopback; every request is authorized by
+    Kafka's StandardAuthorizer against ACLs, and nothing is allowed without one."""
+
+    keystore: Path
+    """PKCS12 keystore holding the broker's key and certificate."""
+    keystore_password: str
+    ca_file: Path
+    """PEM CA that signed the broker certificate (brokers check each other with it)."""
+    admin: KafkaSecurity
+    """How the super user ``kinfer-admin`` connects: a static PLAIN user (SCRAM users live in the
+    metadata log, which controllers must reach before any exists)."""
+
+    def properties(self, port: int, controller_port: int) -> list[str]:
+        assert self.admin.password is not None
+        password = self.admin.password.get_secret_value()
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        plain += f'username="kinfer-admin" password="{password}" user_kinfer-admin="{password}";'
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain}",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={self.keystore}",
+            f"ssl.keystore.password={self.keystore_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca_file}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:kinfer-admin",
+            "allow.everyone.if.no.acl.found=false",
+        ]
 
 
 @dataclass(frozen=True)
@@ -47,6 +91,8 @@ class KafkaNodeConfig:
     """JVM heap; small by default: this is a development broker."""
     jars_dir: Path | None = None
     """Where the Maven-resolved jars live; default ``<state_dir>/libs`` (tests share one)."""
+    secured: BrokerSecurity | None = None
+    """SASL_SSL listener and ACLs (`kinfer up --secure`); None = plaintext, anyone may do anything."""
 
     @property
     def bootstrap(self) -> str:
@@ -111,16 +157,23 @@ def server_properties(node: KafkaNodeConfig, voters: str, cluster_size: int) -> 
     """One node's configuration: KRaft on loopback, every node both broker and controller."""
     internal_rf = min(3, cluster_size)
     internal_isr = min(2, cluster_size)
+    listeners = (
+        node.secured.properties(node.port, node.controller_port)
+        if node.secured
+        else [
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            *listeners,
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={node.data_dir}",
             "num.partitions=1",
             # Topics are declared (infra/topics.py); a typo must not create one.
@@ -241,6 +294,7 @@ class KafkaCluster:
         port: int = 19092,
         controller_port: int = 19093,
         jars_dir: Path | None = None,
+        secured: BrokerSecurity | None = None,
     ) -> KafkaCluster:
         """Nodes on the ports :func:`loopback_ports` gives."""
         return cls(
@@ -251,6 +305,7 @@ class KafkaCluster:
                     controller_port=controller,
                     node_id=i + 1,
                     jars_dir=jars_dir,
+                    secured=secured,
                 )
                 for i, (client, controller) in enumerate(loopback_ports(size, port, controller_port))
             ]
@@ -259,6 +314,13 @@ class KafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(node.config.bootstrap for node in self.nodes)
+
+    @property
+    def admin(self) -> KafkaConnection:
+        """How `kinfer up` itself connects: anonymous, or as the super user of a secured cluster."""
+        secured = self.nodes[0].config.secured
+        security = secured.admin if secured else KafkaSecurity()
+        return KafkaConnection(bootstrap_servers=self.bootstrap, security=security)
 
     @property
     def voters(self) -> str:
@@ -319,7 +381,7 @@ class KafkaCluster:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(client_config(self.bootstrap, {"log_level": 0}))
+        admin = AdminClient(client_config(self.admin, {"log_level": 0}))
         deadline = time.monotonic() + timeout_s
         while True:
             for node in self.nodes:

@@ -119,7 +119,7 @@ def wait_until_up(settings: KinferSettings, timeout_s: float) -> float:
                 tail = log_tail(stage.log_file)
                 raise StartTimeout(f"{stage.name} stopped while starting; its log:\n{tail}")
         try:
-            check_consumers(settings.bootstrap, TopicNames(settings.topic_prefix))
+            check_consumers(settings.kafka, TopicNames(settings.topic_prefix))
             waiting_for = "the gateway"
             if httpx.get(health, timeout=1.0).status_code == 200:
                 return time.monotonic() - started

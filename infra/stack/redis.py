@@ -6,6 +6,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import structlog
@@ -20,10 +21,36 @@ log = structlog.get_logger(__name__)
 class RedisConfig:
     state_dir: Path
     port: int = 16379
+    users: dict[str, str] | None = None
+    """ACL user -> password (a secured stack): the default user is off, ``kinfer-admin`` may do
+    anything, the others anything but administration; None = no authentication."""
 
     @property
     def url(self) -> str:
+        if self.users:
+            return f"redis://kinfer-admin:{self.users['kinfer-admin']}@127.0.0.1:{self.port}/0"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
+        """The address, without credentials (for logs and status)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def acl_lines(self) -> list[str]:
+        lines = ["user default off"]
+        for user, password in (self.users or {}).items():
+            allowed = "+@all" if user == "kinfer-admin" else "+@all -@admin"
+            lines.append(f"user {user} on >{password} ~* &* {allowed}")
+        return lines
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def ping(url: str, timeout_s: float = 1.0) -> None:
@@ -32,7 +59,7 @@ def ping(url: str, timeout_s: float = 1.0) -> None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ServiceUnreachable(f"Redis at {url} is not reachable: {exc}") from exc
+        raise ServiceUnreachable(f"Redis at {without_password(url)} is not reachable: {exc}") from exc
     finally:
         client.close()
 
@@ -51,7 +78,7 @@ class RedisServer:
     def start(self, *, timeout_s: float = 20.0) -> None:
         """Idempotent: does nothing when this Redis already runs."""
         if self.running():
-            log.info("redis.already_running", url=self.config.url)
+            log.info("redis.already_running", url=self.config.public_url)
             return
         binary = shutil.which("redis-server")
         if not binary:
@@ -59,9 +86,16 @@ class RedisServer:
         require_free_ports({"KINFER_REDIS_PORT": self.config.port})
         data = self.config.state_dir / "redis-data"
         data.mkdir(parents=True, exist_ok=True)
+        acl: list[str] = []
+        if self.config.users:
+            acl_file = self.config.state_dir / "users.acl"
+            acl_file.write_text("\n".join(self.config.acl_lines()) + "\n")
+            acl_file.chmod(0o600)
+            acl = ["--aclfile", str(acl_file)]
         self.process.start(
             [
                 binary,
+                *acl,
                 "--port",
                 str(self.config.port),
                 "--bind",
@@ -79,7 +113,7 @@ class RedisServer:
             ]
         )
         self._wait_ready(timeout_s)
-        log.info("redis.ready", url=self.config.url)
+        log.info("redis.ready", url=self.config.public_url)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -16,6 +16,7 @@ _STATUS = {
     ErrorCode.UNAVAILABLE: (503, "service_unavailable"),
     ErrorCode.DEADLINE_EXCEEDED: (504, "timeout"),
     ErrorCode.INTERNAL: (500, "server_error"),
+    ErrorCode.UNAUTHENTICATED: (401, "invalid_api_key"),
 }
 
 

@@ -34,6 +34,8 @@ def test_kinfer_exports() -> None:
         "InternalError",
         "InvalidMessage",
         "InvalidRequest",
+        "KafkaConnection",
+        "KafkaSecurity",
         "KinferError",
         "RateLimited",
         "ReplyAddress",
@@ -42,6 +44,7 @@ def test_kinfer_exports() -> None:
         "Timings",
         "TokenChunk",
         "TopicNames",
+        "Unauthenticated",
         "Unavailable",
         "Usage",
         "WorkerEvent",
@@ -66,6 +69,8 @@ def test_schemas_exports() -> None:
         "InferenceRequest",
         "InferenceResult",
         "InvalidMessage",
+        "KafkaConnection",
+        "KafkaSecurity",
         "KinferError",
         "RateLimitStatus",
         "Reply",
@@ -97,6 +102,7 @@ def test_producers_exports() -> None:
         "InvalidRequest",
         "RateLimited",
         "RequestFailed",
+        "Unauthenticated",
         "Unavailable",
     }
     assert all(hasattr(producers, name) for name in producers.__all__)

@@ -22,7 +22,7 @@ def test_environment_builds_each_stage_config(monkeypatch: pytest.MonkeyPatch, t
     s = KinferSettings()
     assert s.external_kafka
     worker = s.worker_config()
-    assert (worker.bootstrap_servers, worker.topic_prefix, worker.max_wait_ms) == (
+    assert (worker.kafka.bootstrap_servers, worker.topic_prefix, worker.max_wait_ms) == (
         "k1:9092,k2:9092",
         "prod",
         20,

@@ -11,6 +11,7 @@ import pytest
 from kinfer.producers.errors import ClientClosed
 from kinfer.producers.replies import ReplyRouter
 from kinfer.schemas import ErrorCode, ErrorReply, InferenceResult, TokenChunk, Usage, encode
+from kinfer.schemas.kafka_client import KafkaConnection
 
 
 def result(rid: str, text: str = "ok") -> bytes:
@@ -26,7 +27,7 @@ def chunk(rid: str, index: int) -> bytes:
 @pytest.fixture
 async def router() -> AsyncIterator[ReplyRouter]:
     # Never started: no partition is read. The consumer is built but never polled.
-    r = ReplyRouter("127.0.0.1:1", "t.replies", 0)
+    r = ReplyRouter(KafkaConnection(bootstrap_servers="127.0.0.1:1"), "t.replies", 0)
     r._loop = asyncio.get_running_loop()
     yield r
     with contextlib.suppress(RuntimeError):  # already closed by the test
