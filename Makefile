@@ -11,13 +11,15 @@ STAMP := $(VENV)/.kinfer-installed
 
 setup: system-packages venv jars model
 
-# Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules).
+# Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules),
+# openssl (`kinfer up --secure` makes its CA and broker certificate).
 system-packages:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -16,11 +16,13 @@ from kinfer.infra.cli_common import friendly as _friendly
 from kinfer.infra.cli_common import settings_from as _settings
 from kinfer.infra.cli_models import models_app
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
+from kinfer.infra.cli_tenants import tenant_app
 from kinfer.schemas import SamplingParams
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
 cli_stack.register(app)
 app.add_typer(models_app, name="models")
+app.add_typer(tenant_app, name="tenant")
 
 
 SUBMIT_KNOBS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -148,14 +149,42 @@ def fetch() -> None:
 
 
 @friendly
-def topics() -> None:
-    """Create missing topics on the configured cluster (idempotent)."""
+def topics(
+    acls: Annotated[
+        bool,
+        typer.Option(
+            "--acls",
+            help="Also create the ACLs of every role (kinfer-admission, -worker, -tuner, -gateway) and "
+            "tenant (--tenant); implied on a `kinfer up --secure` stack, which also makes the users.",
+        ),
+    ] = False,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="A tenant whose private reply topic and ACLs to make."),
+    ] = None,
+) -> None:
+    """Create missing topics on the configured cluster (idempotent), and on a secured one the
+    ACLs that say which role and tenant may touch which topic."""
+    from kinfer.infra.acls import ensure_acls, role_bindings, tenant_bindings
     from kinfer.infra.stack import local
     from kinfer.infra.topics import ensure_topics
+    from kinfer.schemas import TopicNames
 
     settings = settings_from()
-    created = ensure_topics(settings.kafka, local.topic_layout(settings).specs())
+    layout = local.topic_layout(settings)
+    layout = replace(layout, tenants=tuple(dict.fromkeys([*layout.tenants, *(tenant or [])])))
+    created = ensure_topics(settings.kafka, layout.specs())
     typer.echo("\n".join(created) if created else "all topics present")
+    if settings.secured is not None:
+        local.secure_cluster(settings)
+        typer.echo("users, ACLs and tenant keys in place")
+    elif acls:
+        names = TopicNames(settings.topic_prefix)
+        bindings = role_bindings(names, settings.admission_config().faust_id)
+        for name in layout.tenants:
+            bindings += tenant_bindings(names, name)
+        ensure_acls(settings.kafka, bindings)
+        typer.echo(f"{len(bindings)} ACLs in place")
 
 
 def _duration(seconds: float | None) -> str:

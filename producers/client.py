@@ -116,7 +116,8 @@ class AsyncClient:
         topic = meta.topics.get(self.config.reply_topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise Unavailable(
-                f"reply topic {self.config.reply_topic} does not exist; run `kinfer up` (or `kinfer topics`,"
+                f"reply topic {self.config.reply_topic} does not exist (or this Kafka user may not read it); "
+                "run `kinfer up` (or `kinfer topics`,"
                 " or `kinfer tenant add` for a tenant's private topic)"
             )
         return sorted(topic.partitions)
