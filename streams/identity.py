@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from redis.asyncio import Redis
@@ -53,6 +54,12 @@ class TenantKeys:
         return keys
 
 
+class KeySource(Protocol):
+    async def live(self, tenant: str) -> list[str]:
+        """The tenant's live signing keys (none: the tenant cannot be proven)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Unproven:
     code: ErrorCode
@@ -63,7 +70,7 @@ class Authenticator:
     """Refuses requests whose tenant is not proven, or that would send answers where the
     tenant may not read them."""
 
-    def __init__(self, names: TopicNames, keys: TenantKeys | None, private_replies: bool) -> None:
+    def __init__(self, names: TopicNames, keys: KeySource | None, private_replies: bool) -> None:
         self.names = names
         self.keys = keys
         self.private_replies = private_replies

@@ -1,0 +1,105 @@
+"""A tenant is trusted only when proven: the admission controller with an authenticator, at
+its seams' fakes (see ``test_controller.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinfer.schemas import ErrorCode, ErrorReply, ReplyAddress
+from kinfer.schemas.signing import SIGNATURE, sign
+from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
+from kinfer.streams.identity import Authenticator
+from tests.unit.streams.test_controller import Admission
+
+ACME_KEY, OLD_KEY = "a1" * 32, "0f" * 32
+
+
+class Keys:
+    def __init__(self) -> None:
+        self.keys = {"acme": [ACME_KEY, OLD_KEY], "t": []}
+        self.asked: list[str] = []
+
+    async def live(self, tenant: str) -> list[str]:
+        self.asked.append(tenant)
+        return self.keys.get(tenant, [])
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Admission:
+    admission = Admission(tmp_path)
+    admission.controller.authenticator = Authenticator(
+        admission.controller.names, Keys(), private_replies=True
+    )
+    return admission
+
+
+def signed(
+    admission: Admission, key: str | None, rid: str = "r1", tenant: str = "acme", **kw: object
+) -> list[Effect]:
+    kw.setdefault("reply_to", ReplyAddress(f"k.replies.{tenant}", 0))
+    value = admission.request(rid, tenant, **kw)
+    hdrs = [] if key is None else [(SIGNATURE, sign(key, rid, tenant, None, value).encode())]
+    return admission.admit(value, hdrs)
+
+
+def refusal(effects: list[Effect]) -> tuple[ErrorReply, Letter]:
+    (reply,) = [e.reply for e in effects if isinstance(e, Answer)]
+    (letter,) = [e for e in effects if isinstance(e, Letter)]
+    assert isinstance(reply, ErrorReply)
+    assert not any(isinstance(e, (Forward, Remember)) for e in effects)  # nothing of the tenant touched
+    return reply, letter
+
+
+def test_a_request_signed_with_a_live_key_is_admitted(secured: Admission) -> None:
+    assert isinstance(signed(secured, ACME_KEY)[0], Forward)
+    assert isinstance(signed(secured, OLD_KEY, rid="r2")[0], Forward)  # the previous key, mid-rotation
+
+
+@pytest.mark.parametrize(
+    ("key", "tenant", "why"),
+    [
+        (None, "acme", "not signed"),
+        ("ee" * 32, "acme", "does not match"),
+        (ACME_KEY, "t", "has no signing key"),  # acme's key, claiming tenant "t"
+    ],
+)
+def test_unproven_tenants_are_refused_unauthenticated_with_a_dead_letter(
+    secured: Admission, key: str | None, tenant: str, why: str
+) -> None:
+    reply, letter = refusal(signed(secured, key, tenant=tenant))
+    assert reply.code is ErrorCode.UNAUTHENTICATED and why in reply.message
+    assert letter.letter.code is ErrorCode.UNAUTHENTICATED and why in letter.letter.reason
+    # The real request with that id is still decided: the forgery marked nothing.
+    secured.controller.authenticator = None
+    assert isinstance(secured.admit(secured.request("r1", tenant))[0], Forward)
+
+
+def test_a_forged_request_cannot_spend_the_tenants_quota(secured: Admission) -> None:
+    for i in range(300):  # past the free tier's burst of 200, were they admitted
+        reply, _ = refusal(signed(secured, "ee" * 32, rid=f"f{i}"))
+        assert reply.code is ErrorCode.UNAUTHENTICATED
+    assert isinstance(signed(secured, ACME_KEY, rid="real")[0], Forward)
+
+
+def test_with_private_replies_a_request_may_name_only_its_own_reply_topic(secured: Admission) -> None:
+    gateways = ReplyAddress("k.replies", 3)
+    assert isinstance(signed(secured, ACME_KEY, reply_to=gateways)[0], Forward)
+    reply, _ = refusal(signed(secured, ACME_KEY, rid="r2", reply_to=ReplyAddress("k.replies.other", 0)))
+    assert reply.code is ErrorCode.INVALID_REQUEST
+    assert "not tenant 'acme''s reply topic k.replies.acme" in reply.message
+
+
+def test_unsigned_requests_pass_when_signatures_are_not_required(tmp_path: Path) -> None:
+    admission = Admission(tmp_path)
+    admission.controller.authenticator = Authenticator(
+        admission.controller.names, None, private_replies=False
+    )
+    assert isinstance(admission.admit(admission.request("r1", "acme"))[0], Forward)
+
+
+def test_the_dead_letter_keeps_the_original_record(secured: Admission) -> None:
+    value = secured.request("r9", "acme", reply_to=ReplyAddress("k.replies.acme", 0))
+    _, letter = refusal(secured.admit(value, []))
+    assert letter.letter.original == value and letter.letter.original_bytes == len(value)
