@@ -12,7 +12,8 @@ from collections.abc import Callable
 from confluent_kafka import Producer
 
 from kinfer.consumers.outbox import Job
-from kinfer.schemas import TokenChunk, encode
+from kinfer.schemas import TokenChunk, encode, headers
+from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
 
 
 class ChunkPublisher:
@@ -33,11 +34,14 @@ class ChunkPublisher:
             rate_limit=job.rate_limit if index == 0 else None,  # a stream's headers go out with it
         )
         producer = self._producer()
+        value = encode(chunk)
+        signature = sign_reply(job.reply_key, value) if job.reply_key else None
         producer.produce(
             request.reply_to.topic,
-            value=encode(chunk),
+            value=value,
             key=request.request_id.encode(),
             partition=request.reply_to.partition,
+            headers=headers.encode_headers({REPLY_SIGNATURE: signature}),
         )
         producer.poll(0)
 

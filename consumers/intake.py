@@ -26,6 +26,7 @@ from kinfer.schemas import ErrorCode, ErrorReply, headers
 from kinfer.schemas.codec import rate_limit_header, reply_target
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
+from kinfer.schemas.signing import REPLY_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,8 @@ class Refusal:
     decision: Refused
     source: Source
     value: bytes
+    reply_key: str | None = None
+    """The request's reply key, when admission gave one (``schemas/signing.py``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ class Intake:
         for record, decision, record_headers in decided:
             source = source_of(record)
             if isinstance(decision, Refused):
-                out.append(Refusal(decision, source, record.value() or b""))
+                reply_key = record_headers.get(REPLY_KEY)
+                out.append(Refusal(decision, source, record.value() or b"", reply_key))
                 continue
             key = request_key(decision.request.tenant, decision.request.request_id)
             if not self.dedupe.take(key, answered):  # a second copy of a dispatched request
@@ -114,6 +118,7 @@ class Intake:
                     rate_limit_header(record_headers),
                     admitted_ms=admitted_ms(record_headers),
                     dispatched_ms=float(record.timestamp()[1]),
+                    reply_key=record_headers.get(REPLY_KEY),
                 )
             )
         return out

@@ -28,6 +28,7 @@ from kinfer.schemas import (
 from kinfer.schemas.dead_letters import dead_letter
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
+from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Job:
     """When admission began deciding it (its header stamp; 0: none)."""
     dispatched_ms: float = 0.0
     """When admission produced it (the record's Kafka timestamp; 0: none)."""
+    reply_key: str | None = None
+    """Signs every answer to it, when admission gave one (``schemas/signing.py``)."""
 
 
 @dataclass
@@ -79,15 +82,25 @@ class Outbox:
         """Anything to commit: records, or offsets freed by skipped copies."""
         return bool(self.records or self.answered)
 
-    def add(self, topic: str, partition: int | None, key: str, value: bytes, request_id: str) -> None:
-        hdrs = headers.encode_headers({headers.REQUEST_ID: request_id})
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: str,
+        value: bytes,
+        request_id: str,
+        reply_key: str | None = None,
+    ) -> None:
+        """One record; an answer is signed with its request's reply key, when it has one."""
+        signature = sign_reply(reply_key, value) if reply_key else None
+        hdrs = headers.encode_headers({headers.REQUEST_ID: request_id, REPLY_SIGNATURE: signature})
         self.records.append(Outgoing(topic, partition, key.encode(), value, hdrs))
 
-    def reply(self, address: ReplyAddress, request_id: str, value: bytes) -> None:
-        self.add(address.topic, address.partition, request_id, value, request_id)
+    def reply(self, address: ReplyAddress, request_id: str, value: bytes, reply_key: str | None) -> None:
+        self.add(address.topic, address.partition, request_id, value, request_id, reply_key)
 
     def result(self, job: Job, result: InferenceResult, event: WorkerEvent) -> None:
-        self.reply(job.request.reply_to, job.request.request_id, encode(result))
+        self.reply(job.request.reply_to, job.request.request_id, encode(result), job.reply_key)
         self.answered_keys.append(request_key(job.request.tenant, job.request.request_id))
         # A cache hit gets the limits of its own admission, never these, and no timings.
         self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None, timings=None)))
@@ -98,16 +111,23 @@ class Outbox:
         """A request taken in is answered with an error instead of a result."""
         request = job.request
         reply = ErrorReply(request_id=request.request_id, code=code, message=message)
-        self.reply(request.reply_to, request.request_id, encode(reply))
+        self.reply(request.reply_to, request.request_id, encode(reply), job.reply_key)
         self.answered_keys.append(request_key(request.tenant, request.request_id))
         self.event(self.outcome(request, code.value, now_ms))
         self.answered.append((job.source, job.offset))
 
-    def refusal(self, decision: Refused, source: tuple[str, int, int], value: bytes, now_ms: int) -> None:
+    def refusal(
+        self,
+        decision: Refused,
+        source: tuple[str, int, int],
+        value: bytes,
+        now_ms: int,
+        reply_key: str | None = None,
+    ) -> None:
         """A record refused before compute: its answer where it can go, its outcome, its dead letter."""
         reply = decision.reply
         if decision.address is not None:
-            self.reply(decision.address, reply.request_id, encode(reply))
+            self.reply(decision.address, reply.request_id, encode(reply), reply_key)
         if decision.request is not None:
             self.event(self.outcome(decision.request, reply.code.value, now_ms))
         if decision.dead_letter_reason is not None:

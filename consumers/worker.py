@@ -198,7 +198,7 @@ class InferenceWorker:
         if isinstance(item, Job):
             self.scheduler.add(item, now)
         elif isinstance(item, Refusal):
-            self.outbox.refusal(item.decision, item.source, item.value, now)
+            self.outbox.refusal(item.decision, item.source, item.value, now, item.reply_key)
             reply = item.decision.reply
             metrics.ANSWERS.labels(reply.code.value).inc()
             log.info(

@@ -65,6 +65,7 @@ def add(name: Name) -> None:
         "KINFER_KAFKA_SECURITY__CA_FILE": str(files.ca_file),
         "KINFER_CLIENT__TENANT": name,
         "KINFER_CLIENT__PRIVATE_REPLIES": "true",
+        "KINFER_CLIENT__VERIFY_REPLIES": "true",
         "KINFER_CLIENT__SIGNING_KEYS": json.dumps({name: secret.key.get_secret_value()}),
     }
     for var, value in env.items():

@@ -245,7 +245,8 @@ class KinferSettings(BaseSettings):
             return {"require_signatures": True, "private_replies": True}
         if section == "client" and isinstance(config, ClientConfig) and self.secured is not None:
             secret = self.secured.credentials().tenants.get(config.tenant)
-            return {"private_replies": True, "signing_keys": {config.tenant: secret.key} if secret else {}}
+            keys = {config.tenant: secret.key} if secret else {}
+            return {"private_replies": True, "signing_keys": keys, "verify_replies": bool(keys)}
         return {}
 
     def client_config(self, **overrides: object) -> ClientConfig:
@@ -259,7 +260,7 @@ class KinferSettings(BaseSettings):
         keys = {name: t.key for name, t in self.secured.credentials().tenants.items()}
         values = {**self.client.model_dump(exclude_unset=True), **self.composed("client")}
         values |= {"kafka": self.role_kafka("gateway"), "redis_url": self.role_redis("gateway")}
-        values |= {"signing_keys": keys, "private_replies": False, **overrides}
+        values |= {"signing_keys": keys, "private_replies": False, "verify_replies": True, **overrides}
         return ClientConfig.model_validate(values)
 
     def admission_config(self, **overrides: object) -> AdmissionConfig:

@@ -41,6 +41,7 @@ from kinfer.schemas.codec import request_headers
 from kinfer.schemas.kafka_client import client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 from kinfer.schemas.signing import SIGNATURE, sign
+from kinfer.schemas.signing import reply_key as derive_reply_key
 
 log = structlog.get_logger(__name__)
 
@@ -247,7 +248,7 @@ class AsyncClient:
             raise ClientClosed("client is closed", request_id=request.request_id)
         timeout = timeout_s if timeout_s is not None else self.config.timeout_s
         async with self._slots:
-            future = self.router.expect(request.request_id)
+            future = self.router.expect(request.request_id, self._reply_key(request))
             try:
                 await self._publish(request)
                 reply = await asyncio.wait_for(future, timeout)
@@ -276,7 +277,7 @@ class AsyncClient:
             raise ClientClosed("client is closed", request_id=request.request_id)
         deadline = time.monotonic() + timeout
         async with self._slots:
-            queue = self.router.expect_stream(request.request_id)
+            queue = self.router.expect_stream(request.request_id, self._reply_key(request))
             try:
                 await self._publish(request)
                 while True:
@@ -293,6 +294,18 @@ class AsyncClient:
                         return
             finally:
                 self.router.forget(request.request_id)
+
+    def _reply_key(self, request: InferenceRequest) -> str | None:
+        """What the request's answers must be signed with (``verify_replies``), else None."""
+        if not self.config.verify_replies:
+            return None
+        key = self.config.signing_keys.get(request.tenant)
+        if key is None:
+            raise InvalidRequest(
+                f"verify_replies needs tenant {request.tenant!r}'s signing key in signing_keys",
+                request_id=request.request_id,
+            )
+        return derive_reply_key(key.get_secret_value(), request.request_id)
 
     async def _publish(self, request: InferenceRequest) -> None:
         value = encode(request)

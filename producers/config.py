@@ -29,6 +29,10 @@ class ClientConfig(BaseModel):
     signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
     """Tenant -> request-signing key (JSON). Requests of a tenant listed here carry its
     signature (``kinfer-signature``); a secured pipeline refuses unsigned ones."""
+    verify_replies: bool = False
+    """Take an answer only when the pipeline signed it for its request (with a key derived from
+    the tenant's signing key); anything else on the reply partition is counted and dropped. Needs
+    the tenant in ``signing_keys`` and a pipeline that requires signatures."""
     timeout_s: float = Field(default=60.0, gt=0)
     """Default per-call timeout; also sets the request deadline."""
     max_in_flight: int = Field(default=10_000, ge=1)

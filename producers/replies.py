@@ -19,8 +19,9 @@ import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kinfer.producers.errors import ClientClosed, Unavailable
-from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply
+from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply, headers
 from kinfer.schemas.kafka_client import KafkaConnection, client_config, take_available
+from kinfer.schemas.signing import REPLY_SIGNATURE, reply_signed
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,13 @@ class ReplyStats:
     unknown: int = 0
     """Replies for ids not awaited here: late after a timeout, or another client's."""
     undecodable: int = 0
+    forged: int = 0
+    """Answers for an awaited id without the pipeline's signature for it (``verify_replies``):
+    written by someone else, dropped."""
 
+
+RecordHeaders = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
+"""A record's headers as confluent-kafka gives them."""
 
 REPLY_READER_GROUP = "kinfer-reply-"
 """Prefix of a reply reader's group id (never joined; ACLs on a secured cluster name it)."""
@@ -52,6 +59,7 @@ class ReplyRouter:
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         self._answered: OrderedDict[str, None] = OrderedDict()
+        self._reply_keys: dict[str, str] = {}
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer = Consumer(
@@ -85,25 +93,34 @@ class ReplyRouter:
         self._consumer.assign([TopicPartition(self.topic, self.partition, high)])
         self._thread.start()
 
-    def expect(self, request_id: str) -> asyncio.Future[Reply]:
+    def expect(self, request_id: str, reply_key: str | None = None) -> asyncio.Future[Reply]:
+        """The call's answer; with ``reply_key``, only one the pipeline signed with it."""
         assert self._loop is not None, "start() first"
         future: asyncio.Future[Reply] = self._loop.create_future()
         with self._lock:
             self._pending[request_id] = future
+            self._expect_signed(request_id, reply_key)
         return future
 
-    def expect_stream(self, request_id: str) -> asyncio.Queue[Reply]:
+    def expect_stream(self, request_id: str, reply_key: str | None = None) -> asyncio.Queue[Reply]:
         """Chunks in order, repeats dropped, then the terminal reply."""
         assert self._loop is not None, "start() first"
         queue: asyncio.Queue[Reply] = asyncio.Queue()
         with self._lock:
             self._streams[request_id] = _Stream(queue)
+            self._expect_signed(request_id, reply_key)
         return queue
+
+    def _expect_signed(self, request_id: str, reply_key: str | None) -> None:
+        """Under the lock."""
+        if reply_key is not None:
+            self._reply_keys[request_id] = reply_key
 
     def forget(self, request_id: str) -> None:
         with self._lock:
             self._pending.pop(request_id, None)
             self._streams.pop(request_id, None)
+            self._reply_keys.pop(request_id, None)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -117,9 +134,9 @@ class ReplyRouter:
                     if err.code() != KafkaError._PARTITION_EOF:
                         log.warning("replies.consume_error", error=str(err))
                     continue
-                self._route(record.value() or b"")
+                self._route(record.value() or b"", record.headers())
 
-    def _route(self, value: bytes) -> None:
+    def _route(self, value: bytes, record_headers: RecordHeaders = None) -> None:
         try:
             reply = decode_reply(value)
         except InvalidMessage as exc:
@@ -127,6 +144,10 @@ class ReplyRouter:
             log.warning("replies.undecodable", error=exc.message)
             return
         with self._lock:
+            if not self._signed_for(reply, value, record_headers):
+                self.stats.forged += 1
+                log.warning("replies.forged_dropped", request_id=reply.request_id)
+                return
             stream = self._streams.get(reply.request_id)
             if stream is not None:
                 if not stream.accepts(reply):
@@ -153,6 +174,18 @@ class ReplyRouter:
         assert future is not None
         self.stats.delivered += 1
         self._loop.call_soon_threadsafe(_resolve, future, reply)
+
+    def _signed_for(self, reply: Reply, value: bytes, record_headers: RecordHeaders) -> bool:
+        """Under the lock: whether the reply carries the pipeline's signature for its request,
+        when one is expected. An ``unauthenticated`` refusal is the exception: admission could
+        not prove the request, so it has no key to sign with (a forged one only fails a call)."""
+        key = self._reply_keys.get(reply.request_id)
+        if key is None:
+            return True
+        if isinstance(reply, ErrorReply) and reply.code is ErrorCode.UNAUTHENTICATED:
+            return True
+        signature = headers.decode_headers(record_headers).get(REPLY_SIGNATURE)
+        return reply_signed(key, value, signature)
 
     def _remember(self, request_id: str) -> None:
         """Under the lock."""

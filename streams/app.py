@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 
 from kinfer.schemas import TopicNames, encode, headers
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
+from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
 from kinfer.streams import metrics
 from kinfer.streams.admission import AdmissionLimits
 from kinfer.streams.answer_ledger import AnswerLedger
@@ -173,10 +174,11 @@ def create_app(config: AdmissionConfig) -> faust.App:
         elif isinstance(effect, Answer):
             if (why := await controller.reply_topics.why_unanswerable(effect.address)) is not None:
                 raise Undeliverable(why)
-            rid = effect.reply.request_id
-            hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})
+            rid, value = effect.reply.request_id, encode(effect.reply)
+            signature = sign_reply(effect.reply_key, value) if effect.reply_key else None
+            hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid, REPLY_SIGNATURE: signature})
             await app.producer.send_and_wait(
-                effect.address.topic, rid.encode(), encode(effect.reply), effect.address.partition, None, hdrs
+                effect.address.topic, rid.encode(), value, effect.address.partition, None, hdrs
             )
         elif isinstance(effect, Remember):
             await controller.remember(effect)

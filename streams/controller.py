@@ -33,13 +33,14 @@ from kinfer.schemas import (
 from kinfer.schemas.cache import cache_key, cacheable
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
+from kinfer.schemas.signing import REPLY_KEY
 from kinfer.streams import fallbacks, metrics
 from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, stamped
 from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
-from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember
-from kinfer.streams.identity import Authenticator
+from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, signed
+from kinfer.streams.identity import Authenticator, Proven, Unproven
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
@@ -114,20 +115,23 @@ class AdmissionController:
         began = time.time() * 1000  # a measurement (Timings.admitted_ms), not a decision input
         decoded = headers.decode_headers(hdrs)
         first = decide(value, decoded, now_ms=now, limits=self.limits)
-        if isinstance(first, Refused):
-            if first.request is None:  # unreadable: no id to be idempotent by
-                return self._reject(first, value or b"", source)
-            if await self._already_decided(first.request, await self.state.decision(first.request)):
-                return []
-            return self._remembered(first.request, self._reject(first, value or b"", source), now)
+        if first.request is None:  # unreadable: no id to be idempotent by, no tenant to prove
+            assert isinstance(first, Refused)
+            return self._reject(first, value or b"", source)
         request = first.request
-        if self.authenticator is not None:  # before anything of the tenant it names is touched
-            unproven = await self.authenticator.refusal(request, value or b"", decoded)
-            if unproven is not None:
-                reply = ErrorReply(request_id=request.request_id, code=unproven.code, message=unproven.why)
-                return self._reject(
-                    Refused(reply, request.reply_to, request, unproven.why), value or b"", source
-                )
+        # Proven before anything of the tenant it names is touched (quota, idempotency marks).
+        proof = await self._prove(request, value or b"", decoded)
+        if isinstance(proof, Unproven):
+            reply = ErrorReply(request_id=request.request_id, code=proof.code, message=proof.why)
+            return self._reject(Refused(reply, request.reply_to, request, proof.why), value or b"", source)
+        hdrs = [(k, v) for k, v in hdrs if k != REPLY_KEY]  # only admission gives a reply key
+        if proof.reply_key is not None:  # to the worker; kept with the record in the delay queue
+            hdrs.append((REPLY_KEY, proof.reply_key.encode()))
+        if isinstance(first, Refused):
+            if await self._already_decided(request, await self.state.decision(request)):
+                return []
+            refusal = self._remembered(request, self._reject(first, value or b"", source), now)
+            return signed(refusal, proof.reply_key)
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
         # per-tenant arrival order for limits and the delay queue.
@@ -147,7 +151,14 @@ class AdmissionController:
             else:
                 read = Prefetched(ahead, cached)
                 effects = await self._admit_valid(request, value or b"", hdrs, now, began, read)
-            return self._remembered(request, effects, now)
+            return signed(self._remembered(request, effects, now), proof.reply_key)
+
+    async def _prove(
+        self, request: InferenceRequest, value: bytes, decoded: dict[str, str]
+    ) -> Proven | Unproven:
+        if self.authenticator is None:
+            return Proven(None)
+        return await self.authenticator.check(request, value, decoded)
 
     async def _already_decided(self, request: InferenceRequest, mark: Mark) -> bool:
         """Whether this request id was decided (or answered by a worker) already, from its
@@ -351,7 +362,9 @@ class AdmissionController:
     async def _readmit(
         self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], Awaitable[None]]
     ) -> PumpResult:
-        request = decide(item.value, headers.decode_headers(item.headers), now_ms=0, limits=self.limits)
+        decoded = headers.decode_headers(item.headers)
+        reply_key = decoded.get(REPLY_KEY)  # what admission gave it when it was queued
+        request = decide(item.value, decoded, now_ms=0, limits=self.limits)
         if not isinstance(request, Admit):
             return PumpResult(done=True)  # it was valid when queued; cannot happen
         req = request.request
@@ -360,7 +373,7 @@ class AdmissionController:
         if req.deadline_ms is not None and req.deadline_ms <= now:
             waited = now - item.enqueued_ms
             message = f"deadline passed after {waited} ms in the delay queue"
-            await send(refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message))
+            await send(signed(refuse(req, policy, ErrorCode.DEADLINE_EXCEEDED, message), reply_key))
             return PumpResult(done=True)
         tokens = reserved_tokens(req)
         decision = await self.state.limiter.acquire(tenant, policy.tier, tokens)  # pump() guards it
@@ -369,8 +382,9 @@ class AdmissionController:
         status = decision.status(policy.tier)
         began = time.time() * 1000
         entry = await self._cache_entry(req)
-        effects = await self._after_limit(req, policy, tokens, item.value, item.headers, status, began, entry)
-        await send(effects)
+        hdrs = item.headers
+        effects = await self._after_limit(req, policy, tokens, item.value, hdrs, status, began, entry)
+        await send(signed(effects, reply_key))
         return PumpResult(done=True)
 
     async def refresh_served(self) -> None:

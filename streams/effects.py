@@ -3,6 +3,7 @@ controller decides, the agent produces records."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import msgspec
@@ -24,6 +25,15 @@ class Forward:
 class Answer:
     address: ReplyAddress
     reply: ErrorReply | InferenceResult | TokenChunk
+    reply_key: str | None = None
+    """Signs the answer record, when the request was proven (``schemas/signing.py``)."""
+
+
+def signed(effects: list[Effect], reply_key: str | None) -> list[Effect]:
+    """``effects`` with their answers signed with ``reply_key``."""
+    if reply_key is None:
+        return effects
+    return [dataclasses.replace(e, reply_key=reply_key) if isinstance(e, Answer) else e for e in effects]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kinfer.schemas import ErrorCode, ErrorReply, headers
 from kinfer.schemas.codec import reply_target
 from kinfer.schemas.dead_letters import dead_letter
+from kinfer.schemas.signing import REPLY_KEY
 from kinfer.streams.effects import Answer, Effect, Letter, Remember
 
 Source = tuple[str, int, int]
@@ -42,5 +43,6 @@ def undeliverable(effect: Effect, why: str, value: bytes | None, source: Source,
     _, address = reply_target(value or b"", hdrs)
     request_id = hdrs.get(headers.REQUEST_ID, "")
     reply = ErrorReply(request_id=request_id, code=ErrorCode.UNAVAILABLE, message=why, retry_after_ms=1000)
-    answers: list[Effect] = [Answer(address, reply)] if address is not None else []
+    signing = hdrs.get(REPLY_KEY)  # the forward's reply key: the client takes only signed answers
+    answers: list[Effect] = [Answer(address, reply, signing)] if address is not None else []
     return [*answers, letter(value or b"", ErrorCode.UNAVAILABLE, why, request_id, source, now_ms)]

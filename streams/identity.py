@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kinfer.schemas import ErrorCode, InferenceRequest, TopicNames
-from kinfer.schemas.signing import SIGNATURE, verify
+from kinfer.schemas.signing import SIGNATURE, SignatureRefused, verified_key
+from kinfer.schemas.signing import reply_key as derive_reply_key
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,12 @@ class Unproven:
     why: str
 
 
+@dataclass(frozen=True)
+class Proven:
+    reply_key: str | None
+    """What the request's answers are signed with (None: its tenant was not asked to prove itself)."""
+
+
 class Authenticator:
     """Refuses requests whose tenant is not proven, or that would send answers where the
     tenant may not read them."""
@@ -75,17 +82,20 @@ class Authenticator:
         self.keys = keys
         self.private_replies = private_replies
 
-    async def refusal(self, request: InferenceRequest, value: bytes, hdrs: dict[str, str]) -> Unproven | None:
+    async def check(self, request: InferenceRequest, value: bytes, hdrs: dict[str, str]) -> Proven | Unproven:
+        reply_key = None
         if self.keys is not None:
             try:
                 keys = await self.keys.live(request.tenant)
             except (OSError, RedisError) as exc:
                 log.warning("admission.tenant_keys_unavailable", tenant=request.tenant, error=str(exc))
                 return Unproven(ErrorCode.UNAVAILABLE, "tenant keys cannot be read now (Redis)")
-            signature = hdrs.get(SIGNATURE)
             rid, tenant, deadline = request.request_id, request.tenant, request.deadline_ms
-            if (why := verify(keys, signature, rid, tenant, deadline, value)) is not None:
-                return Unproven(ErrorCode.UNAUTHENTICATED, f"tenant {tenant!r} not proven: {why}")
+            try:
+                key = verified_key(keys, hdrs.get(SIGNATURE), rid, tenant, deadline, value)
+            except SignatureRefused as exc:
+                return Unproven(ErrorCode.UNAUTHENTICATED, f"tenant {tenant!r} not proven: {exc}")
+            reply_key = derive_reply_key(key, rid)
         if self.private_replies:
             own = self.names.tenant_replies(request.tenant)
             if request.reply_to.topic not in (own, self.names.replies):
@@ -93,4 +103,4 @@ class Authenticator:
                     ErrorCode.INVALID_REQUEST,
                     f"reply_to {request.reply_to.topic} is not tenant {request.tenant!r}'s reply topic {own}",
                 )
-        return None
+        return Proven(reply_key)

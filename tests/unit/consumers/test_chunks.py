@@ -3,11 +3,13 @@ a forgotten request starts again from 0, non-streaming requests publish nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.outbox import Job
-from kinfer.schemas import InferenceRequest, ReplyAddress, TokenChunk, decode_reply
+from kinfer.schemas import InferenceRequest, ReplyAddress, TokenChunk, decode_reply, headers
+from kinfer.schemas.signing import REPLY_SIGNATURE, reply_key, reply_signed
 from tests.samples import rate_limit_status
 
 
@@ -59,3 +61,12 @@ def test_a_request_that_does_not_stream_publishes_nothing() -> None:
     producer = FakeProducer()
     ChunkPublisher(lambda: producer).publish(job(stream=False), "a")  # type: ignore[arg-type,return-value]
     assert producer.sent == []
+
+
+def test_chunks_are_signed_with_the_requests_reply_key() -> None:
+    producer = FakeProducer()
+    publisher = ChunkPublisher(lambda: producer)  # type: ignore[arg-type,return-value]
+    key = reply_key("tenant-key", "r1")
+    publisher.publish(dataclasses.replace(job(stream=True), reply_key=key), "a")
+    (sent,) = producer.sent
+    assert reply_signed(key, sent["value"], headers.decode_headers(sent["headers"])[REPLY_SIGNATURE])

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from kinfer.consumers.outbox import Job, Outbox, result_of
-from kinfer.schemas import InferenceRequest, InferenceResult, ReplyAddress, Timings, TopicNames, decode_reply
+from kinfer.schemas import (
+    ErrorCode,
+    InferenceRequest,
+    InferenceResult,
+    ReplyAddress,
+    Timings,
+    TopicNames,
+    decode_reply,
+    headers,
+)
+from kinfer.schemas.signing import REPLY_SIGNATURE, reply_key, reply_signed
 from tests.samples import rate_limit_status
 
 STATUS = rate_limit_status(remaining_requests=42)
@@ -37,3 +47,17 @@ def test_the_reply_carries_admissions_status_and_the_cache_entry_does_not() -> N
     (cached,) = outbox.cacheable
     assert cached[1].rate_limit is None and cached[1].timings is None and cached[1].text == "q"
     assert outbox.answered == [(("x.dispatch.us-west", 0), 7)]
+
+
+def test_every_answer_is_signed_with_the_reply_key_admission_gave() -> None:
+    request = InferenceRequest(request_id="r1", tenant="t", prompt="p", reply_to=ReplyAddress("x.replies", 3))
+    key = reply_key("tenant-key", "r1")
+    job = Job(request, 10, ("x.dispatch.us-west", 0), 7, 100, "p", reply_key=key)
+    outbox = Outbox(TopicNames("x"), "us-west", "w1", "kinfer-tiny")
+    outbox.error(job, ErrorCode.INTERNAL, "boom", 0)
+    outbox.reply(request.reply_to, "r1", b"{}", None)  # a job without a key: unsigned
+    signed, unsigned = [r for r in outbox.records if r.topic == "x.replies"]
+    assert reply_signed(key, signed.value, headers.decode_headers(signed.headers)[REPLY_SIGNATURE])
+    assert REPLY_SIGNATURE not in dict(unsigned.headers)
+    (event,) = [r for r in outbox.records if r.topic == "x.events"]
+    assert REPLY_SIGNATURE not in dict(event.headers)

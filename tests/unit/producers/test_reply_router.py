@@ -12,6 +12,7 @@ from kinfer.producers.errors import ClientClosed
 from kinfer.producers.replies import ReplyRouter
 from kinfer.schemas import ErrorCode, ErrorReply, InferenceResult, TokenChunk, Usage, encode
 from kinfer.schemas.kafka_client import KafkaConnection
+from kinfer.schemas.signing import REPLY_SIGNATURE, reply_key, sign_reply
 
 
 def result(rid: str, text: str = "ok") -> bytes:
@@ -87,3 +88,40 @@ async def test_closing_fails_waiting_calls_and_ends_streams(router: ReplyRouter)
         future.result()
     ended = queue.get_nowait()
     assert isinstance(ended, ErrorReply) and ended.code is ErrorCode.UNAVAILABLE
+
+
+def signed(key: str, value: bytes) -> list[tuple[str, str | bytes | None]]:
+    return [(REPLY_SIGNATURE, sign_reply(key, value))]
+
+
+async def test_with_a_reply_key_only_the_pipelines_signed_answer_is_taken(router: ReplyRouter) -> None:
+    key = reply_key("tenant-key", "a")
+    future = router.expect("a", key)
+    forged = result("a", "forged")
+    router._route(forged)  # unsigned
+    router._route(forged, signed(reply_key("another-key", "a"), forged))  # signed with the wrong key
+    router._route(forged, signed(key, result("a", "other")))  # a real signature moved onto other bytes
+    real = result("a", "real")
+    router._route(real, signed(key, real))
+    await settle()
+    reply = future.result()
+    assert isinstance(reply, InferenceResult) and reply.text == "real"
+    assert (router.stats.forged, router.stats.delivered) == (3, 1)
+
+
+async def test_signed_streams_drop_forged_chunks_and_unauthenticated_refusals_pass(
+    router: ReplyRouter,
+) -> None:
+    key = reply_key("tenant-key", "s")
+    queue = router.expect_stream("s", key)
+    router._route(chunk("s", 0))  # forged: unsigned
+    good = chunk("s", 0)
+    router._route(good, signed(key, good))
+    await settle()
+    assert [r.text for r in (queue.get_nowait() for _ in range(queue.qsize()))] == ["0"]
+    # Admission cannot sign an ``unauthenticated`` refusal (it could not prove the request).
+    future = router.expect("u", reply_key("tenant-key", "u"))
+    refusal = ErrorReply(request_id="u", code=ErrorCode.UNAUTHENTICATED, message="not proven")
+    router._route(encode(refusal))
+    await settle()
+    assert isinstance(future.result(), ErrorReply) and router.stats.forged == 1

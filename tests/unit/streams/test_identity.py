@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kinfer.schemas import ErrorCode, ErrorReply, ReplyAddress
-from kinfer.schemas.signing import SIGNATURE, sign
+from kinfer.schemas.signing import REPLY_KEY, SIGNATURE, reply_key, sign
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
 from kinfer.streams.identity import Authenticator
 from tests.unit.streams.test_controller import Admission
@@ -103,3 +103,22 @@ def test_the_dead_letter_keeps_the_original_record(secured: Admission) -> None:
     value = secured.request("r9", "acme", reply_to=ReplyAddress("k.replies.acme", 0))
     _, letter = refusal(secured.admit(value, []))
     assert letter.letter.original == value and letter.letter.original_bytes == len(value)
+
+
+def test_a_proven_requests_answers_are_signed_and_its_worker_gets_the_reply_key(secured: Admission) -> None:
+    expected = reply_key(ACME_KEY, "r1")
+    forward = signed(secured, ACME_KEY)[0]
+    assert isinstance(forward, Forward) and dict(forward.headers)[REPLY_KEY] == expected.encode()
+    # A refusal of admission's own (a prompt over the limit) is signed with the same key.
+    (answer,) = [
+        e for e in signed(secured, ACME_KEY, rid="big", prompt="x" * 20_000) if isinstance(e, Answer)
+    ]
+    assert answer.reply_key == reply_key(ACME_KEY, "big")
+    # Mid-rotation, the key the client signed with is the one its answers are signed with.
+    assert dict(signed(secured, OLD_KEY, rid="r2")[0].headers)[REPLY_KEY] == reply_key(OLD_KEY, "r2").encode()  # type: ignore[union-attr]
+
+
+def test_a_reply_key_a_client_sends_is_dropped(tmp_path: Path) -> None:
+    admission = Admission(tmp_path)
+    forward = admission.admit(admission.request("r1", "acme"), [(REPLY_KEY, b"chosen-by-the-client")])[0]
+    assert isinstance(forward, Forward) and REPLY_KEY not in dict(forward.headers)
