@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.pool.policy import PoolConfig
 from kinfer.infra.stack.kafka import loopback_ports
+from kinfer.infra.stack.redis import local_url
 from kinfer.infra.stack.secure import Role, SecureFiles, kafka_user
 from kinfer.producers.config import ClientConfig
 from kinfer.producers.gateway.config import GatewayConfig
@@ -200,7 +201,7 @@ class KinferSettings(BaseSettings):
         if self.secured is None or self.external_redis:
             return self.redis
         password = self.secured.credentials().roles[role].get_secret_value()
-        return f"redis://{kafka_user(role)}:{password}@127.0.0.1:{self.redis_port}/0"
+        return local_url(self.redis_port, kafka_user(role), password, self.secured.ca_file)
 
     @property
     def topic_replication(self) -> int:
@@ -213,7 +214,7 @@ class KinferSettings(BaseSettings):
         """Where infra itself reaches Redis (the admin user of a secured local stack)."""
         if self.redis_url:
             return self.redis_url
-        return self.role_redis("admin") if self.secured else f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.role_redis("admin") if self.secured else local_url(self.redis_port)
 
     def composed(self, section: str) -> dict[str, object]:
         """The shared values of a section's connection fields (``COMPOSED``)."""

@@ -10,7 +10,7 @@ from kinfer.infra.acls import ensure_acls, ensure_scram_users, role_bindings, te
 from kinfer.infra.errors import ServiceUnreachable
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.kafka import BrokerSecurity, KafkaCluster
-from kinfer.infra.stack.redis import RedisConfig, RedisServer, ping, without_password
+from kinfer.infra.stack.redis import RedisConfig, RedisServer, RedisTls, ping, without_password
 from kinfer.infra.stack.secure import ROLES, kafka_user, tenant_user
 from kinfer.infra.topics import TopicLayout, ensure_topics
 from kinfer.schemas import TopicNames
@@ -41,13 +41,13 @@ def kafka_cluster(settings: KinferSettings) -> KafkaCluster:
 
 
 def redis_server(settings: KinferSettings) -> RedisServer:
-    users = None
-    if (files := settings.secured) is not None:
+    users, tls = None, None
+    if (files := settings.secured) is not None:  # ACL users, TLS only
         roles = files.credentials().roles
         users = {kafka_user(role): roles[role].get_secret_value() for role in ROLES}
-    return RedisServer(
-        RedisConfig(state_dir=settings.state_dir / "redis", port=settings.redis_port, users=users)
-    )
+        tls = RedisTls(files.cert_file, files.key_file, files.ca_file)
+    config = RedisConfig(settings.state_dir / "redis", settings.redis_port, users, tls)
+    return RedisServer(config)
 
 
 def topic_layout(settings: KinferSettings) -> TopicLayout:

@@ -17,6 +17,31 @@ from kinfer.infra.stack.process import ManagedProcess, log_tail, require_free_po
 log = structlog.get_logger(__name__)
 
 
+def local_url(
+    port: int, user: str | None = None, password: str | None = None, ca_file: Path | None = None
+) -> str:
+    """The URL of a Redis on loopback: ``rediss://`` with the CA to check it by when it speaks
+    TLS, with an ACL user when it has users."""
+    credentials = f"{user}:{password}@" if user and password else ""
+    if ca_file is None:
+        return f"redis://{credentials}127.0.0.1:{port}/0"
+    return f"rediss://{credentials}127.0.0.1:{port}/0?ssl_ca_certs={ca_file}"
+
+
+@dataclass(frozen=True)
+class RedisTls:
+    """TLS only (no plaintext port); clients are not asked for certificates (they log in as ACL users)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def args(self, port: int) -> list[str]:
+        files = ["--tls-cert-file", str(self.cert_file), "--tls-key-file", str(self.key_file)]
+        files += ["--tls-ca-cert-file", str(self.ca_file)]
+        return ["--port", "0", "--tls-port", str(port), *files, "--tls-auth-clients", "no"]
+
+
 @dataclass(frozen=True)
 class RedisConfig:
     state_dir: Path
@@ -24,17 +49,19 @@ class RedisConfig:
     users: dict[str, str] | None = None
     """ACL user -> password (a secured stack): the default user is off, ``kinfer-admin`` may do
     anything, the others anything but administration; None = no authentication."""
+    tls: RedisTls | None = None
 
     @property
     def url(self) -> str:
+        ca_file = self.tls.ca_file if self.tls else None
         if self.users:
-            return f"redis://kinfer-admin:{self.users['kinfer-admin']}@127.0.0.1:{self.port}/0"
-        return f"redis://127.0.0.1:{self.port}/0"
+            return local_url(self.port, "kinfer-admin", self.users["kinfer-admin"], ca_file)
+        return local_url(self.port, ca_file=ca_file)
 
     @property
     def public_url(self) -> str:
         """The address, without credentials (for logs and status)."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return without_password(self.url)
 
     def acl_lines(self) -> list[str]:
         lines = ["user default off"]
@@ -92,12 +119,14 @@ class RedisServer:
             acl_file.write_text("\n".join(self.config.acl_lines()) + "\n")
             acl_file.chmod(0o600)
             acl = ["--aclfile", str(acl_file)]
+        listen = (
+            self.config.tls.args(self.config.port) if self.config.tls else ["--port", str(self.config.port)]
+        )
         self.process.start(
             [
                 binary,
                 *acl,
-                "--port",
-                str(self.config.port),
+                *listen,
                 "--bind",
                 "127.0.0.1",
                 "--dir",

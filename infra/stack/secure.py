@@ -74,6 +74,15 @@ class SecureFiles:
         return self.root / "ca.crt"
 
     @property
+    def cert_file(self) -> Path:
+        """The certificate of 127.0.0.1 (the brokers', and Redis's)."""
+        return self.root / "broker.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.root / "broker.key"
+
+    @property
     def keystore(self) -> Path:
         return self.root / "broker.p12"
 

@@ -165,9 +165,12 @@ def test_secure_up_answers_the_cli_and_the_gateway_and_refuses_anonymous(secured
     with pytest.raises(KafkaException) as refused:
         AdminClient(client_config(secured.kafka(wrong), {"log_level": 0})).list_topics(timeout=10)
     assert refused.value.args[0].code() in (KafkaError._AUTHENTICATION, KafkaError._TRANSPORT)
-    # Redis: the default user is off.
+    # Redis speaks only TLS, and its default user is off.
+    port = int(secured.env["KINFER_REDIS_PORT"])
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=port, socket_timeout=5).ping()
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=int(secured.env["KINFER_REDIS_PORT"])).ping()
+        redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={secured.files.ca_file}").ping()
 
 
 def test_a_tenant_sees_only_its_topics_and_creates_none(secured: SecuredStack) -> None:

@@ -12,7 +12,7 @@ import pytest
 from kinfer.infra.acls import role_bindings, tenant_bindings
 from kinfer.infra.settings import KinferSettings, unknown_variables
 from kinfer.infra.stack.kafka import BrokerSecurity, KafkaNodeConfig, server_properties
-from kinfer.infra.stack.redis import RedisConfig, without_password
+from kinfer.infra.stack.redis import RedisConfig, RedisTls, without_password
 from kinfer.infra.stack.secure import SecureFiles
 from kinfer.schemas import TopicNames
 
@@ -85,11 +85,10 @@ def test_secured_material_is_private_and_each_stage_connects_as_its_own_user(tmp
     assert user(gateway) == "kinfer-gateway" and gateway.reply_topic == "kinfer.replies"
     assert set(gateway.signing_keys) == set(creds.tenants)
     worker_redis = settings.worker_config().redis_url or ""
-    assert (
-        worker_redis.startswith("redis://kinfer-worker:")
-        and creds.roles["worker"].get_secret_value() in worker_redis
-    )
-    assert without_password(worker_redis) == "redis://kinfer-worker:***@127.0.0.1:7000/0"
+    assert worker_redis.startswith("rediss://kinfer-worker:")  # ACL user, TLS checked by the stack's CA
+    assert creds.roles["worker"].get_secret_value() in worker_redis
+    ca = tmp_path / "secure" / "ca.crt"
+    assert without_password(worker_redis) == f"rediss://kinfer-worker:***@127.0.0.1:7000/0?ssl_ca_certs={ca}"
     # A second `up` keeps what the first made.
     assert SecureFiles(tmp_path / "secure").ensure() == creds
 
@@ -114,7 +113,11 @@ def test_redis_acl_users_turn_the_default_user_off() -> None:
         "user kinfer-admin on >a ~* &* +@all",
         "user kinfer-worker on >w ~* &* +@all -@admin",
     ]
-    assert "a@" in config.url and config.public_url == "redis://127.0.0.1:16379/0"
+    assert config.url == "redis://kinfer-admin:a@127.0.0.1:16379/0"
+    assert config.public_url == "redis://kinfer-admin:***@127.0.0.1:16379/0"
+    tls = RedisTls(Path("c.crt"), Path("c.key"), Path("ca.crt"))
+    assert "--tls-port" in tls.args(1) and tls.args(1)[:2] == ["--port", "0"]  # no plaintext port
+    assert RedisConfig(Path("."), users=None, tls=tls).url == "rediss://127.0.0.1:16379/0?ssl_ca_certs=ca.crt"
 
 
 @pytest.mark.parametrize("name", ["KINFER_KAFKA_SECURITY__PROTOCOL", "KINFER_KAFKA_SECURITY__PASSWORD"])
