@@ -216,6 +216,7 @@ class KafkaNode:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(server_properties(cfg, voters, cluster_size))
+        self.properties_file.chmod(0o600)  # a secured node's holds the admin and keystore passwords
         self._format(java, cluster_id)
         argv = [
             java,
