@@ -71,22 +71,6 @@ def verified_key(
     raise SignatureRefused("the signature does not match the request under the tenant's keys")
 
 
-def verify(
-    keys: Iterable[str],
-    signature: str | None,
-    request_id: str,
-    tenant: str,
-    deadline_ms: int | None,
-    value: bytes,
-) -> str | None:
-    """None when ``signature`` is a valid signature under one of ``keys``; else why not."""
-    try:
-        verified_key(keys, signature, request_id, tenant, deadline_ms, value)
-    except SignatureRefused as exc:
-        return str(exc)
-    return None
-
-
 def reply_key(tenant_key: str, request_id: str) -> str:
     """The key every answer to ``request_id`` is signed with (hex)."""
     message = f"kinfer-reply-{SCHEME}\n{request_id}".encode()
