@@ -101,7 +101,7 @@ def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str]
 
     def make(prefix: str) -> Pipeline:
         settings = services.settings(prefix, reply_partitions=4, dispatch_partitions=3, request_partitions=3)
-        ensure_topics(services.bootstrap, local.topic_layout(settings).specs())
+        ensure_topics(settings.kafka, local.topic_layout(settings).specs())
         pipeline = Pipeline(services, prefix, tmp_path / "logs")
         made.append(pipeline)
         return pipeline

@@ -12,7 +12,7 @@ from tests.conftest import Services
 
 def test_admission_sends_with_an_idempotent_producer(services: Services, prefix: str) -> None:
     settings = services.settings(prefix)
-    ensure_topics(services.bootstrap, local.topic_layout(settings).specs())
+    ensure_topics(settings.kafka, local.topic_layout(settings).specs())
     app = create_app(settings.admission_config())
     assert isinstance(app.producer, IdempotentProducer)
 
