@@ -2,7 +2,29 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ANSWERS = Counter("kinfer_worker_answers_total", "Terminal answers sent", ["status"])
+ANSWERS = Counter(
+    "kinfer_worker_answers_total",
+    "Terminal answers sent (error rate per region and model)",
+    ["status", "region", "model"],
+)
+REQUEST_SECONDS = Histogram(
+    "kinfer_worker_request_seconds",
+    "A request's creation to its answer, end to end as its worker sees it (the design's p99 target: 1 s)",
+    ["region"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+UTILISATION = Gauge(
+    "kinfer_worker_utilisation",
+    "Share of wall time the model computed (prefill and decode) over the last interval: the design's "
+    "accelerator utilisation, target 0.70-0.85",
+    ["device"],
+)
+WAITING = Gauge("kinfer_worker_waiting_requests", "Requests taken in and waiting to join the running batch")
+BATCH_MIN = Gauge(
+    "kinfer_worker_batch_min_requests",
+    "Smallest batch a worker starts (one request: it never holds a lone request back for company); "
+    "the design's target is a mean batch above twice this",
+)
 DUPLICATES = Counter(
     "kinfer_worker_duplicates_skipped_total", "Dispatched copies of requests already answered or in flight"
 )

@@ -19,12 +19,19 @@ class DeviceSampler:
         self._wall = time.monotonic()
         self._cpu = time.process_time()
         self._pending_tokens = 0
+        self._computing_s = 0.0
         self._cores = os.cpu_count() or 1
+        metrics.BATCH_MIN.set(1)
 
     def generated(self, tokens: int) -> None:
         self._pending_tokens += tokens
 
-    def maybe_sample(self) -> None:
+    def computed(self, seconds: float) -> None:
+        """Time the model spent on a tick (join's prefill and a decode step)."""
+        self._computing_s += seconds
+
+    def maybe_sample(self, waiting: int = 0) -> None:
+        metrics.WAITING.set(waiting)
         now = time.monotonic()
         elapsed = now - self._wall
         if elapsed < self.every_s:
@@ -33,7 +40,8 @@ class DeviceSampler:
         metrics.TOKENS_PER_SECOND.set(self._pending_tokens / elapsed)
         # Share of the machine's cores this process kept busy (all threads, torch's included).
         metrics.CPU_UTILISATION.set((cpu - self._cpu) / elapsed / self._cores)
-        self._wall, self._cpu, self._pending_tokens = now, cpu, 0
+        metrics.UTILISATION.labels(self.device).set(min(1.0, self._computing_s / elapsed))
+        self._wall, self._cpu, self._pending_tokens, self._computing_s = now, cpu, 0, 0.0
         if self.device.startswith("cuda"):
             self._sample_gpu()
 

@@ -39,7 +39,7 @@ from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
 from kinfer.consumers.telemetry import DeviceSampler
-from kinfer.schemas import ErrorCode, SamplingParams, TopicNames
+from kinfer.schemas import ErrorCode, InferenceRequest, SamplingParams, TopicNames
 from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
 
@@ -169,7 +169,9 @@ class InferenceWorker:
             self.offsets.consumed(*_partition_offset(record))
         for item in self.intake.take_in(records, now) if records else []:
             self._take(item, now)
+        ticked = time.monotonic()
         outcomes = self.scheduler.tick(now)
+        self.telemetry.computed(time.monotonic() - ticked)
         for outcome in outcomes:
             self._answer(outcome)
         if records or len(self.scheduler) or outcomes:
@@ -178,7 +180,7 @@ class InferenceWorker:
             self._commit(wait=True)  # nothing to overlap with: answer now
         elif self.outbox and not self.commits.pending and self._commit_due():
             self._commit(wait=False)  # decode on while the broker commits
-        self.telemetry.maybe_sample()
+        self.telemetry.maybe_sample(waiting=self.scheduler.waiting_count)
         return self.membership.tick(
             "active", self.clock_ms(), last_busy_ms=self._last_busy_ms, queue_ms=self._queue_delay_ms()
         )
@@ -200,7 +202,7 @@ class InferenceWorker:
         elif isinstance(item, Refusal):
             self.outbox.refusal(item.decision, item.source, item.value, now, item.reply_key)
             reply = item.decision.reply
-            metrics.ANSWERS.labels(reply.code.value).inc()
+            self._count(reply.code.value, item.decision.request)
             log.info(
                 "worker.refused", request_id=reply.request_id, code=reply.code.value, reason=reply.message
             )
@@ -238,14 +240,23 @@ class InferenceWorker:
                 batch_size=outcome.batch_size,
             )
             self.outbox.result(job, result, event)
-            metrics.ANSWERS.labels("ok").inc()
+            self._count("ok", job.request, now)
             metrics.GENERATED_TOKENS.inc(out.completion_tokens)
             self.telemetry.generated(out.completion_tokens)
             return
         code = ErrorCode.DEADLINE_EXCEEDED if isinstance(outcome, Expired) else ErrorCode.INTERNAL
         assert isinstance(outcome, Expired | Failed)
         self.outbox.error(job, code, outcome.message, now)
-        metrics.ANSWERS.labels(code.value).inc()
+        self._count(code.value, job.request, now)
+
+    def _count(self, status: str, request: InferenceRequest | None, now_ms: int | None = None) -> None:
+        """An answer in the signals the tuner reads: error rate per region and model, and (for
+        requests taken in) end-to-end latency per region."""
+        metrics.ANSWERS.labels(status, self.config.region, self.runner.name).inc()
+        if request is not None and now_ms is not None and request.created_ms:
+            metrics.REQUEST_SECONDS.labels(self.config.region).observe(
+                max(0, now_ms - request.created_ms) / 1000
+            )
 
     def _queue_delay_ms(self) -> int:
         """Longest wait for a batch slot since the last heartbeat, or of a request still waiting."""

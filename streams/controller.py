@@ -333,12 +333,12 @@ class AdmissionController:
         if not cacheable(request):
             return None
         if raw is None:
-            metrics.CACHE.labels("miss").inc()
+            metrics.CACHE.labels("miss", request.tenant).inc()
             return None
         cached = decode_reply(raw)
         if not isinstance(cached, InferenceResult):
             return None
-        metrics.CACHE.labels("hit").inc()
+        metrics.CACHE.labels("hit", request.tenant).inc()
         return msgspec.structs.replace(
             cached,
             request_id=request.request_id,

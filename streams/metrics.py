@@ -10,7 +10,9 @@ FAILED_OVER = Counter(
     "Requests sent to another region because a breaker was open",
     ["from_region", "to_region"],
 )
-CACHE = Counter("kinfer_admission_cache_total", "Response-cache lookups", ["result"])
+CACHE = Counter(
+    "kinfer_admission_cache_total", "Response-cache lookups (hit rate per tenant)", ["result", "tenant"]
+)
 BREAKER_STATE = Gauge(
     "kinfer_admission_breaker_state", "1 for the current state of each breaker", ["region", "model", "state"]
 )

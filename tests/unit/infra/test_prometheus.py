@@ -62,3 +62,35 @@ def test_rules_and_dashboard_name_only_real_metrics() -> None:
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     unknown = (used_metrics((PROMETHEUS / "rules.yml").read_text()) | used_metrics(exprs)) - known
     assert not unknown, f"not defined by any kinfer process: {sorted(unknown)}"
+
+
+TARGETS = {
+    "kinfer:worker_utilisation:avg5m": {0.6, 0.7, 0.85},
+    "kinfer:worker_batch_size_over_min:ratio5m": {2},
+    "kinfer:cache_hit_ratio:rate5m": {0.85},
+    "kinfer:request_seconds:p99_5m": {1},
+    "kinfer:worker_error_ratio:rate5m": {0.02},
+}
+"""Each signal of the design's targets and tuning rules, and the thresholds its band shows."""
+
+
+def test_every_target_is_a_recorded_signal_shown_as_a_band_at_its_threshold() -> None:
+    recorded = set(re.findall(r"record: (kinfer:\S+)", (PROMETHEUS / "rules.yml").read_text()))
+    dashboard = json.loads(DASHBOARD.read_text())
+    for signal, thresholds in TARGETS.items():
+        assert signal in recorded, signal
+        (panel,) = [p for p in dashboard["panels"] if any(t["expr"] == signal for t in p["targets"])]
+        defaults = panel["fieldConfig"]["defaults"]
+        assert defaults["custom"]["thresholdsStyle"]["mode"] == "area", panel["title"]
+        steps = {s["value"] for s in defaults["thresholds"]["steps"] if s["value"] is not None}
+        assert steps == thresholds, panel["title"]
+
+
+def test_the_three_tuning_rules_alert_at_the_designs_thresholds() -> None:
+    rules = (PROMETHEUS / "rules.yml").read_text()
+    assert "kinfer:worker_utilisation:avg5m < 0.60" in rules and "kinfer_worker_waiting_requests" in rules
+    assert "kinfer:request_seconds:p99_5m > 1\n" in rules
+    assert "kinfer:worker_error_ratio:rate5m > 0.02\n" in rules
+    tested = (PROMETHEUS / "rules_test.yml").read_text()
+    for alert in ("KinferUtilisationLow", "KinferLatencyHigh", "KinferErrorRateHigh"):
+        assert f"alertname: {alert}" in tested, alert
