@@ -4,6 +4,7 @@ busy it is) and the pool controller's commands (promote, release)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 from kinfer.consumers.pool.registry import PoolRegistry
@@ -11,6 +12,16 @@ from kinfer.consumers.redis_gate import RedisGate
 from kinfer.schemas.serving import WorkerHeartbeat
 
 State = Literal["standby", "active"]
+
+
+@dataclass(frozen=True)
+class Load:
+    """How busy an active worker is, and its batch wait: what the tuner reads."""
+
+    utilisation: float = 0.0
+    waiting_peak: int = 0
+    max_wait_ms: int = 0
+    configured_max_wait_ms: int = 0
 
 
 class PoolMembership:
@@ -23,7 +34,14 @@ class PoolMembership:
         self._last_state = ""
 
     def tick(
-        self, state: State, now_ms: int, *, last_busy_ms: int = 0, queue_ms: int = 0, wait_s: float = 0.0
+        self,
+        state: State,
+        now_ms: int,
+        *,
+        last_busy_ms: int = 0,
+        queue_ms: int = 0,
+        wait_s: float = 0.0,
+        load: Load | None = None,
     ) -> str | None:
         """Heartbeat (at most once a second unless waiting or the state just changed: a
         promotion is visible at once) and take the next command, waiting up to ``wait_s``."""
@@ -34,8 +52,17 @@ class PoolMembership:
         if wait_s == 0.0 and now - self._last_beat < 1.0 and state == self._last_state:
             return None
         self._last_beat, self._last_state = now, state
+        load = load or Load()
         beat = WorkerHeartbeat(
-            state=state, last_seen_ms=now_ms, last_busy_ms=last_busy_ms, queue_ms=queue_ms, model=self.model
+            state=state,
+            last_seen_ms=now_ms,
+            last_busy_ms=last_busy_ms,
+            queue_ms=queue_ms,
+            model=self.model,
+            utilisation=load.utilisation,
+            waiting_peak=load.waiting_peak,
+            max_wait_ms=load.max_wait_ms,
+            configured_max_wait_ms=load.configured_max_wait_ms,
         )
 
         def tick() -> str | None:

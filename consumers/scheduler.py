@@ -136,6 +136,16 @@ class BatchScheduler:
             self._started_ms.pop(job.request.request_id, None)
         return dropped
 
+    @property
+    def max_wait_ms(self) -> int:
+        """How long an idle engine holds requests back to fill its first batch; the tuner may
+        change it at run time."""
+        return self.waiting.max_wait_ms
+
+    @max_wait_ms.setter
+    def max_wait_ms(self, value: int) -> None:
+        self.waiting.max_wait_ms = max(0, value)
+
     def wait_ms(self, now_ms: int) -> float:
         """How long the loop may block waiting for more requests before the batch must start."""
         return self.waiting.wait_ms(now_ms)

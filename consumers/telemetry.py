@@ -20,6 +20,11 @@ class DeviceSampler:
         self._cpu = time.process_time()
         self._pending_tokens = 0
         self._computing_s = 0.0
+        self._waiting_peak = 0
+        self.utilisation = 0.0
+        """Model compute share of the last complete interval."""
+        self.waiting_peak = 0
+        """Most requests waiting for a batch at once in the last complete interval."""
         self._cores = os.cpu_count() or 1
         metrics.BATCH_MIN.set(1)
 
@@ -32,6 +37,7 @@ class DeviceSampler:
 
     def maybe_sample(self, waiting: int = 0) -> None:
         metrics.WAITING.set(waiting)
+        self._waiting_peak = max(self._waiting_peak, waiting)
         now = time.monotonic()
         elapsed = now - self._wall
         if elapsed < self.every_s:
@@ -40,7 +46,9 @@ class DeviceSampler:
         metrics.TOKENS_PER_SECOND.set(self._pending_tokens / elapsed)
         # Share of the machine's cores this process kept busy (all threads, torch's included).
         metrics.CPU_UTILISATION.set((cpu - self._cpu) / elapsed / self._cores)
-        metrics.UTILISATION.labels(self.device).set(min(1.0, self._computing_s / elapsed))
+        self.utilisation = min(1.0, self._computing_s / elapsed)
+        self.waiting_peak, self._waiting_peak = self._waiting_peak, 0
+        metrics.UTILISATION.labels(self.device).set(self.utilisation)
         self._wall, self._cpu, self._pending_tokens, self._computing_s = now, cpu, 0, 0.0
         if self.device.startswith("cuda"):
             self._sample_gpu()

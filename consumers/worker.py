@@ -31,9 +31,10 @@ from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import GenerationInput, ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
-from kinfer.consumers.membership import PoolMembership
+from kinfer.consumers.membership import Load, PoolMembership
 from kinfer.consumers.outbox import Job, Outbox, result_of
 from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.consumers.pool.tuning import parse_tuning
 from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
@@ -181,9 +182,24 @@ class InferenceWorker:
         elif self.outbox and not self.commits.pending and self._commit_due():
             self._commit(wait=False)  # decode on while the broker commits
         self.telemetry.maybe_sample(waiting=self.scheduler.waiting_count)
-        return self.membership.tick(
-            "active", self.clock_ms(), last_busy_ms=self._last_busy_ms, queue_ms=self._queue_delay_ms()
+        load = Load(
+            utilisation=self.telemetry.utilisation,
+            waiting_peak=self.telemetry.waiting_peak,
+            max_wait_ms=self.scheduler.max_wait_ms,
+            configured_max_wait_ms=self.config.max_wait_ms,
         )
+        command = self.membership.tick(
+            "active",
+            self.clock_ms(),
+            last_busy_ms=self._last_busy_ms,
+            queue_ms=self._queue_delay_ms(),
+            load=load,
+        )
+        if command is not None and (tuning := parse_tuning(command)) is not None:
+            log.info("worker.tuned", max_wait_ms=tuning, was=self.scheduler.max_wait_ms)
+            self.scheduler.max_wait_ms = tuning  # at run time: the next idle batch waits this long
+            return None
+        return command
 
     def _poll(self) -> list[Message]:
         """Never wait while sequences are decoding; when idle, wait for work (or the batch wait)."""

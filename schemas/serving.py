@@ -32,6 +32,14 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Longest a request waited for a batch slot on it recently (active workers)."""
     model: str = ""
     """The served model name; empty from workers older than this field."""
+    utilisation: float = 0.0
+    """Share of wall time its model computed over the last telemetry interval (the tuner's signal)."""
+    waiting_peak: int = 0
+    """Most requests waiting to join its batch at once over that interval."""
+    max_wait_ms: int = 0
+    """Its batch wait now (the tuner may have shortened it)."""
+    configured_max_wait_ms: int = 0
+    """Its batch wait as started (what the tuner restores)."""
 
     def live(self, now_ms: int) -> bool:
         return now_ms - self.last_seen_ms <= LIVE_FOR_MS

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from kinfer.consumers import metrics
 from kinfer.consumers.pool.policy import Action, PoolConfig, decide
 from kinfer.consumers.pool.registry import PoolRegistry
+from kinfer.consumers.pool.tuning import Seen, tune, tuning_command
 from kinfer.schemas import TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection, client_config
 
@@ -27,6 +28,7 @@ class PoolController:
         # Same group id, never subscribed: reads the group's committed offsets without joining it.
         self._offsets = Consumer(client_config(kafka, {"group.id": group, "enable.auto.commit": False}))
         self._last_promotion_ms = 0
+        self._seen: dict[str, Seen] = {}
 
     def lag(self) -> int:
         """Records on the dispatch topic the group has not committed past."""
@@ -43,7 +45,8 @@ class PoolController:
     def tick(self, now_ms: int | None = None) -> list[Action]:
         now = int(time.time() * 1000) if now_ms is None else now_ms
         lag = self.lag()
-        members = self.registry.members()
+        beats = self.registry.heartbeats()
+        members = self.registry.members(beats)
         metrics.POOL_LAG.set(lag)
         for state in ("active", "standby"):
             alive = [
@@ -57,6 +60,15 @@ class PoolController:
             if action.kind == "promote":
                 self._last_promotion_ms = now
             log.info(f"pool.{action.kind}", worker=action.worker_id, reason=action.reason, lag=lag)
+        for tuning in tune(beats, self._seen, now, self.cfg):
+            self.registry.send(tuning.worker_id, tuning_command(tuning.max_wait_ms))
+            metrics.POOL_ACTIONS.labels(tuning.kind).inc()
+            log.info(
+                f"pool.{tuning.kind}",
+                worker=tuning.worker_id,
+                max_wait_ms=tuning.max_wait_ms,
+                reason=tuning.reason,
+            )
         return actions
 
     def run(self, stop: threading.Event) -> None:

@@ -41,6 +41,15 @@ class PoolConfig(BaseModel):
     """Members silent for longer are ignored."""
     interval_ms: int = Field(default=1000, ge=10)
     """How often the controller looks at lag and members."""
+    tune_low_utilisation: float = Field(default=0.60, gt=0, lt=1)
+    """A worker computing less than this share of the time while requests wait for a batch gets
+    its batch wait halved (the design's tuning rule: utilisation under 60 %)."""
+    tune_high_utilisation: float = Field(default=0.85, gt=0, le=1)
+    """A worker computing more than this gets a shortened batch wait doubled back, up to its own."""
+    tune_sustain_ms: int = Field(default=30_000, ge=0)
+    """How long low utilisation with waiting requests must last before the wait is shortened."""
+    tune_cooldown_ms: int = Field(default=30_000, ge=0)
+    """Least time between two changes of one worker's batch wait."""
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,14 @@ class PoolRegistry:
     def leave(self, worker_id: str) -> None:
         self.client.hdel(self.members_key, worker_id)
 
-    def members(self) -> list[Member]:
-        raw = self.client.hgetall(self.members_key)
+    def heartbeats(self) -> dict[str, WorkerHeartbeat]:
+        return decode_heartbeats(self.client.hgetall(self.members_key))
+
+    def members(self, beats: dict[str, WorkerHeartbeat] | None = None) -> list[Member]:
+        beats = self.heartbeats() if beats is None else beats
         return [
             Member(worker_id, beat.state, beat.last_seen_ms, beat.last_busy_ms, beat.queue_ms)
-            for worker_id, beat in decode_heartbeats(raw).items()
+            for worker_id, beat in beats.items()
         ]
 
     def send(self, worker_id: str, command: str) -> None:

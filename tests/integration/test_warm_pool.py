@@ -51,3 +51,40 @@ def test_standby_is_promoted_on_demand_and_released_when_idle(
     assert "worker.released" in pipeline.stages[1].tail(200)
     assert metric(metrics_port, "kinfer_pool_actions_total", kind="promote") >= 1
     assert metric(metrics_port, "kinfer_pool_actions_total", kind="release") >= 1
+
+
+def test_the_tuner_shortens_the_batch_wait_of_an_underused_worker_with_requests_waiting(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """The design's rule, forced: a worker that holds each lone request back 400 ms computes
+    a small share of the time while requests wait; the tuner halves its wait at run time."""
+    pipeline = make_pipeline(prefix)
+    registry = PoolRegistry(pipeline.services.redis_url, prefix, "us-west")
+    pipeline.start("admission", "admission")
+    fast_telemetry = {"KINFER_WORKER__TELEMETRY_INTERVAL_S": "0.5"}
+    pipeline.start("worker", "worker", "--max-wait-ms", "400", "--worker-id", "slow-1", env=fast_telemetry)
+    pipeline.wait_serving()
+    metrics_port = free_port()
+    tuner = {"KINFER_POOL__TUNE_SUSTAIN_MS": "1000", "KINFER_POOL__TUNE_COOLDOWN_MS": "1000"}
+    pipeline.start("pool", "pool", "--interval-ms", "250", "--metrics-port", str(metrics_port), env=tuner)
+
+    def wait_of_worker() -> int:
+        return registry.heartbeats()["slow-1"].max_wait_ms
+
+    async def trickle(seconds: float) -> None:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            ends = time.monotonic() + seconds
+            sent = 0
+            while time.monotonic() < ends and wait_of_worker() >= 100:
+                # Two at a time, each prompt new (a repeated one would be answered from the cache).
+                await asyncio.gather(*(client.generate(f"one {sent + i}") for i in range(2)))
+                sent += 2
+
+    assert wait_of_worker() == 400
+    asyncio.run(trickle(60))
+    wait_for(lambda: wait_of_worker() < 100, 10, "the tuner to shorten the worker's batch wait")
+    assert metric(metrics_port, "kinfer_pool_actions_total", kind="shorten_wait") >= 2
+    pool_log = pipeline.stages[-1].tail(400)
+    assert "pool.shorten_wait" in pool_log and "waiting for" in pool_log  # the reason is logged
+    assert "worker.tuned" in pipeline.stages[1].tail(400)  # taken at run time, no restart
+    assert registry.heartbeats()["slow-1"].configured_max_wait_ms == 400  # what a restore goes back to
