@@ -22,6 +22,7 @@ class Load:
     waiting_peak: int = 0
     max_wait_ms: int = 0
     configured_max_wait_ms: int = 0
+    p99_ms: int = 0
 
 
 class PoolMembership:
@@ -63,6 +64,7 @@ class PoolMembership:
             waiting_peak=load.waiting_peak,
             max_wait_ms=load.max_wait_ms,
             configured_max_wait_ms=load.configured_max_wait_ms,
+            p99_ms=load.p99_ms,
         )
 
         def tick() -> str | None:

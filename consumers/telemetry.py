@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -10,6 +11,17 @@ import structlog
 from kinfer.consumers import metrics
 
 log = structlog.get_logger(__name__)
+
+MAX_LATENCIES = 10_000
+"""Answers kept per interval for its p99 (more in one interval are not needed for it)."""
+
+
+def p99(values: list[float]) -> int:
+    """The 99th percentile (nearest rank), 0 for none."""
+    if not values:
+        return 0
+    ranked = sorted(values)
+    return int(ranked[min(len(ranked) - 1, math.ceil(0.99 * len(ranked)) - 1)])
 
 
 class DeviceSampler:
@@ -25,11 +37,19 @@ class DeviceSampler:
         """Model compute share of the last complete interval."""
         self.waiting_peak = 0
         """Most requests waiting for a batch at once in the last complete interval."""
+        self._latencies_ms: list[float] = []
+        self.p99_ms = 0
+        """p99 end-to-end latency of the answers of the last complete interval (0: none)."""
         self._cores = os.cpu_count() or 1
         metrics.BATCH_MIN.set(1)
 
     def generated(self, tokens: int) -> None:
         self._pending_tokens += tokens
+
+    def answered(self, latency_ms: float) -> None:
+        """A request answered this long after it was created."""
+        if len(self._latencies_ms) < MAX_LATENCIES:
+            self._latencies_ms.append(latency_ms)
 
     def computed(self, seconds: float) -> None:
         """Time the model spent on a tick (join's prefill and a decode step)."""
@@ -48,6 +68,7 @@ class DeviceSampler:
         metrics.CPU_UTILISATION.set((cpu - self._cpu) / elapsed / self._cores)
         self.utilisation = min(1.0, self._computing_s / elapsed)
         self.waiting_peak, self._waiting_peak = self._waiting_peak, 0
+        self.p99_ms, self._latencies_ms = p99(self._latencies_ms), []
         metrics.UTILISATION.labels(self.device).set(self.utilisation)
         self._wall, self._cpu, self._pending_tokens, self._computing_s = now, cpu, 0, 0.0
         if self.device.startswith("cuda"):

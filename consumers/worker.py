@@ -187,6 +187,7 @@ class InferenceWorker:
             waiting_peak=self.telemetry.waiting_peak,
             max_wait_ms=self.scheduler.max_wait_ms,
             configured_max_wait_ms=self.config.max_wait_ms,
+            p99_ms=self.telemetry.p99_ms,
         )
         command = self.membership.tick(
             "active",
@@ -270,9 +271,9 @@ class InferenceWorker:
         requests taken in) end-to-end latency per region."""
         metrics.ANSWERS.labels(status, self.config.region, self.runner.name).inc()
         if request is not None and now_ms is not None and request.created_ms:
-            metrics.REQUEST_SECONDS.labels(self.config.region).observe(
-                max(0, now_ms - request.created_ms) / 1000
-            )
+            latency_ms = max(0, now_ms - request.created_ms)
+            metrics.REQUEST_SECONDS.labels(self.config.region).observe(latency_ms / 1000)
+            self.telemetry.answered(latency_ms)
 
     def _queue_delay_ms(self) -> int:
         """Longest wait for a batch slot since the last heartbeat, or of a request still waiting."""

@@ -40,6 +40,8 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Its batch wait now (the tuner may have shortened it)."""
     configured_max_wait_ms: int = 0
     """Its batch wait as started (what the tuner restores)."""
+    p99_ms: int = 0
+    """p99 end-to-end latency of what it answered over the last telemetry interval."""
 
     def live(self, now_ms: int) -> bool:
         return now_ms - self.last_seen_ms <= LIVE_FOR_MS

@@ -20,6 +20,8 @@ class Member:
     """When it last had work (active members)."""
     queue_ms: int = 0
     """Longest a request waited for a batch slot on this worker recently (active members)."""
+    p99_ms: int = 0
+    """p99 end-to-end latency of its recent answers (active members)."""
 
 
 class PoolConfig(BaseModel):
@@ -31,6 +33,9 @@ class PoolConfig(BaseModel):
     """Unprocessed dispatch records (summed over partitions) that call for more workers."""
     queue_delay_ms: int = Field(default=2_000, ge=1)
     """A worker whose requests wait this long for a batch slot calls for more workers."""
+    p99_promote_ms: int = Field(default=1_000, ge=1)
+    """A worker whose answers' p99 end-to-end latency reaches this calls for more warm workers
+    (the design's tuning rule: p99 above 1 s)."""
     idle_release_ms: int = Field(default=5 * 60_000, ge=1)
     """An active worker with no work for this long is released back to standby."""
     min_active: int = Field(default=1, ge=0)
@@ -66,13 +71,21 @@ def decide(
     active = [m for m in alive if m.state == "active"]
     standby = sorted((m for m in alive if m.state == "standby"), key=lambda m: m.worker_id)
     delay = max((m.queue_ms for m in active), default=0)
+    slowest = max((m.p99_ms for m in active), default=0)
     # No active worker at all: any waiting record calls for one (scale from zero).
-    needs_capacity = lag >= cfg.lag_threshold or delay >= cfg.queue_delay_ms or (not active and lag > 0)
+    needs_capacity = (
+        lag >= cfg.lag_threshold
+        or delay >= cfg.queue_delay_ms
+        or slowest >= cfg.p99_promote_ms
+        or (not active and lag > 0)
+    )
     if needs_capacity and standby and now_ms - last_promotion_ms >= cfg.promote_cooldown_ms:
         if not active:
             why = "no active worker"
         elif lag >= cfg.lag_threshold:
             why = f"lag {lag} >= {cfg.lag_threshold}"
+        elif slowest >= cfg.p99_promote_ms:
+            why = f"p99 latency {slowest} ms >= {cfg.p99_promote_ms} ms"
         else:
             why = f"queue delay {delay} ms >= {cfg.queue_delay_ms} ms"
         return [Action("promote", standby[0].worker_id, why)]

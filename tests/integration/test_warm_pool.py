@@ -88,3 +88,38 @@ def test_the_tuner_shortens_the_batch_wait_of_an_underused_worker_with_requests_
     assert "pool.shorten_wait" in pool_log and "waiting for" in pool_log  # the reason is logged
     assert "worker.tuned" in pipeline.stages[1].tail(400)  # taken at run time, no restart
     assert registry.heartbeats()["slow-1"].configured_max_wait_ms == 400  # what a restore goes back to
+
+
+def test_a_p99_latency_over_a_second_promotes_a_standby(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """The design's second rule, forced: a worker that holds each lone request back 1.5 s
+    answers with a p99 over 1 s, and the pool promotes the warm standby."""
+    pipeline = make_pipeline(prefix)
+    registry = PoolRegistry(pipeline.services.redis_url, prefix, "us-west")
+    fast_telemetry = {"KINFER_WORKER__TELEMETRY_INTERVAL_S": "0.5"}
+    pipeline.start("admission", "admission")
+    pipeline.start("standby", "worker", "--standby", "--worker-id", "warm-1", env=fast_telemetry)
+    pipeline.start("slow", "worker", "--max-wait-ms", "1500", "--worker-id", "slow-1", env=fast_telemetry)
+    pipeline.wait_serving()
+    metrics_port = free_port()
+    no_wait_tuning = {"KINFER_POOL__TUNE_SUSTAIN_MS": "600000"}  # this test is about the p99 rule
+    pipeline.start(
+        "pool", "pool", "--interval-ms", "250", "--metrics-port", str(metrics_port), env=no_wait_tuning
+    )
+
+    def state_of(worker_id: str) -> str:
+        return registry.heartbeats()[worker_id].state
+
+    async def trickle() -> None:
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
+            sent, ends = 0, time.monotonic() + 60
+            while time.monotonic() < ends and state_of("warm-1") == "standby":
+                await client.generate(f"slow {sent}")
+                sent += 1
+
+    assert state_of("warm-1") == "standby"
+    asyncio.run(trickle())
+    wait_for(lambda: state_of("warm-1") == "active", 10, "the pool to promote the standby")
+    assert "p99 latency" in pipeline.stages[-1].tail(400)  # the reason it was promoted
+    assert metric(metrics_port, "kinfer_pool_actions_total", kind="promote") >= 1

@@ -41,3 +41,16 @@ def test_queue_delay_promotes_even_without_lag() -> None:
     assert "queue delay 2500 ms" in actions[0].reason
     quick = Member("a", "active", NOW, NOW, queue_ms=100)
     assert decide([quick, m("s1", "standby")], 0, NOW, 0, CFG) == []
+
+
+def test_p99_latency_over_a_second_promotes_a_warm_worker_and_holds_back_releases() -> None:
+    slow = Member("a", "active", NOW, NOW - 400_000, p99_ms=1_300)
+    (action,) = decide([slow, m("s1", "standby")], 0, NOW, 0, CFG)
+    assert (action.kind, action.worker_id, action.reason) == (
+        "promote",
+        "s1",
+        "p99 latency 1300 ms >= 1000 ms",
+    )
+    assert decide([slow, m("b", "active", busy_ago_ms=400_000)], 0, NOW, 0, CFG) == []  # no release either
+    fast = Member("a", "active", NOW, NOW, p99_ms=900)
+    assert decide([fast, m("s1", "standby")], 0, NOW, 0, CFG) == []

@@ -1,5 +1,5 @@
 from kinfer.consumers import metrics
-from kinfer.consumers.telemetry import DeviceSampler
+from kinfer.consumers.telemetry import DeviceSampler, p99
 
 
 def test_sampler_reports_tokens_per_second_and_cpu_share() -> None:
@@ -11,3 +11,9 @@ def test_sampler_reports_tokens_per_second_and_cpu_share() -> None:
         sampler.maybe_sample()
     assert metrics.TOKENS_PER_SECOND._value.get() > 0
     assert 0 < metrics.CPU_UTILISATION._value.get() <= 1.0
+
+
+def test_p99_is_the_nearest_rank_of_the_intervals_answers() -> None:
+    assert p99([]) == 0
+    assert p99([float(v) for v in range(1, 101)]) == 99
+    assert p99([5.0]) == 5
