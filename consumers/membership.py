@@ -11,7 +11,7 @@ from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.redis_gate import RedisGate
 from kinfer.schemas.serving import WorkerHeartbeat
 
-State = Literal["standby", "active"]
+State = Literal["standby", "active", "drained"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Load:
     max_wait_ms: int = 0
     configured_max_wait_ms: int = 0
     p99_ms: int = 0
+    answers: int = 0
+    error_ratio: float = 0.0
 
 
 class PoolMembership:
@@ -43,6 +45,7 @@ class PoolMembership:
         queue_ms: int = 0,
         wait_s: float = 0.0,
         load: Load | None = None,
+        drained_reason: str = "",
     ) -> str | None:
         """Heartbeat (at most once a second unless waiting or the state just changed: a
         promotion is visible at once) and take the next command, waiting up to ``wait_s``."""
@@ -65,6 +68,9 @@ class PoolMembership:
             max_wait_ms=load.max_wait_ms,
             configured_max_wait_ms=load.configured_max_wait_ms,
             p99_ms=load.p99_ms,
+            answers=load.answers,
+            error_ratio=load.error_ratio,
+            drained_reason=drained_reason,
         )
 
         def tick() -> str | None:

@@ -12,6 +12,9 @@ from kinfer.consumers import metrics
 
 log = structlog.get_logger(__name__)
 
+SERVER_ERRORS = frozenset({"internal", "unavailable"})
+"""Answer statuses that count against a worker's health (the recording rule's too)."""
+
 MAX_LATENCIES = 10_000
 """Answers kept per interval for its p99 (more in one interval are not needed for it)."""
 
@@ -38,6 +41,11 @@ class DeviceSampler:
         self.waiting_peak = 0
         """Most requests waiting for a batch at once in the last complete interval."""
         self._latencies_ms: list[float] = []
+        self._answers = self._errors = 0
+        self.answers = 0
+        """Answers sent in the last complete interval."""
+        self.error_ratio = 0.0
+        """Share of them that were server errors."""
         self.p99_ms = 0
         """p99 end-to-end latency of the answers of the last complete interval (0: none)."""
         self._cores = os.cpu_count() or 1
@@ -46,9 +54,11 @@ class DeviceSampler:
     def generated(self, tokens: int) -> None:
         self._pending_tokens += tokens
 
-    def answered(self, latency_ms: float) -> None:
-        """A request answered this long after it was created."""
-        if len(self._latencies_ms) < MAX_LATENCIES:
+    def answered(self, latency_ms: float | None, *, server_error: bool) -> None:
+        """A request answered (this long after it was created, when known)."""
+        self._answers += 1
+        self._errors += server_error
+        if latency_ms is not None and len(self._latencies_ms) < MAX_LATENCIES:
             self._latencies_ms.append(latency_ms)
 
     def computed(self, seconds: float) -> None:
@@ -69,6 +79,8 @@ class DeviceSampler:
         self.utilisation = min(1.0, self._computing_s / elapsed)
         self.waiting_peak, self._waiting_peak = self._waiting_peak, 0
         self.p99_ms, self._latencies_ms = p99(self._latencies_ms), []
+        self.answers, self.error_ratio = self._answers, self._errors / max(1, self._answers)
+        self._answers = self._errors = 0
         metrics.UTILISATION.labels(self.device).set(self.utilisation)
         self._wall, self._cpu, self._pending_tokens, self._computing_s = now, cpu, 0, 0.0
         if self.device.startswith("cuda"):

@@ -31,20 +31,23 @@ from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import GenerationInput, ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
-from kinfer.consumers.membership import Load, PoolMembership
+from kinfer.consumers.membership import Load, PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
 from kinfer.consumers.pool.registry import PoolRegistry
-from kinfer.consumers.pool.tuning import parse_tuning
+from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
 from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
-from kinfer.consumers.telemetry import DeviceSampler
+from kinfer.consumers.telemetry import SERVER_ERRORS, DeviceSampler
 from kinfer.schemas import ErrorCode, InferenceRequest, SamplingParams, TopicNames
 from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
 
 log = structlog.get_logger(__name__)
+
+LEAVING = ("release", DRAIN)
+"""Pool commands that take a worker out of its group."""
 
 COMMIT_INTERVAL_S = 0.02
 """While the batch runs, answers are committed at most this often (one transaction each, on
@@ -114,17 +117,26 @@ class InferenceWorker:
         weights = getattr(self.runner, "parameter_bytes", lambda: 0)()
         metrics.PARAMETER_BYTES.set(weights)
         log.info("worker.ready", model=self.runner.name, parameter_bytes=weights, standby=standby)
-        waiting_for_promotion = standby
+        mode: State = "standby" if standby else "active"
+        drained_reason = ""
         try:
             if standby:
                 self._warm_up()
             while not self._stop.is_set():
-                if (
-                    waiting_for_promotion
-                    and self.membership.tick("standby", self.clock_ms(), wait_s=1.0) != "promote"
-                ):
-                    continue
-                waiting_for_promotion = self._serve()
+                if mode == "standby":
+                    if self.membership.tick("standby", self.clock_ms(), wait_s=1.0) == "promote":
+                        mode = "active"
+                elif mode == "drained":  # stays out, saying why, until restarted
+                    self.membership.tick(
+                        "drained", self.clock_ms(), wait_s=1.0, drained_reason=drained_reason
+                    )
+                else:
+                    ended = self._serve()
+                    if ended == "release":
+                        mode = "standby"
+                    elif ended == "drain":
+                        drained_reason = self._health_check()
+                        mode = "drained" if drained_reason else "active"
         finally:
             self.commits.close()
             self.membership.leave()
@@ -135,25 +147,44 @@ class InferenceWorker:
                     log.warning("worker.flush_failed", error=str(exc.args[0]))
             log.info("worker.stopped", worker=self.config.worker_id)
 
-    def _serve(self) -> bool:
-        """Consume and answer until stopped or released; True when released (back to standby)."""
+    def _serve(self) -> str | None:
+        """Consume and answer until stopped, released or drained: the pool's command that
+        ended it ("release": back to standby; "drain": out of the group for a health check)."""
         source = self.topics.dispatch(self.config.region)
         consumer = self.clients.consumer
         consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
-        released = False
+        ended: str | None = None
         try:
-            while not self._stop.is_set() and not released:
-                released = self._turn() == "release"
+            while not self._stop.is_set() and ended not in LEAVING:
+                ended = self._turn()
             self._drain()
         finally:
             consumer.close()
-        if released:
-            log.info("worker.released", worker=self.config.worker_id)
+        if ended in LEAVING:
+            log.info(
+                f"worker.{'released' if ended == 'release' else 'drained'}", worker=self.config.worker_id
+            )
             self.clients.drop_consumer()
-        return released
+            return ended
+        return None
+
+    def _health_check(self) -> str:
+        """Out of the group for its error rate: a self-test request. Empty when it passed (the
+        worker rejoins); else why it failed (the worker stays out and says so)."""
+        try:
+            out = self.runner.generate([GenerationInput("kinfer self-test", SamplingParams(max_tokens=4))])
+        except Exception as exc:  # noqa: BLE001 - any failure of the model is the finding
+            why = f"self-test failed: {type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            why = "" if out and out[0].completion_tokens > 0 else "self-test generated nothing"
+        if why:
+            log.warning("worker.health_check_failed", reason=why, action="staying out of the group")
+        else:
+            log.info("worker.health_check_passed", action="rejoining the group")
+        return why
 
     def _warm_up(self) -> None:
         """Run the model once so a promotion pays for no lazy allocation or kernel load."""
@@ -188,6 +219,8 @@ class InferenceWorker:
             max_wait_ms=self.scheduler.max_wait_ms,
             configured_max_wait_ms=self.config.max_wait_ms,
             p99_ms=self.telemetry.p99_ms,
+            answers=self.telemetry.answers,
+            error_ratio=self.telemetry.error_ratio,
         )
         command = self.membership.tick(
             "active",
@@ -270,10 +303,11 @@ class InferenceWorker:
         """An answer in the signals the tuner reads: error rate per region and model, and (for
         requests taken in) end-to-end latency per region."""
         metrics.ANSWERS.labels(status, self.config.region, self.runner.name).inc()
+        latency_ms = None
         if request is not None and now_ms is not None and request.created_ms:
             latency_ms = max(0, now_ms - request.created_ms)
             metrics.REQUEST_SECONDS.labels(self.config.region).observe(latency_ms / 1000)
-            self.telemetry.answered(latency_ms)
+        self.telemetry.answered(latency_ms, server_error=status in SERVER_ERRORS)
 
     def _queue_delay_ms(self) -> int:
         """Longest wait for a batch slot since the last heartbeat, or of a request still waiting."""

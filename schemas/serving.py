@@ -22,8 +22,9 @@ LIVE_FOR_MS: Final = 5_000
 class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """One worker's entry in ``pool_key(prefix, region)``, under its worker id."""
 
-    state: Literal["standby", "active"]
-    """active: in the consumer group; standby: model loaded, waiting to be promoted."""
+    state: Literal["standby", "active", "drained"]
+    """active: in the consumer group; standby: model loaded, waiting to be promoted; drained:
+    taken out for its error rate and failed its self-test (``drained_reason`` says why)."""
     last_seen_ms: int
     """Unix ms of this heartbeat."""
     last_busy_ms: int = 0
@@ -42,6 +43,12 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Its batch wait as started (what the tuner restores)."""
     p99_ms: int = 0
     """p99 end-to-end latency of what it answered over the last telemetry interval."""
+    answers: int = 0
+    """Answers it sent over the last telemetry interval."""
+    error_ratio: float = 0.0
+    """Share of those that were server errors (``internal``, ``unavailable``)."""
+    drained_reason: str = ""
+    """Why a drained worker stays out."""
 
     def live(self, now_ms: int) -> bool:
         return now_ms - self.last_seen_ms <= LIVE_FOR_MS

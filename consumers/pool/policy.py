@@ -13,7 +13,7 @@ from kinfer.schemas.serving import LIVE_FOR_MS
 @dataclass(frozen=True)
 class Member:
     worker_id: str
-    state: Literal["standby", "active"]
+    state: Literal["standby", "active", "drained"]
     last_seen_ms: int
     """Heartbeat; members silent for longer than ``PoolConfig.dead_after_ms`` are ignored."""
     last_busy_ms: int
@@ -54,7 +54,12 @@ class PoolConfig(BaseModel):
     tune_sustain_ms: int = Field(default=30_000, ge=0)
     """How long low utilisation with waiting requests must last before the wait is shortened."""
     tune_cooldown_ms: int = Field(default=30_000, ge=0)
-    """Least time between two changes of one worker's batch wait."""
+    """Least time between two changes of one worker's batch wait (or two drains of it)."""
+    health_error_ratio: float = Field(default=0.02, gt=0, lt=1)
+    """A worker whose answers are server errors more often than this is drained and
+    health-checked (the design's tuning rule: error rate above 2 %)."""
+    health_min_answers: int = Field(default=20, ge=1)
+    """Answers in a worker's last telemetry interval before its error rate is judged."""
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,36 @@ def _change(
         why = f"{util} > {cfg.tune_high_utilisation:.0%}: back towards {beat.configured_max_wait_ms} ms"
         return "restore_wait", restored, why
     return None
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Take a worker out of its group for a health check (its error rate is too high)."""
+
+    worker_id: str
+    reason: str
+
+
+DRAIN = "drain"
+"""The pool command: leave the group, run a self-test, rejoin if it passes or stay out."""
+
+
+def unhealthy(
+    beats: dict[str, WorkerHeartbeat], drained_ms: dict[str, int], now_ms: int, cfg: PoolConfig
+) -> list[Drain]:
+    """The design's third rule: an active worker whose server errors pass
+    ``health_error_ratio`` of at least ``health_min_answers`` answers in its last interval is
+    drained and health-checked, at most once per ``tune_cooldown_ms``; updates ``drained_ms``."""
+    out = []
+    for worker_id, beat in sorted(beats.items()):
+        if beat.state != "active" or not beat.live(now_ms) or beat.answers < cfg.health_min_answers:
+            continue
+        if beat.error_ratio <= cfg.health_error_ratio:
+            continue
+        if now_ms - drained_ms.get(worker_id, -(2**62)) < cfg.tune_cooldown_ms:
+            continue
+        drained_ms[worker_id] = now_ms
+        limit = f"{cfg.health_error_ratio:.0%}"
+        why = f"server errors {beat.error_ratio:.0%} of {beat.answers} answers > {limit}"
+        out.append(Drain(worker_id, why))
+    return out

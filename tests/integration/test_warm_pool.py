@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.infra.stack.process import free_port
-from kinfer.producers import AsyncClient
+from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError
+from kinfer.schemas.serving import WorkerHeartbeat
 from tests.integration.conftest import Pipeline, metric, wait_for
 
 
@@ -123,3 +124,46 @@ def test_a_p99_latency_over_a_second_promotes_a_standby(
     wait_for(lambda: state_of("warm-1") == "active", 10, "the pool to promote the standby")
     assert "p99 latency" in pipeline.stages[-1].tail(400)  # the reason it was promoted
     assert metric(metrics_port, "kinfer_pool_actions_total", kind="promote") >= 1
+
+
+def test_a_worker_past_two_percent_errors_is_drained_and_stays_out_when_its_self_test_fails(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """The design's third rule, forced: every answer of a worker serving the ``fail`` model is
+    an error; the pool drains it, it leaves its group, runs a self-test, fails it, and stays
+    out saying why."""
+    pipeline = make_pipeline(prefix)
+    registry = PoolRegistry(pipeline.services.redis_url, prefix, "us-west")
+    pipeline.start("admission", "admission")
+    broken = {"KINFER_WORKER__MODEL": "fail", "KINFER_WORKER__TELEMETRY_INTERVAL_S": "0.5"}
+    pipeline.start("broken", "worker", "--worker-id", "bad-1", env=broken)
+    metrics_port = free_port()
+    health = {"KINFER_POOL__HEALTH_MIN_ANSWERS": "3", "KINFER_POOL__TUNE_COOLDOWN_MS": "1000"}
+    pipeline.start("pool", "pool", "--interval-ms", "250", "--metrics-port", str(metrics_port), env=health)
+
+    def beat() -> WorkerHeartbeat | None:
+        return registry.heartbeats().get("bad-1")
+
+    wait_for(lambda: (b := beat()) is not None and b.state == "active", 120, "the worker to join")
+
+    async def failing_calls() -> int:
+        failed = 0
+        async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=30)) as client:
+            ends = time.monotonic() + 60
+            while time.monotonic() < ends and (b := beat()) is not None and b.state == "active":
+                try:
+                    await client.generate(f"will fail {failed}", timeout_s=5)
+                except InternalError:
+                    failed += 1
+                except DeadlineExceeded:
+                    break  # sent as it was drained: no worker is left to answer it
+        return failed
+
+    assert asyncio.run(failing_calls()) >= 3
+    wait_for(lambda: (b := beat()) is not None and b.state == "drained", 15, "the worker to be drained")
+    drained = beat()
+    assert drained is not None and drained.drained_reason.startswith("self-test failed")
+    assert "server errors 100%" in pipeline.stages[-1].tail(400)  # the pool says why it drained
+    worker_log = pipeline.stages[1].tail(400)
+    assert "worker.drained" in worker_log and "worker.health_check_failed" in worker_log
+    assert metric(metrics_port, "kinfer_pool_actions_total", kind="drain") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 from kinfer.consumers.pool.policy import PoolConfig
-from kinfer.consumers.pool.tuning import Seen, parse_tuning, tune, tuning_command
+from kinfer.consumers.pool.tuning import Seen, parse_tuning, tune, tuning_command, unhealthy
 from kinfer.schemas.serving import WorkerHeartbeat
 
 CFG = PoolConfig(tune_sustain_ms=10_000, tune_cooldown_ms=5_000)
@@ -81,3 +81,18 @@ def test_standby_and_silent_workers_are_left_alone() -> None:
 def test_the_command_round_trips_and_other_commands_are_not_tunings() -> None:
     assert parse_tuning(tuning_command(25)) == 25
     assert parse_tuning("promote") is None and parse_tuning("tune max_wait_ms=-1") is None
+
+
+def sick(now_ms: int, answers: int, error_ratio: float) -> WorkerHeartbeat:
+    return WorkerHeartbeat(state="active", last_seen_ms=now_ms, answers=answers, error_ratio=error_ratio)
+
+
+def test_a_worker_past_two_percent_server_errors_is_drained_once_per_cooldown() -> None:
+    drained: dict[str, int] = {}
+    beats = {"bad": sick(0, 50, 0.10), "ok": sick(0, 50, 0.02), "quiet": sick(0, 5, 1.0)}
+    (drain,) = unhealthy(beats, drained, 0, CFG)
+    assert (drain.worker_id, drain.reason) == ("bad", "server errors 10% of 50 answers > 2%")
+    assert unhealthy({"bad": sick(2_000, 50, 0.10)}, drained, 2_000, CFG) == []  # cooldown
+    assert [d.worker_id for d in unhealthy({"bad": sick(5_000, 50, 0.1)}, drained, 5_000, CFG)] == ["bad"]
+    out = WorkerHeartbeat(state="drained", last_seen_ms=9_000, answers=50, error_ratio=1.0)
+    assert unhealthy({"bad": out}, drained, 20_000, CFG) == []  # already out
