@@ -15,6 +15,7 @@ from kinfer.infra import cli_stack
 from kinfer.infra.cli_common import friendly as _friendly
 from kinfer.infra.cli_common import settings_from as _settings
 from kinfer.infra.cli_models import models_app
+from kinfer.infra.cli_monitor import monitor
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
 from kinfer.infra.cli_tenants import tenant_app
 from kinfer.schemas import SamplingParams
@@ -22,6 +23,7 @@ from kinfer.schemas import SamplingParams
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
 cli_stack.register(app)
 app.add_typer(models_app, name="models")
+app.command()(monitor)
 app.add_typer(tenant_app, name="tenant")
 
 

@@ -9,9 +9,11 @@ The rules are `infra/prometheus/rules.yml` as shipped, except that each alert's 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,7 +123,21 @@ def test_every_signal_has_data_and_an_error_burst_fires_the_error_rate_alert(
                 sent += 1
         return seen
 
+    urls = [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
+    live_view = subprocess.Popen(
+        [sys.executable, "-m", "kinfer.infra.cli", "monitor", "--once", "--interval-s", "10"]
+        + [arg for u in urls for arg in ("--url", u)],
+        env={**os.environ, "COLUMNS": "160"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = asyncio.run(traffic())
+    shown, _ = live_view.communicate(timeout=60)
+    # `kinfer monitor` saw the same traffic through the same /metrics.
+    assert live_view.returncode == 0, shown
+    assert re.search(r"us-west\W+\d+\.\d\W+\d+ ms\W+\d+ ms\W+\d+%", shown), shown
+    assert "cache hit" in shown and "rejected invalid_request" in shown, shown
     assert seen["ok"] and seen["internal"] and seen["invalid"], seen
     recorded = re.findall(r"record: (kinfer:\S+)", RULES.read_text())
     assert len(recorded) >= 9
