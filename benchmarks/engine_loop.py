@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kinfer.consumers.batching.adaptive import BatchPolicy
 from kinfer.consumers.engine import GenerationInput, ModelRunner
 from kinfer.consumers.outbox import Job
 from kinfer.consumers.scheduler import BatchScheduler, Finished
@@ -53,9 +54,15 @@ def continuous(
     *,
     max_batch_requests: int = 32,
     max_batch_tokens: int = 4096,
+    max_wait_ms: int = 0,
+    policy: BatchPolicy | None = None,
 ) -> list[Done]:
     scheduler = BatchScheduler(
-        runner, max_batch_tokens=max_batch_tokens, max_batch_requests=max_batch_requests, max_wait_ms=0
+        runner,
+        max_batch_tokens=max_batch_tokens,
+        max_batch_requests=max_batch_requests,
+        max_wait_ms=max_wait_ms,
+        policy=policy,
     )
     began, pending, done = time.perf_counter(), list(arrivals), []
     kinds: dict[str, Arrival] = {}
@@ -69,6 +76,12 @@ def continuous(
         if not len(scheduler) and not scheduler.waiting_count:
             time.sleep(max(0.0, pending[0].at_s - elapsed))
             continue
+        if not len(scheduler):  # an idle engine holding requests back: wait as the worker's poll does
+            next_arrival = pending[0].at_s - elapsed if pending else float("inf")
+            held = scheduler.wait_ms(_ms(began, elapsed)) / 1000
+            if min(held, next_arrival) > 0:
+                time.sleep(min(held, next_arrival))
+                continue
         for outcome in scheduler.tick(_ms(began, time.perf_counter() - began)):
             assert isinstance(outcome, Finished), outcome
             arrival = kinds[outcome.job.request.request_id]

@@ -37,6 +37,7 @@ BENCHMARKS = (
     Benchmark("ceiling", "whole pipeline vs the raw engine at saturation, kinfer-tiny and SmolLM2", 1.5),
     Benchmark("batching", "batched worker vs a batch-1 consumer, latency vs offered load", 3.3),
     Benchmark("continuous", "continuous vs static batching on short and long requests", 1.0),
+    Benchmark("adaptive", "adaptive batching vs fixed batch waits at three loads", 3.2),
     Benchmark("admission", "decisions/s of one admission process, by path", 0.5),
     Benchmark("cache", "response cache: hit rate and hit latency with repeated prompts", 0.4),
     Benchmark("hashing", "keys moved when capacity is added, vs Kafka's partitioner", 0.1),

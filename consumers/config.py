@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kinfer.consumers.batching.adaptive import Policy
 from kinfer.consumers.parallel.layout import ParallelLayout
 from kinfer.schemas import DEFAULT_PREFIX, TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection
@@ -51,6 +52,9 @@ class WorkerConfig(BaseModel):
     """How long an idle worker waits for more requests before it starts a lone one (0: not at
     all). A poll already takes every record that is there, and later arrivals join the running
     batch at its next step anyway, so a wait only adds latency at light load."""
+    batching: Policy = "fixed"
+    """fixed: the configured wait and token budget always; adaptive: both follow the measured
+    arrival rate and service time, within the configured ones (consumers/batching/adaptive.py)."""
     redis_url: str | None = None
     """Where finished deterministic answers are cached for admission; None = no cache writes."""
     cache_ttl_s: int = Field(default=3600, ge=1)

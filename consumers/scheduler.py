@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import structlog
 
 from kinfer.consumers import metrics
+from kinfer.consumers.batching.adaptive import BatchPolicy, FixedBatching
 from kinfer.consumers.batching.waiting import WaitingQueue
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from kinfer.consumers.engine.runner import RankGroupLost
@@ -60,8 +61,12 @@ class BatchScheduler:
         max_wait_ms: int,
         on_text: Callable[[Job, str], None] | None = None,
         monotonic_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
+        policy: BatchPolicy | None = None,
     ) -> None:
         self.runner = runner
+        self.policy: BatchPolicy = policy or FixedBatching()
+        """Sets the wait and the budget from the traffic, within the configured ones (caps)."""
+        self._wait_cap, self._token_cap = max_wait_ms, max_batch_tokens
         # ``now_ms`` is read once per tick, before the join's prefill and the step: a
         # request's compute ends that much later, measured on this clock.
         self.monotonic_ms = monotonic_ms
@@ -85,7 +90,13 @@ class BatchScheduler:
         return len(self.waiting)
 
     def add(self, job: Job, now_ms: int) -> None:
+        self.policy.arrived(now_ms, job.tokens)
+        self._apply_policy()
         self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now_ms)
+
+    def _apply_policy(self) -> None:
+        self.waiting.max_wait_ms = self.policy.wait_ms(self._wait_cap)
+        self.waiting.max_tokens = self.policy.budget(self._token_cap)
 
     def jobs(self) -> list[Job]:
         return list(self.running.keys())
@@ -97,6 +108,7 @@ class BatchScheduler:
             Expired(job, f"deadline passed after {now_ms - job.consumed_ms} ms waiting for a batch slot")
             for job in self.waiting.expired(now_ms)
         ]
+        self._apply_policy()
         outcomes += self._join(now_ms)
         if len(self.running):
             outcomes += self.step(now_ms)
@@ -119,7 +131,9 @@ class BatchScheduler:
             log.exception("worker.model_failed", stage="decode", size=len(jobs))
             self.running = self.runner.batch()
             return outcomes + self._failed(jobs, exc)
-        metrics.COMPUTE_SECONDS.observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        metrics.COMPUTE_SECONDS.observe(took)
+        self.policy.stepped(took * 1000)
         size = len(self.running) + len(finished)
         ended_ms = now_ms + (self.monotonic_ms() - self._tick[1])
         for job, output in finished:
@@ -127,6 +141,7 @@ class BatchScheduler:
             created = job.request.created_ms
             queue_ms = float(max(0, began - created)) if created else 0.0
             outcomes.append(Finished(job, output, queue_ms, ended_ms - began, size, float(began)))
+            self.policy.finished(ended_ms - began)
         return outcomes
 
     def remove(self, keep: Callable[[Job], bool]) -> list[Job]:
@@ -140,11 +155,12 @@ class BatchScheduler:
     def max_wait_ms(self) -> int:
         """How long an idle engine holds requests back to fill its first batch; the tuner may
         change it at run time."""
-        return self.waiting.max_wait_ms
+        return self._wait_cap
 
     @max_wait_ms.setter
     def max_wait_ms(self, value: int) -> None:
-        self.waiting.max_wait_ms = max(0, value)
+        self._wait_cap = max(0, value)
+        self._apply_policy()
 
     def wait_ms(self, now_ms: int) -> float:
         """How long the loop may block waiting for more requests before the batch must start."""

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from kinfer.consumers import metrics
+from kinfer.consumers.batching.adaptive import batch_policy
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
@@ -90,6 +91,7 @@ class InferenceWorker:
             max_batch_requests=config.max_batch_requests,
             max_wait_ms=config.max_wait_ms,
             on_text=self.chunks.publish,
+            policy=batch_policy(config.batching),
         )
         self.intake = Intake(runner, self.reply_topics, self.dedupe)
         self.offsets = OffsetTracker()
