@@ -4,27 +4,13 @@ busy it is) and the pool controller's commands (promote, release)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Literal
 
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.redis_gate import RedisGate
-from kinfer.schemas.serving import WorkerHeartbeat
+from kinfer.schemas.serving import WorkerHeartbeat, WorkerLoad
 
 State = Literal["standby", "active", "drained"]
-
-
-@dataclass(frozen=True)
-class Load:
-    """How busy an active worker is, and its batch wait: what the tuner reads."""
-
-    utilisation: float = 0.0
-    waiting_peak: int = 0
-    max_wait_ms: int = 0
-    configured_max_wait_ms: int = 0
-    p99_ms: int = 0
-    answers: int = 0
-    error_ratio: float = 0.0
 
 
 class PoolMembership:
@@ -44,7 +30,7 @@ class PoolMembership:
         last_busy_ms: int = 0,
         queue_ms: int = 0,
         wait_s: float = 0.0,
-        load: Load | None = None,
+        load: WorkerLoad | None = None,
         drained_reason: str = "",
     ) -> str | None:
         """Heartbeat (at most once a second unless waiting or the state just changed: a
@@ -56,20 +42,13 @@ class PoolMembership:
         if wait_s == 0.0 and now - self._last_beat < 1.0 and state == self._last_state:
             return None
         self._last_beat, self._last_state = now, state
-        load = load or Load()
         beat = WorkerHeartbeat(
             state=state,
             last_seen_ms=now_ms,
             last_busy_ms=last_busy_ms,
             queue_ms=queue_ms,
             model=self.model,
-            utilisation=load.utilisation,
-            waiting_peak=load.waiting_peak,
-            max_wait_ms=load.max_wait_ms,
-            configured_max_wait_ms=load.configured_max_wait_ms,
-            p99_ms=load.p99_ms,
-            answers=load.answers,
-            error_ratio=load.error_ratio,
+            load=load or WorkerLoad(),
             drained_reason=drained_reason,
         )
 

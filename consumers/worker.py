@@ -32,7 +32,7 @@ from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import GenerationInput, ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
-from kinfer.consumers.membership import Load, PoolMembership, State
+from kinfer.consumers.membership import PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
@@ -44,6 +44,7 @@ from kinfer.consumers.telemetry import SERVER_ERRORS, DeviceSampler
 from kinfer.schemas import ErrorCode, InferenceRequest, SamplingParams, TopicNames
 from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
+from kinfer.schemas.serving import WorkerLoad
 
 log = structlog.get_logger(__name__)
 
@@ -215,7 +216,7 @@ class InferenceWorker:
         elif self.outbox and not self.commits.pending and self._commit_due():
             self._commit(wait=False)  # decode on while the broker commits
         self.telemetry.maybe_sample(waiting=self.scheduler.waiting_count)
-        load = Load(
+        load = WorkerLoad(
             utilisation=self.telemetry.utilisation,
             waiting_peak=self.telemetry.waiting_peak,
             max_wait_ms=self.scheduler.max_wait_ms,

@@ -19,20 +19,9 @@ LIVE_FOR_MS: Final = 5_000
 """A worker silent for longer than this is taken as gone."""
 
 
-class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
-    """One worker's entry in ``pool_key(prefix, region)``, under its worker id."""
+class WorkerLoad(msgspec.Struct, frozen=True, kw_only=True):
+    """An active worker's load over its last telemetry interval, in its heartbeat."""
 
-    state: Literal["standby", "active", "drained"]
-    """active: in the consumer group; standby: model loaded, waiting to be promoted; drained:
-    taken out for its error rate and failed its self-test (``drained_reason`` says why)."""
-    last_seen_ms: int
-    """Unix ms of this heartbeat."""
-    last_busy_ms: int = 0
-    """When it last had work (active workers)."""
-    queue_ms: int = 0
-    """Longest a request waited for a batch slot on it recently (active workers)."""
-    model: str = ""
-    """The served model name; empty from workers older than this field."""
     utilisation: float = 0.0
     """Share of wall time its model computed over the last telemetry interval (the tuner's signal)."""
     waiting_peak: int = 0
@@ -47,6 +36,24 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Answers it sent over the last telemetry interval."""
     error_ratio: float = 0.0
     """Share of those that were server errors (``internal``, ``unavailable``)."""
+
+
+class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """One worker's entry in ``pool_key(prefix, region)``, under its worker id."""
+
+    state: Literal["standby", "active", "drained"]
+    """active: in the consumer group; standby: model loaded, waiting to be promoted; drained:
+    taken out for its error rate and failed its self-test (``drained_reason`` says why)."""
+    last_seen_ms: int
+    """Unix ms of this heartbeat."""
+    last_busy_ms: int = 0
+    """When it last had work (active workers)."""
+    queue_ms: int = 0
+    """Longest a request waited for a batch slot on it recently (active workers)."""
+    model: str = ""
+    """The served model name; empty from workers older than this field."""
+    load: WorkerLoad = msgspec.field(default_factory=WorkerLoad)
+    """How busy it is and its batch wait (active workers): what the tuner reads."""
     drained_reason: str = ""
     """Why a drained worker stays out."""
 
@@ -72,5 +79,5 @@ def decode_heartbeats(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Worke
 
 
 def served_models(heartbeats: dict[str, WorkerHeartbeat], now_ms: int) -> set[str]:
-    """Models that live workers (active or standby) serve."""
-    return {hb.model for hb in heartbeats.values() if hb.model and hb.live(now_ms)}
+    """Models that live workers (active or standby) serve; a drained worker serves nothing."""
+    return {hb.model for hb in heartbeats.values() if hb.model and hb.live(now_ms) and hb.state != "drained"}

@@ -35,7 +35,9 @@ class PoolRegistry:
     def members(self, beats: dict[str, WorkerHeartbeat] | None = None) -> list[Member]:
         beats = self.heartbeats() if beats is None else beats
         return [
-            Member(worker_id, beat.state, beat.last_seen_ms, beat.last_busy_ms, beat.queue_ms, beat.p99_ms)
+            Member(
+                worker_id, beat.state, beat.last_seen_ms, beat.last_busy_ms, beat.queue_ms, beat.load.p99_ms
+            )
             for worker_id, beat in beats.items()
         ]
 

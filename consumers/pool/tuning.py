@@ -59,10 +59,10 @@ def tune(
         mine = seen.setdefault(worker_id, Seen())
         if mine.sent_wait_ms is not None:
             # Judge a change only once the worker runs with it (heartbeats lag a command).
-            if beat.max_wait_ms != mine.sent_wait_ms and now_ms - mine.changed_ms < cfg.dead_after_ms:
+            if beat.load.max_wait_ms != mine.sent_wait_ms and now_ms - mine.changed_ms < cfg.dead_after_ms:
                 continue
             mine.sent_wait_ms = None
-        low = beat.utilisation < cfg.tune_low_utilisation and beat.waiting_peak > 0
+        low = beat.load.utilisation < cfg.tune_low_utilisation and beat.load.waiting_peak > 0
         if not low:
             mine.low_since_ms = None
         elif mine.low_since_ms is None:
@@ -80,18 +80,18 @@ def tune(
 def _change(
     beat: WorkerHeartbeat, mine: Seen, now_ms: int, cfg: PoolConfig
 ) -> tuple[Literal["shorten_wait", "restore_wait"], int, str] | None:
-    util = f"utilisation {beat.utilisation:.0%}"
+    util = f"utilisation {beat.load.utilisation:.0%}"
     low_for = now_ms - mine.low_since_ms if mine.low_since_ms is not None else -1
-    if low_for >= cfg.tune_sustain_ms and beat.max_wait_ms > 0:
+    if low_for >= cfg.tune_sustain_ms and beat.load.max_wait_ms > 0:
         limit = f"{cfg.tune_low_utilisation:.0%}"
-        why = f"{util} < {limit} with up to {beat.waiting_peak} waiting for {low_for // 1000} s"
-        return "shorten_wait", beat.max_wait_ms // 2, why
+        why = f"{util} < {limit} with up to {beat.load.waiting_peak} waiting for {low_for // 1000} s"
+        return "shorten_wait", beat.load.max_wait_ms // 2, why
     # Only a saturated engine gets its wait back (fuller first batches pay there); nothing
     # waiting is no reason: a shortened wait is what keeps requests from waiting.
-    saturated = beat.utilisation > cfg.tune_high_utilisation
-    if mine.low_since_ms is None and saturated and beat.max_wait_ms < beat.configured_max_wait_ms:
-        restored = min(beat.configured_max_wait_ms, max(1, beat.max_wait_ms * 2))
-        why = f"{util} > {cfg.tune_high_utilisation:.0%}: back towards {beat.configured_max_wait_ms} ms"
+    saturated = beat.load.utilisation > cfg.tune_high_utilisation
+    if mine.low_since_ms is None and saturated and beat.load.max_wait_ms < beat.load.configured_max_wait_ms:
+        restored = min(beat.load.configured_max_wait_ms, max(1, beat.load.max_wait_ms * 2))
+        why = f"{util} > {cfg.tune_high_utilisation:.0%}: back towards {beat.load.configured_max_wait_ms} ms"
         return "restore_wait", restored, why
     return None
 
@@ -116,14 +116,14 @@ def unhealthy(
     drained and health-checked, at most once per ``tune_cooldown_ms``; updates ``drained_ms``."""
     out = []
     for worker_id, beat in sorted(beats.items()):
-        if beat.state != "active" or not beat.live(now_ms) or beat.answers < cfg.health_min_answers:
+        if beat.state != "active" or not beat.live(now_ms) or beat.load.answers < cfg.health_min_answers:
             continue
-        if beat.error_ratio <= cfg.health_error_ratio:
+        if beat.load.error_ratio <= cfg.health_error_ratio:
             continue
         if now_ms - drained_ms.get(worker_id, -(2**62)) < cfg.tune_cooldown_ms:
             continue
         drained_ms[worker_id] = now_ms
         limit = f"{cfg.health_error_ratio:.0%}"
-        why = f"server errors {beat.error_ratio:.0%} of {beat.answers} answers > {limit}"
+        why = f"server errors {beat.load.error_ratio:.0%} of {beat.load.answers} answers > {limit}"
         out.append(Drain(worker_id, why))
     return out

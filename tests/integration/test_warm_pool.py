@@ -70,7 +70,7 @@ def test_the_tuner_shortens_the_batch_wait_of_an_underused_worker_with_requests_
     pipeline.start("pool", "pool", "--interval-ms", "250", "--metrics-port", str(metrics_port), env=tuner)
 
     def wait_of_worker() -> int:
-        return registry.heartbeats()["slow-1"].max_wait_ms
+        return registry.heartbeats()["slow-1"].load.max_wait_ms
 
     async def trickle(seconds: float) -> None:
         async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=60)) as client:
@@ -88,7 +88,7 @@ def test_the_tuner_shortens_the_batch_wait_of_an_underused_worker_with_requests_
     pool_log = pipeline.stages[-1].tail(400)
     assert "pool.shorten_wait" in pool_log and "waiting for" in pool_log  # the reason is logged
     assert "worker.tuned" in pipeline.stages[1].tail(400)  # taken at run time, no restart
-    assert registry.heartbeats()["slow-1"].configured_max_wait_ms == 400  # what a restore goes back to
+    assert registry.heartbeats()["slow-1"].load.configured_max_wait_ms == 400  # what a restore goes back to
 
 
 def test_a_p99_latency_over_a_second_promotes_a_standby(

@@ -7,7 +7,7 @@ import itertools
 
 from kinfer.consumers.pool.policy import PoolConfig
 from kinfer.consumers.pool.tuning import Seen, parse_tuning, tune, tuning_command, unhealthy
-from kinfer.schemas.serving import WorkerHeartbeat
+from kinfer.schemas.serving import WorkerHeartbeat, WorkerLoad
 
 CFG = PoolConfig(tune_sustain_ms=10_000, tune_cooldown_ms=5_000)
 
@@ -15,14 +15,10 @@ CFG = PoolConfig(tune_sustain_ms=10_000, tune_cooldown_ms=5_000)
 def beat(
     now_ms: int, utilisation: float, waiting: int, wait_ms: int, configured: int = 40
 ) -> WorkerHeartbeat:
-    return WorkerHeartbeat(
-        state="active",
-        last_seen_ms=now_ms,
-        utilisation=utilisation,
-        waiting_peak=waiting,
-        max_wait_ms=wait_ms,
-        configured_max_wait_ms=configured,
+    load = WorkerLoad(
+        utilisation=utilisation, waiting_peak=waiting, max_wait_ms=wait_ms, configured_max_wait_ms=configured
     )
+    return WorkerHeartbeat(state="active", last_seen_ms=now_ms, load=load)
 
 
 def test_low_utilisation_with_waiting_work_halves_the_wait_when_sustained() -> None:
@@ -72,7 +68,7 @@ def test_a_saturated_engine_gets_its_wait_back_step_by_step_up_to_its_own() -> N
 def test_standby_and_silent_workers_are_left_alone() -> None:
     seen: dict[str, Seen] = {}
     standby = WorkerHeartbeat(
-        state="standby", last_seen_ms=0, utilisation=0.0, waiting_peak=5, max_wait_ms=40
+        state="standby", last_seen_ms=0, load=WorkerLoad(waiting_peak=5, max_wait_ms=40)
     )
     for t in range(0, 60_000, 5_000):
         assert tune({"s": standby, "gone": beat(0, 0.1, 5, 40)}, seen, t, CFG) == []
@@ -84,7 +80,9 @@ def test_the_command_round_trips_and_other_commands_are_not_tunings() -> None:
 
 
 def sick(now_ms: int, answers: int, error_ratio: float) -> WorkerHeartbeat:
-    return WorkerHeartbeat(state="active", last_seen_ms=now_ms, answers=answers, error_ratio=error_ratio)
+    return WorkerHeartbeat(
+        state="active", last_seen_ms=now_ms, load=WorkerLoad(answers=answers, error_ratio=error_ratio)
+    )
 
 
 def test_a_worker_past_two_percent_server_errors_is_drained_once_per_cooldown() -> None:
@@ -94,5 +92,5 @@ def test_a_worker_past_two_percent_server_errors_is_drained_once_per_cooldown() 
     assert (drain.worker_id, drain.reason) == ("bad", "server errors 10% of 50 answers > 2%")
     assert unhealthy({"bad": sick(2_000, 50, 0.10)}, drained, 2_000, CFG) == []  # cooldown
     assert [d.worker_id for d in unhealthy({"bad": sick(5_000, 50, 0.1)}, drained, 5_000, CFG)] == ["bad"]
-    out = WorkerHeartbeat(state="drained", last_seen_ms=9_000, answers=50, error_ratio=1.0)
+    out = WorkerHeartbeat(state="drained", last_seen_ms=9_000, load=WorkerLoad(answers=50, error_ratio=1.0))
     assert unhealthy({"bad": out}, drained, 20_000, CFG) == []  # already out

@@ -43,3 +43,8 @@ def test_regions_that_serve_the_model_come_first_in_ring_order() -> None:
     assert served.prefer_serving(ring, "b") == ["ap-southeast", "eu-central", "us-west"]
     assert served.prefer_serving(ring, None) == ["ap-southeast", "us-west", "eu-central"]
     assert served.prefer_serving(["eu-central"], "a") == ["eu-central"]  # a pinned tenant keeps its region
+
+
+def test_a_drained_worker_serves_nothing() -> None:
+    served = view(us_west={"w1": beat("smollm2", state="drained"), "w2": beat("tiny")})
+    assert served.models() == {"tiny"} and served.unserved("smollm2")
