@@ -109,7 +109,9 @@ def test_every_signal_has_data_and_an_error_burst_fires_the_error_rate_alert(
         async with AsyncClient(pipeline.services.settings(prefix).client_config(timeout_s=30)) as client:
             ends = time.monotonic() + 25
             sent = 0
-            while time.monotonic() < ends:
+            # Fewer calls than a breaker needs to judge a region (500): the failing worker's errors
+            # must reach the alert, not open the region's breaker and send requests elsewhere.
+            while time.monotonic() < ends and sent < 150:
                 prompt = f"again {sent % 3}" if sent % 2 else f"new {sent}"  # repeats: cache hits
                 try:
                     await client.generate(prompt, user=f"u{sent}", sampling=SamplingParams(max_tokens=4))
@@ -132,8 +134,12 @@ def test_every_signal_has_data_and_an_error_burst_fires_the_error_rate_alert(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    seen = asyncio.run(traffic())
-    shown, _ = live_view.communicate(timeout=60)
+    try:
+        seen = asyncio.run(traffic())
+        shown, _ = live_view.communicate(timeout=60)
+    finally:
+        live_view.kill()
+        live_view.wait()
     # `kinfer monitor` saw the same traffic through the same /metrics.
     assert live_view.returncode == 0, shown
     assert re.search(r"us-west\W+\d+\.\d\W+\d+ ms\W+\d+ ms\W+\d+%", shown), shown
