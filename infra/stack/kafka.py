@@ -22,6 +22,7 @@ import structlog
 
 from kinfer.infra.errors import StackError, StartTimeout, ToolMissing
 from kinfer.infra.stack.process import ManagedProcess, log_tail, require_free_ports
+from kinfer.infra.stack.secure import BrokerSecurity
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 
@@ -30,50 +31,6 @@ log = structlog.get_logger(__name__)
 MIN_JAVA = 17
 KAFKA_FILES = Path(__file__).resolve().parent.parent / "kafka"
 """pom.xml and log4j2.properties, shipped as package data."""
-
-
-@dataclass(frozen=True)
-class BrokerSecurity:
-    """A secured node: clients and brokers speak SASL_SSL (SCRAM-SHA-512 users, made after start
-    by the admin), controllers SASL_PLAINTEXT on loopback; every request is authorized by
-    Kafka's StandardAuthorizer against ACLs, and nothing is allowed without one."""
-
-    keystore: Path
-    """PKCS12 keystore holding the broker's key and certificate."""
-    keystore_password: str
-    ca_file: Path
-    """PEM CA that signed the broker certificate (brokers check each other with it)."""
-    admin: KafkaSecurity
-    """How the super user ``kinfer-admin`` connects: a static PLAIN user (SCRAM users live in the
-    metadata log, which controllers must reach before any exists)."""
-
-    def properties(self, port: int, controller_port: int) -> list[str]:
-        assert self.admin.password is not None
-        password = self.admin.password.get_secret_value()
-        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        plain += f'username="kinfer-admin" password="{password}" user_kinfer-admin="{password}";'
-        return [
-            f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
-            "inter.broker.listener.name=SASL_SSL",
-            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-            "sasl.mechanism.inter.broker.protocol=PLAIN",
-            "sasl.mechanism.controller.protocol=PLAIN",
-            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
-            f"listener.name.controller.plain.sasl.jaas.config={plain}",
-            "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
-            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain}",
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            "ssl.keystore.type=PKCS12",
-            f"ssl.keystore.location={self.keystore}",
-            f"ssl.keystore.password={self.keystore_password}",
-            "ssl.truststore.type=PEM",
-            f"ssl.truststore.location={self.ca_file}",
-            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users=User:kinfer-admin",
-            "allow.everyone.if.no.acl.found=false",
-        ]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import redis
 from kinfer.infra.acls import ensure_acls, ensure_scram_users, role_bindings, tenant_bindings
 from kinfer.infra.errors import ServiceUnreachable
 from kinfer.infra.settings import KinferSettings
-from kinfer.infra.stack.kafka import BrokerSecurity, KafkaCluster
+from kinfer.infra.stack.kafka import KafkaCluster
 from kinfer.infra.stack.redis import RedisConfig, RedisServer, RedisTls, ping, without_password
 from kinfer.infra.stack.secure import ROLES, kafka_user, tenant_user
 from kinfer.infra.topics import TopicLayout, ensure_topics
@@ -26,10 +26,7 @@ class ServiceStatus:
 
 
 def kafka_cluster(settings: KinferSettings) -> KafkaCluster:
-    secured = None
-    if (files := settings.secured) is not None:
-        password = files.credentials().keystore_password.get_secret_value()
-        secured = BrokerSecurity(files.keystore, password, files.ca_file, files.admin_security())
+    secured = settings.secured.broker_security() if settings.secured else None
     return KafkaCluster.on_loopback(
         settings.state_dir / "kafka",
         size=settings.kafka_brokers,

@@ -1,4 +1,5 @@
-"""`kinfer up --secure`: the key material and credentials of a secured local stack.
+"""`kinfer up --secure`: the key material and credentials of a secured local stack, and how
+its brokers are configured with them.
 
 Made once into ``<state_dir>/secure`` (mode 0700) and kept: a CA and a broker certificate
 for 127.0.0.1 (openssl), a PKCS12 keystore the broker reads, and one random password per
@@ -37,6 +38,51 @@ def kafka_user(role: Role) -> str:
 def tenant_user(tenant: str) -> str:
     """The Kafka principal of a tenant's own clients."""
     return f"tenant-{tenant}"
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A secured node: clients and brokers speak SASL_SSL (SCRAM-SHA-512 users, made after start
+    by the admin), controllers SASL_PLAINTEXT on loopback; every request is authorized by
+    Kafka's StandardAuthorizer against ACLs, and nothing is allowed without one."""
+
+    keystore: Path
+    """PKCS12 keystore holding the broker's key and certificate."""
+    keystore_password: str
+    ca_file: Path
+    """PEM CA that signed the broker certificate (brokers check each other with it)."""
+    admin: KafkaSecurity
+    """How the super user (``kafka_user("admin")``) connects: a static PLAIN user (SCRAM users live in the
+    metadata log, which controllers must reach before any exists)."""
+
+    def properties(self, port: int, controller_port: int) -> list[str]:
+        assert self.admin.password is not None
+        password = self.admin.password.get_secret_value()
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        admin = kafka_user("admin")
+        plain += f'username="{admin}" password="{password}" user_{admin}="{password}";'
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain}",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={self.keystore}",
+            f"ssl.keystore.password={self.keystore_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca_file}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{admin}",
+            "allow.everyone.if.no.acl.found=false",
+        ]
 
 
 class TenantSecret(BaseModel):
@@ -141,6 +187,11 @@ class SecureFiles:
         """The super user, a static PLAIN user of the brokers (see ``BrokerSecurity``)."""
         security = self.kafka_security(kafka_user("admin"), self.credentials().roles["admin"])
         return security.model_copy(update={"sasl_mechanism": "PLAIN"})
+
+    def broker_security(self) -> BrokerSecurity:
+        """How each local node is secured with this material."""
+        password = self.credentials().keystore_password.get_secret_value()
+        return BrokerSecurity(self.keystore, password, self.ca_file, self.admin_security())
 
     def role_security(self, role: Role) -> KafkaSecurity:
         return self.kafka_security(kafka_user(role), self.credentials().roles[role])

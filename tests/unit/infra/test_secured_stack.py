@@ -11,9 +11,9 @@ import pytest
 
 from kinfer.infra.acls import role_bindings, tenant_bindings
 from kinfer.infra.settings import KinferSettings, unknown_variables
-from kinfer.infra.stack.kafka import BrokerSecurity, KafkaNodeConfig, server_properties
+from kinfer.infra.stack.kafka import KafkaNodeConfig, server_properties
 from kinfer.infra.stack.redis import RedisConfig, RedisTls, without_password
-from kinfer.infra.stack.secure import SecureFiles
+from kinfer.infra.stack.secure import BrokerSecurity, SecureFiles
 from kinfer.schemas import TopicNames
 
 NAMES = TopicNames("k")
