@@ -21,6 +21,8 @@ class PoolMembership:
         self.model = model
         self._last_beat = float("-inf")
         self._last_state = ""
+        self.health_checks = 0
+        """Self-tests run after a drain, reported in every heartbeat."""
 
     def tick(
         self,
@@ -50,6 +52,7 @@ class PoolMembership:
             model=self.model,
             load=load or WorkerLoad(),
             drained_reason=drained_reason,
+            health_checks=self.health_checks,
         )
 
         def tick() -> str | None:

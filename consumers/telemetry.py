@@ -61,6 +61,12 @@ class DeviceSampler:
         if latency_ms is not None and len(self._latencies_ms) < MAX_LATENCIES:
             self._latencies_ms.append(latency_ms)
 
+    def forget_errors(self) -> None:
+        """The answers so far were judged (the worker was drained for them): the next interval's
+        error ratio is of answers after that alone."""
+        self.answers = self._answers = self._errors = 0
+        self.error_ratio = 0.0
+
     def computed(self, seconds: float) -> None:
         """Time the model spent on a tick (join's prefill and a decode step)."""
         self._computing_s += seconds

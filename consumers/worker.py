@@ -139,6 +139,8 @@ class InferenceWorker:
                         mode = "standby"
                     elif ended == "drain":
                         drained_reason = self._health_check()
+                        self.membership.health_checks += 1
+                        self.telemetry.forget_errors()  # judged already: rejoin with a clean slate
                         mode = "drained" if drained_reason else "active"
         finally:
             self.commits.close()

@@ -56,6 +56,9 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """How busy it is and its batch wait (active workers): what the tuner reads."""
     drained_reason: str = ""
     """Why a drained worker stays out."""
+    health_checks: int = 0
+    """Self-tests it has run since it started: the pool knows a drain it sent was acted on
+    once this count passes the one it saw when sending."""
 
     def live(self, now_ms: int) -> bool:
         return now_ms - self.last_seen_ms <= LIVE_FOR_MS

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from kinfer.consumers import metrics
 from kinfer.consumers.pool.policy import Action, PoolConfig, decide
 from kinfer.consumers.pool.registry import PoolRegistry
-from kinfer.consumers.pool.tuning import DRAIN, Seen, tune, tuning_command, unhealthy
+from kinfer.consumers.pool.tuning import DRAIN, DrainSent, Seen, tune, tuning_command, unhealthy
 from kinfer.schemas import TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection, client_config
 
@@ -29,7 +29,7 @@ class PoolController:
         self._offsets = Consumer(client_config(kafka, {"group.id": group, "enable.auto.commit": False}))
         self._last_promotion_ms = 0
         self._seen: dict[str, Seen] = {}
-        self._drained_ms: dict[str, int] = {}
+        self._drains: dict[str, DrainSent] = {}
 
     def lag(self) -> int:
         """Records on the dispatch topic the group has not committed past."""
@@ -61,7 +61,7 @@ class PoolController:
             if action.kind == "promote":
                 self._last_promotion_ms = now
             log.info(f"pool.{action.kind}", worker=action.worker_id, reason=action.reason, lag=lag)
-        for drain in unhealthy(beats, self._drained_ms, now, self.cfg):
+        for drain in unhealthy(beats, self._drains, now, self.cfg):
             self.registry.send(drain.worker_id, DRAIN)
             metrics.POOL_ACTIONS.labels("drain").inc()
             log.warning("pool.drain", worker=drain.worker_id, reason=drain.reason, check="self-test")

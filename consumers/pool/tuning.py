@@ -108,21 +108,36 @@ DRAIN = "drain"
 """The pool command: leave the group, run a self-test, rejoin if it passes or stay out."""
 
 
+@dataclass(frozen=True)
+class DrainSent:
+    at_ms: int
+    health_checks: int
+    """The worker's self-test count when it was sent: it has acted on it once this grows."""
+
+
 def unhealthy(
-    beats: dict[str, WorkerHeartbeat], drained_ms: dict[str, int], now_ms: int, cfg: PoolConfig
+    beats: dict[str, WorkerHeartbeat], sent: dict[str, DrainSent], now_ms: int, cfg: PoolConfig
 ) -> list[Drain]:
     """The design's third rule: an active worker whose server errors pass
     ``health_error_ratio`` of at least ``health_min_answers`` answers in its last interval is
-    drained and health-checked, at most once per ``tune_cooldown_ms``; updates ``drained_ms``."""
+    drained and health-checked, at most once per ``tune_cooldown_ms``; updates ``sent``.
+
+    Until the worker has run the self-test of a drain (or stayed silent on it for
+    ``dead_after_ms``), its heartbeats predate it: the drain is not sent again."""
     out = []
     for worker_id, beat in sorted(beats.items()):
         if beat.state != "active" or not beat.live(now_ms) or beat.load.answers < cfg.health_min_answers:
             continue
         if beat.load.error_ratio <= cfg.health_error_ratio:
             continue
-        if now_ms - drained_ms.get(worker_id, -(2**62)) < cfg.tune_cooldown_ms:
-            continue
-        drained_ms[worker_id] = now_ms
+        last = sent.get(worker_id)
+        if last is not None:
+            on_its_way = beat.health_checks <= last.health_checks
+            if on_its_way and now_ms - last.at_ms < cfg.dead_after_ms:
+                continue
+            if now_ms - last.at_ms < cfg.tune_cooldown_ms:
+                continue
+        sent[worker_id] = DrainSent(now_ms, beat.health_checks)
         limit = f"{cfg.health_error_ratio:.0%}"
         why = f"server errors {beat.load.error_ratio:.0%} of {beat.load.answers} answers > {limit}"
         out.append(Drain(worker_id, why))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 from kinfer.consumers.pool.policy import PoolConfig
-from kinfer.consumers.pool.tuning import Seen, parse_tuning, tune, tuning_command, unhealthy
+from kinfer.consumers.pool.tuning import DrainSent, Seen, parse_tuning, tune, tuning_command, unhealthy
 from kinfer.schemas.serving import WorkerHeartbeat, WorkerLoad
 
 CFG = PoolConfig(tune_sustain_ms=10_000, tune_cooldown_ms=5_000)
@@ -79,18 +79,34 @@ def test_the_command_round_trips_and_other_commands_are_not_tunings() -> None:
     assert parse_tuning("promote") is None and parse_tuning("tune max_wait_ms=-1") is None
 
 
-def sick(now_ms: int, answers: int, error_ratio: float) -> WorkerHeartbeat:
+def sick(now_ms: int, answers: int, error_ratio: float, health_checks: int = 0) -> WorkerHeartbeat:
     return WorkerHeartbeat(
-        state="active", last_seen_ms=now_ms, load=WorkerLoad(answers=answers, error_ratio=error_ratio)
+        state="active",
+        last_seen_ms=now_ms,
+        load=WorkerLoad(answers=answers, error_ratio=error_ratio),
+        health_checks=health_checks,
     )
 
 
 def test_a_worker_past_two_percent_server_errors_is_drained_once_per_cooldown() -> None:
-    drained: dict[str, int] = {}
+    sent: dict[str, DrainSent] = {}
     beats = {"bad": sick(0, 50, 0.10), "ok": sick(0, 50, 0.02), "quiet": sick(0, 5, 1.0)}
-    (drain,) = unhealthy(beats, drained, 0, CFG)
+    (drain,) = unhealthy(beats, sent, 0, CFG)
     assert (drain.worker_id, drain.reason) == ("bad", "server errors 10% of 50 answers > 2%")
-    assert unhealthy({"bad": sick(2_000, 50, 0.10)}, drained, 2_000, CFG) == []  # cooldown
-    assert [d.worker_id for d in unhealthy({"bad": sick(5_000, 50, 0.1)}, drained, 5_000, CFG)] == ["bad"]
+    # It ran the self-test, passed, rejoined and fails again: judged again after the cooldown.
+    assert unhealthy({"bad": sick(2_000, 50, 0.10, health_checks=1)}, sent, 2_000, CFG) == []
+    again = unhealthy({"bad": sick(5_000, 50, 0.1, health_checks=1)}, sent, 5_000, CFG)
+    assert [d.worker_id for d in again] == ["bad"]
     out = WorkerHeartbeat(state="drained", last_seen_ms=9_000, load=WorkerLoad(answers=50, error_ratio=1.0))
-    assert unhealthy({"bad": out}, drained, 20_000, CFG) == []  # already out
+    assert unhealthy({"bad": out}, sent, 20_000, CFG) == []  # already out
+
+
+def test_a_drain_on_its_way_is_not_sent_again_until_the_worker_is_silent_on_it() -> None:
+    """Heartbeats written before the worker took the drain still show its errors; sending it
+    again would drain a worker that passed its self-test a second time."""
+    cfg = PoolConfig(tune_cooldown_ms=1_000, dead_after_ms=5_000)
+    sent: dict[str, DrainSent] = {}
+    assert len(unhealthy({"bad": sick(0, 50, 0.5)}, sent, 0, cfg)) == 1
+    for t in range(1_000, 5_000, 500):
+        assert unhealthy({"bad": sick(t, 50, 0.5)}, sent, t, cfg) == []
+    assert len(unhealthy({"bad": sick(5_000, 50, 0.5)}, sent, 5_000, cfg)) == 1  # lost: sent again
