@@ -84,10 +84,18 @@ def find_java() -> str:
     return candidate
 
 
+REQUIRED_JARS = ("kafka_2.13-*.jar", "kafka-tools-[0-9]*.jar")
+"""One jar of each artifact the pom names: the broker, and the console producer and consumer."""
+
+
+def _resolved(libs_dir: Path) -> bool:
+    return all(any(libs_dir.glob(pattern)) for pattern in REQUIRED_JARS)
+
+
 def resolve_jars(libs_dir: Path) -> None:
-    """Resolve the broker jars with Maven into ``libs_dir`` unless already there."""
+    """Resolve the broker and tools jars with Maven into ``libs_dir`` unless already there."""
     libs_dir = libs_dir.resolve()  # Maven resolves relative paths against the pom's folder
-    if any(libs_dir.glob("kafka_2.13-*.jar")):
+    if _resolved(libs_dir):
         return
     mvn = shutil.which("mvn")
     if not mvn:
@@ -104,7 +112,7 @@ def resolve_jars(libs_dir: Path) -> None:
         text=True,
         check=False,
     )
-    if proc.returncode != 0 or not any(libs_dir.glob("kafka_2.13-*.jar")):
+    if proc.returncode != 0 or not _resolved(libs_dir):
         raise StackError(
             f"Maven could not resolve the Kafka jars:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
         )
