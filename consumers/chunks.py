@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Producer
 
+from kinfer.consumers.engine.runner import TextDelta
 from kinfer.consumers.outbox import Job
 from kinfer.schemas import TokenChunk, encode, headers
 from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
@@ -21,7 +22,7 @@ class ChunkPublisher:
         self._producer = producer
         self._counts: dict[str, int] = {}
 
-    def publish(self, job: Job, text: str) -> None:
+    def publish(self, job: Job, delta: TextDelta) -> None:
         request = job.request
         if not request.stream:
             return
@@ -30,7 +31,9 @@ class ChunkPublisher:
         chunk = TokenChunk(
             request_id=request.request_id,
             index=index,
-            text=text,
+            text=delta.text,
+            choice=delta.choice,
+            logprobs=delta.logprobs,
             rate_limit=job.rate_limit if index == 0 else None,  # a stream's headers go out with it
         )
         producer = self._producer()

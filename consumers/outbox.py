@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from kinfer.consumers.engine.runner import GenerationOutput
 from kinfer.schemas import (
+    Choice,
     DeadLetter,
     ErrorCode,
     ErrorReply,
@@ -170,10 +172,7 @@ class Outbox:
 
 def result_of(
     job: Job,
-    text: str,
-    finish: str,
-    prompt_tokens: int,
-    completion_tokens: int,
+    out: GenerationOutput,
     *,
     model: str,
     worker_id: str,
@@ -181,7 +180,8 @@ def result_of(
     compute_ms: float,
     started_ms: float = 0.0,
 ) -> InferenceResult:
-    """The answer to ``job``; ``started_ms``: when its compute began (on the worker's wall clock)."""
+    """The answer to ``job`` from the model's output (every choice of it; ``usage`` counts
+    them all); ``started_ms``: when its compute began (on the worker's wall clock)."""
     timings = Timings(
         admitted_ms=job.admitted_ms,
         dispatched_ms=job.dispatched_ms,
@@ -191,13 +191,24 @@ def result_of(
     )
     return InferenceResult(
         request_id=job.request.request_id,
-        text=text,
-        finish_reason=finish,  # type: ignore[arg-type]
-        usage=Usage(prompt_tokens, completion_tokens),
+        text=out.text,
+        finish_reason=out.finish_reason,
+        usage=Usage(out.prompt_tokens, out.completion_tokens + sum(c.completion_tokens for c in out.more)),
         model=model,
         worker_id=worker_id,
         queue_ms=queue_ms,
         compute_ms=compute_ms,
         rate_limit=job.rate_limit,
         timings=timings,
+        logprobs=out.logprobs,
+        choices=tuple(
+            Choice(
+                index=i,
+                text=c.text,
+                finish_reason=c.finish_reason,
+                completion_tokens=c.completion_tokens,
+                logprobs=c.logprobs,
+            )
+            for i, c in enumerate(out.more, start=1)
+        ),
     )

@@ -15,7 +15,7 @@ from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import BatchPolicy, FixedBatching
 from kinfer.consumers.batching.waiting import WaitingQueue
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
-from kinfer.consumers.engine.runner import RankGroupLost
+from kinfer.consumers.engine.runner import RankGroupLost, TextDelta
 from kinfer.consumers.outbox import Job
 
 log = structlog.get_logger(__name__)
@@ -59,7 +59,7 @@ class BatchScheduler:
         max_batch_tokens: int,
         max_batch_requests: int,
         max_wait_ms: int,
-        on_text: Callable[[Job, str], None] | None = None,
+        on_text: Callable[[Job, TextDelta], None] | None = None,
         monotonic_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
         policy: BatchPolicy | None = None,
     ) -> None:

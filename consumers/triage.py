@@ -21,7 +21,7 @@ from kinfer.schemas.refusals import Refused
 class Runnable:
     request: InferenceRequest
     tokens: int
-    """Prompt tokens + max new tokens: the request's share of the batch budget."""
+    """(Prompt tokens + max new tokens) x n choices: the request's share of the batch budget."""
     prompt: str
     """What the model continues: the prompt, or the messages through the chat template."""
 
@@ -35,6 +35,7 @@ def triage(
     max_context: int,
     render_chat: Callable[[Sequence[ChatMessage]], str],
     served_model: str,
+    vocab_size: int,
 ) -> Runnable | Refused:
     """Decode one record and decide: run it, or answer it with an error now."""
     try:
@@ -53,6 +54,12 @@ def triage(
     if request.model is not None and request.model != served_model:
         message = f"model {request.model!r} is not served by this region's workers ({served_model!r} is)"
         return _refuse(request, ErrorCode.INVALID_REQUEST, message)
+    unknown = sorted(t for t in request.sampling.logit_bias if t >= vocab_size)
+    if unknown:
+        message = (
+            f"logit_bias names token ids {unknown[:5]} outside {served_model!r}'s vocabulary of {vocab_size}"
+        )
+        return _refuse(request, ErrorCode.INVALID_REQUEST, message)
     prompt = request.prompt or render_chat(request.messages)
     prompt_tokens = count_tokens(prompt)
     total = prompt_tokens + request.sampling.max_tokens
@@ -63,7 +70,7 @@ def triage(
             f"prompt ({prompt_tokens} tokens) + max_tokens ({request.sampling.max_tokens}) "
             f"exceeds the model's context of {max_context} tokens",
         )
-    return Runnable(request, total, prompt)
+    return Runnable(request, total * request.sampling.n, prompt)
 
 
 def _refuse(request: InferenceRequest, code: ErrorCode, message: str) -> Refused:

@@ -274,10 +274,7 @@ class InferenceWorker:
             out = outcome.output
             result = result_of(
                 job,
-                out.text,
-                out.finish_reason,
-                out.prompt_tokens,
-                out.completion_tokens,
+                out,
                 model=self.runner.name,
                 worker_id=self.config.worker_id,
                 queue_ms=outcome.queue_ms,
@@ -289,15 +286,15 @@ class InferenceWorker:
                 "ok",
                 now,
                 prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
+                completion_tokens=result.usage.completion_tokens,
                 queue_ms=outcome.queue_ms,
                 compute_ms=outcome.compute_ms,
                 batch_size=outcome.batch_size,
             )
             self.outbox.result(job, result, event)
             self._count("ok", job.request, now)
-            metrics.GENERATED_TOKENS.inc(out.completion_tokens)
-            self.telemetry.generated(out.completion_tokens)
+            metrics.GENERATED_TOKENS.inc(result.usage.completion_tokens)
+            self.telemetry.generated(result.usage.completion_tokens)
             return
         code = ErrorCode.DEADLINE_EXCEEDED if isinstance(outcome, Expired) else ErrorCode.INTERNAL
         assert isinstance(outcome, Expired | Failed)

@@ -9,6 +9,7 @@ from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
     ChatMessage,
+    Choice,
     DeadLetter,
     ErrorReply,
     InferenceRequest,
@@ -19,6 +20,8 @@ from kinfer.schemas.messages import (
     SamplingParams,
     Timings,
     TokenChunk,
+    TokenLogprob,
+    TopLogprob,
     Usage,
     WorkerEvent,
 )
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_REGIONS",
     "SCHEMA_VERSION",
     "ChatMessage",
+    "Choice",
     "DeadLetter",
     "ErrorCode",
     "ErrorReply",
@@ -44,6 +48,8 @@ __all__ = [
     "SamplingParams",
     "Timings",
     "TokenChunk",
+    "TokenLogprob",
+    "TopLogprob",
     "TopicNames",
     "Usage",
     "WorkerEvent",

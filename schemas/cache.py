@@ -11,7 +11,7 @@ import hashlib
 
 import msgspec
 
-from kinfer.schemas.messages import InferenceRequest
+from kinfer.schemas.messages import InferenceRequest, InferenceResult, RateLimitStatus, TokenChunk
 
 
 def cacheable(request: InferenceRequest) -> bool:
@@ -23,22 +23,42 @@ def cache_key(request: InferenceRequest) -> str | None:
     """Hash of tenant + model + prompt (or messages) + sampling, or None when the answer may vary."""
     if not cacheable(request):
         return None
-    s = request.sampling
+    # Every sampling knob, by name: a knob added later (penalties, n, logprobs) is in the key
+    # without anyone remembering to add it; the seed only matters when sampling.
+    sampling = msgspec.to_builtins(request.sampling)
+    if not request.sampling.temperature:
+        sampling.pop("seed", None)
+    if "logit_bias" in sampling:  # int keys: as sorted pairs
+        sampling["logit_bias"] = sorted(request.sampling.logit_bias.items())
     canonical = msgspec.json.encode(
         [
             request.tenant,
             request.model,
             request.prompt,
             [[m.role, m.content] for m in request.messages],
-            s.max_tokens,
-            s.temperature,
-            s.top_p,
-            s.seed if s.temperature else None,
-            list(s.stop),
-        ]
+            sampling,
+        ],
+        order="sorted",
     )
     return hashlib.sha256(canonical).hexdigest()
 
 
 def cache_redis_key(prefix: str, key: str) -> str:
     return f"{prefix}:cache:{key}"
+
+
+def as_chunks(result: InferenceResult, rate_limit: RateLimitStatus) -> list[TokenChunk]:
+    """A cached answer for a streaming caller: each choice's whole text (and log-probabilities)
+    as one chunk, before the result itself; the first carries the tenant's limits."""
+    choices = [(0, result.text, result.logprobs), *((c.index, c.text, c.logprobs) for c in result.choices)]
+    return [
+        TokenChunk(
+            request_id=result.request_id,
+            index=i,
+            text=text,
+            choice=choice,
+            logprobs=logprobs,
+            rate_limit=rate_limit if i == 0 else None,
+        )
+        for i, (choice, text, logprobs) in enumerate(choices)
+    ]

@@ -14,6 +14,12 @@ MAX_NEW_TOKENS: Final = 8192
 """Largest ``max_tokens`` a request may ask for."""
 
 MAX_STOP_SEQUENCES: Final = 8
+MAX_CHOICES: Final = 8
+"""Largest ``n``: choices decoded together for one prompt (each one a batch row)."""
+MAX_TOP_LOGPROBS: Final = 20
+"""Largest ``top_logprobs``, as OpenAI."""
+MAX_LOGIT_BIAS: Final = 300
+"""Most token ids one ``logit_bias`` may name."""
 MAX_STOP_SEQUENCE_CHARS: Final = 64
 MAX_ID_CHARS: Final = 128
 """Longest request id, tenant, user or session id."""

@@ -17,7 +17,7 @@ from kinfer.schemas import limits
 from kinfer.schemas.errors import ErrorCode, InvalidMessage
 from kinfer.schemas.topics import is_topic_name
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version written by this code; bumped only by additive, optional changes.
 
 2: ``rate_limit`` on results, first token chunks and error replies; every message
@@ -30,6 +30,9 @@ SCHEMA_VERSION = 5
    its latency went.
 5: the error code ``unauthenticated`` (a secured pipeline refuses requests whose tenant is
    not proven by a signature, see ``signing.py``); readers before 5 do not know the code.
+6: OpenAI's sampling knobs: ``frequency_penalty``, ``presence_penalty``, ``logit_bias``,
+   ``n`` (choices decoded together), ``logprobs`` and ``top_logprobs``; results carry
+   ``logprobs`` and the further ``choices``, chunks their ``choice`` and ``logprobs``.
 """
 
 
@@ -54,19 +57,33 @@ class ReplyAddress(msgspec.Struct, frozen=True):
             raise InvalidMessage(f"reply_to.partition must be in 0..{limits.MAX_PARTITION}")
 
 
-class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
+class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     """How to pick tokens. Temperature 0 is greedy and fully deterministic."""
 
     max_tokens: int = 64
-    """Most new tokens to generate."""
+    """Most new tokens to generate (per choice)."""
     temperature: float = 0.0
     """0 = greedy; higher = more random."""
     top_p: float = 1.0
     """Nucleus sampling mass, in (0, 1]."""
     seed: int | None = None
-    """Fixes the random stream for temperature > 0 (deterministic then too)."""
+    """Fixes the random stream for temperature > 0 (deterministic then too); choice ``i`` of
+    ``n`` draws from seed + i."""
     stop: tuple[str, ...] = ()
     """Generation ends before the first occurrence of any of these."""
+    frequency_penalty: float = 0.0
+    """In -2..2: subtracted from a token's logit once per time it was already generated."""
+    presence_penalty: float = 0.0
+    """In -2..2: subtracted from a token's logit once it was generated at all."""
+    logit_bias: dict[int, float] = msgspec.field(default_factory=dict)
+    """Token id -> bias in -100..100, added to its logit at every step (-100 bans it, 100
+    forces it). Ids are the served model's; a worker refuses ids outside its vocabulary."""
+    n: int = 1
+    """Choices to generate for the prompt, decoded together in one batch."""
+    logprobs: bool = False
+    """Return each generated token's log-probability."""
+    top_logprobs: int = 0
+    """And this many likeliest alternatives at each position (needs ``logprobs``)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tokens <= limits.MAX_NEW_TOKENS:
@@ -83,6 +100,30 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True):
             raise InvalidMessage(f"at most {limits.MAX_STOP_SEQUENCES} stop sequences, got {len(self.stop)}")
         if any(not s or len(s) > limits.MAX_STOP_SEQUENCE_CHARS for s in self.stop):
             raise InvalidMessage(f"stop sequences must be 1..{limits.MAX_STOP_SEQUENCE_CHARS} chars")
+        self._check_openai_knobs()
+
+    def _check_openai_knobs(self) -> None:
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2.0 <= getattr(self, name) <= 2.0:
+                raise InvalidMessage(f"{name} must be in -2..2, got {getattr(self, name)}")
+        if len(self.logit_bias) > limits.MAX_LOGIT_BIAS:
+            raise InvalidMessage(f"logit_bias may name at most {limits.MAX_LOGIT_BIAS} tokens")
+        for token, bias in self.logit_bias.items():
+            if token < 0 or not -100.0 <= bias <= 100.0:
+                raise InvalidMessage(f"logit_bias[{token}] = {bias}: ids are >= 0, biases in -100..100")
+        if not 1 <= self.n <= limits.MAX_CHOICES:
+            raise InvalidMessage(f"n must be in 1..{limits.MAX_CHOICES}, got {self.n}")
+        if not 0 <= self.top_logprobs <= limits.MAX_TOP_LOGPROBS:
+            raise InvalidMessage(
+                f"top_logprobs must be in 0..{limits.MAX_TOP_LOGPROBS}, got {self.top_logprobs}"
+            )
+        if self.top_logprobs and not self.logprobs:
+            raise InvalidMessage("top_logprobs needs logprobs")
+
+    @property
+    def penalised(self) -> bool:
+        """Whether tokens already generated change the next token's logits."""
+        return bool(self.frequency_penalty or self.presence_penalty)
 
 
 ChatRole = Literal["system", "user", "assistant"]
@@ -176,6 +217,35 @@ class Usage(msgspec.Struct, frozen=True):
     completion_tokens: int
 
 
+class TopLogprob(msgspec.Struct, frozen=True):
+    """One of the likeliest tokens at a position."""
+
+    token: str
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A generated token's log-probability under the model (before temperature, penalties
+    and bias: the model's own distribution), and the likeliest alternatives there."""
+
+    token: str
+    """The token's text (half a multi-byte character decodes to U+FFFD)."""
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+    """``top_logprobs`` alternatives, likeliest first."""
+
+
+class Choice(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """One more answer to the same prompt (requests with ``n`` > 1)."""
+
+    index: int
+    """1..n-1; choice 0 is the result's own ``text``."""
+    text: str
+    finish_reason: Literal["stop", "length"]
+    completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
 class Timings(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     """When each stage had a request: Unix ms, fractional. With the request's ``created_ms``
     and the time the client read the answer, they split its latency by stage. Clocks of
@@ -213,6 +283,10 @@ class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=T
     """The tenant's limits when this request was admitted."""
     timings: Timings | None = None
     """When each stage had the request (absent on cache hits and older workers)."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """Per generated token of ``text``, when the request asked for ``logprobs``."""
+    choices: tuple[Choice, ...] = ()
+    """Choices 1..n-1 when the request asked for ``n`` > 1 (``usage`` counts them all)."""
     schema_version: int = msgspec.field(default_factory=_writer_version)
 
 
@@ -221,8 +295,12 @@ class TokenChunk(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
 
     request_id: str
     index: int
-    """0-based position of this chunk in the stream."""
+    """0-based position of this chunk in the stream (all choices together)."""
     text: str
+    choice: int = 0
+    """Which of the ``n`` choices this text continues."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """Of the tokens whose text this chunk carries, when the request asked for ``logprobs``."""
     rate_limit: RateLimitStatus | None = None
     """On the first chunk only: the tenant's limits when admitted (a stream's HTTP
     headers go out with it, long before the result)."""

@@ -75,10 +75,10 @@ def _malformed(value: bytes, record_headers: dict[str, str], reason: str) -> Ref
 
 
 def reserved_tokens(request: InferenceRequest) -> int:
-    """Tokens a request reserves at admission: prompt bytes + 1 + max_tokens. Byte length is
-    exact for byte-level models and an upper bound for BPE ones; the worker's real usage
-    settles the difference."""
-    return request.text_bytes() + 1 + request.sampling.max_tokens
+    """Tokens a request reserves at admission: prompt bytes + 1 + max_tokens for each of its
+    ``n`` choices. Byte length is exact for byte-level models and an upper bound for BPE ones;
+    the worker's real usage settles the difference."""
+    return request.text_bytes() + 1 + request.sampling.max_tokens * request.sampling.n
 
 
 def stamped(

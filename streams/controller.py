@@ -25,12 +25,11 @@ from kinfer.schemas import (
     InferenceResult,
     RateLimitStatus,
     ReplyAddress,
-    TokenChunk,
     TopicNames,
     decode_reply,
     headers,
 )
-from kinfer.schemas.cache import cache_key, cacheable
+from kinfer.schemas.cache import as_chunks, cache_key, cacheable
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.signing import REPLY_KEY
@@ -270,12 +269,8 @@ class AdmissionController:
         cached = self._cached(request, status, entry)
         if cached is not None:
             await self.state.settle(request.tenant, policy.tier, tokens)  # nothing was computed
-            if request.stream:  # a streaming caller gets the whole text as one chunk first
-                chunk = TokenChunk(
-                    request_id=request.request_id, index=0, text=cached.text, rate_limit=status
-                )
-                return [Answer(request.reply_to, chunk), Answer(request.reply_to, cached)]
-            return [Answer(request.reply_to, cached)]
+            chunks = as_chunks(cached, status) if request.stream else []
+            return [*(Answer(request.reply_to, chunk) for chunk in chunks), Answer(request.reply_to, cached)]
         return await self._route(request, policy, tokens, value, stamped(hdrs, status, began))
 
     async def _route(

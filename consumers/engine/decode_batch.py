@@ -6,10 +6,14 @@ sequences are dropped before the next forward pass, and all-padding columns are
 trimmed, so a short request never waits for a long one and never pays for it.
 Attention masks keep every row independent of its neighbours: a sequence's
 greedy tokens are the same whatever it is batched with (tested).
+
+A request for ``n`` choices is prefilled once and its row repeated ``n`` times; it
+leaves the batch when the last of its choices finished.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
@@ -17,34 +21,52 @@ from typing import Generic, Literal, TypeVar
 import torch
 
 from kinfer.consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput
-from kinfer.consumers.engine.sampling import make_generator, pick_batch
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta
+from kinfer.consumers.engine.sampling import RowLogprobs, logprobs_of, make_generator, pick_batch
+from kinfer.schemas import TokenLogprob, TopLogprob
 
 K = TypeVar("K")
 
 
 @dataclass
 class SequenceState(Generic[K]):
-    """Decoding state of one sequence."""
+    """Decoding state of one sequence (one choice of a request)."""
 
     key: K
     item: GenerationInput
     prompt_len: int
     gen: torch.Generator | None
     detok: Detokenizer
+    group: int
+    """The request's number in this batch: its ``n`` choices share it."""
+    choice: int = 0
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     finish: Literal["stop", "length"] | None = None
     streamed: int = 0
     """Characters of ``text`` already handed to the sink."""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    token_ends: list[int] = field(default_factory=list)
+    """Length of ``text`` after each token (which text a token's log-probability goes with)."""
+    streamed_logprobs: int = 0
 
     @property
     def holdback(self) -> int:
         """Trailing characters that may still turn out to start a stop sequence."""
         return max((len(s) for s in self.item.sampling.stop), default=1) - 1
 
+    def cut(self, at: int) -> None:
+        """The text ends at ``at`` (a stop sequence begins there): tokens past it go too."""
+        self.text = self.text[:at]
+        kept = sum(1 for start in [0, *self.token_ends[:-1]] if start < at)
+        del self.logprobs[kept:]
+        self.token_ends = [min(end, at) for end in self.token_ends[:kept]]
+
     def output(self) -> GenerationOutput:
-        return GenerationOutput(self.text, self.finish or "length", self.prompt_len, len(self.tokens))
+        logprobs = tuple(self.logprobs) if self.item.sampling.logprobs else None
+        return GenerationOutput(
+            self.text, self.finish or "length", self.prompt_len, len(self.tokens), logprobs
+        )
 
 
 class DecodeBatch(Generic[K]):
@@ -57,12 +79,19 @@ class DecodeBatch(Generic[K]):
         self._mask = torch.zeros((0, 0), dtype=torch.bool, device=device)
         self._last_pos = torch.zeros(0, dtype=torch.long, device=device)
         self._logits = torch.zeros((0, 0), device=device)
+        self._groups = 0
+        self._parked: dict[int, list[SequenceState[K]]] = {}
+        """Finished choices of requests whose other choices still decode."""
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def keys(self) -> list[K]:
-        return [row.key for row in self.rows]
+        """One key per request decoding now (its choices share it)."""
+        firsts: dict[int, K] = {}
+        for row in self.rows:
+            firsts.setdefault(row.group, row.key)
+        return list(firsts.values())
 
     @property
     def width(self) -> int:
@@ -71,18 +100,25 @@ class DecodeBatch(Generic[K]):
 
     @torch.inference_mode()
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None:
-        """Prefill new sequences together and merge them into the running batch."""
+        """Prefill new sequences together and merge them into the running batch (a request's
+        ``n`` choices: one prefill, its row repeated)."""
         if not items:
             return
         prompts = [self.tokenizer.encode(item.prompt) for _, item in items]
         ids, mask, positions = self._left_pad(prompts)
         logits, cache = self.model(ids, mask, positions)
-        new_rows = [
-            SequenceState(
-                key, item, len(p), make_generator(item.sampling, self.device), self.tokenizer.detokenizer()
-            )
-            for (key, item), p in zip(items, prompts, strict=True)
-        ]
+        new_rows: list[SequenceState[K]] = []
+        for (key, item), prompt in zip(items, prompts, strict=True):
+            group, self._groups = self._groups, self._groups + 1
+            for choice in range(item.sampling.n):
+                gen = make_generator(item.sampling, self.device, choice)
+                detok = self.tokenizer.detokenizer()
+                new_rows.append(SequenceState(key, item, len(prompt), gen, detok, group, choice))
+        if len(new_rows) > len(items):
+            repeat = torch.tensor([i for i, (_, it) in enumerate(items) for _ in range(it.sampling.n)])
+            index = repeat.to(self.device)
+            logits, mask, positions = logits[index], mask[index], positions[index]
+            cache = [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache]
         if not self.rows:
             self.rows, self._cache, self._mask, self._last_pos, self._logits = (
                 new_rows,
@@ -106,47 +142,76 @@ class DecodeBatch(Generic[K]):
         self.rows += new_rows
 
     @torch.inference_mode()
-    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
-        """Pick one token per sequence; return those that finished; decode the rest one step."""
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+        """Pick one token per sequence; return the requests that finished; decode the rest one step."""
         picks = self._pick()
         if on_text is not None:
             self._stream(on_text)
         keep = [i for i, row in enumerate(self.rows) if not row.finish]
-        done = [(row.key, row.output()) for row in self.rows if row.finish]
+        done = self._complete([row for row in self.rows if row.finish], {self.rows[i].group for i in keep})
         if len(keep) < len(self.rows):
             self._select(keep)
         if self.rows:
             self._decode([picks[i] for i in keep])
         return done
 
+    def _complete(
+        self, finished: list[SequenceState[K]], running: set[int]
+    ) -> list[tuple[K, GenerationOutput]]:
+        """The requests whose last choice finished now, their choices in order."""
+        done = []
+        for row in finished:
+            self._parked.setdefault(row.group, []).append(row)
+        for group in [g for g in self._parked if g not in running]:
+            rows = sorted(self._parked.pop(group), key=lambda r: r.choice)
+            first, *more = (row.output() for row in rows)
+            done.append((rows[0].key, dataclasses.replace(first, more=tuple(more))))
+        return done
+
     def remove(self, keep: Callable[[K], bool]) -> list[K]:
-        dropped = [row.key for row in self.rows if not keep(row.key)]
+        dropped = [key for key in self.keys() if not keep(key)]
         if dropped:
             self._select([i for i, row in enumerate(self.rows) if keep(row.key)])
+            running = {row.group for row in self.rows}
+            self._parked = {g: rows for g, rows in self._parked.items() if g in running}
         return dropped
 
     def _pick(self) -> list[int]:
         picks = self._choose()
-        for row, token in zip(self.rows, picks, strict=True):
-            self._advance(row, token)
+        scored = self._score(picks)
+        for row, token, logprob in zip(self.rows, picks, scored, strict=True):
+            self._advance(row, token, logprob)
         return picks
 
     def _choose(self) -> list[int]:
         """One token per row from the last logits (a rank group's followers are told instead)."""
         samplings = [row.item.sampling for row in self.rows]
-        return pick_batch(self._logits.float().cpu(), samplings, [row.gen for row in self.rows])
+        generated = [row.tokens for row in self.rows]
+        return pick_batch(self._logits.float().cpu(), samplings, [row.gen for row in self.rows], generated)
 
-    def _advance(self, row: SequenceState[K], token: int) -> None:
+    def _score(self, picks: list[int]) -> list[RowLogprobs | None]:
+        """The log-probabilities of the picks, for rows that asked (followers have none to give)."""
+        return logprobs_of(self._logits.float().cpu(), [row.item.sampling for row in self.rows], picks)
+
+    def _token_logprob(self, token: int, scored: RowLogprobs) -> TokenLogprob:
+        logprob, top = scored
+        alternatives = tuple(TopLogprob(self.tokenizer.decode([t]), lp) for t, lp in top)
+        return TokenLogprob(self.tokenizer.decode([token]), logprob, alternatives)
+
+    def _advance(self, row: SequenceState[K], token: int, scored: RowLogprobs | None) -> None:
         sampling = row.item.sampling
         if token in self.tokenizer.eos_ids:
             row.finish = "stop"
             return
         row.tokens.append(token)
         row.text += row.detok.push(token)
+        row.token_ends.append(len(row.text))
+        if scored is not None:
+            row.logprobs.append(self._token_logprob(token, scored))
         for stop in sampling.stop:
             cut = row.text.find(stop)
             if cut >= 0:
-                row.text = row.text[:cut]
+                row.cut(cut)
                 row.finish = "stop"
                 return
         if (
@@ -155,12 +220,19 @@ class DecodeBatch(Generic[K]):
         ):
             row.finish = "length"
 
-    def _stream(self, on_text: Callable[[K, str], None]) -> None:
+    def _stream(self, on_text: Callable[[K, TextDelta], None]) -> None:
         for row in self.rows:
             final = len(row.text) if row.finish else max(row.streamed, len(row.text) - row.holdback)
-            if final > row.streamed:
-                on_text(row.key, row.text[row.streamed : final])
-                row.streamed = final
+            tokens = sum(1 for end in row.token_ends if end <= final) if not row.finish else len(row.logprobs)
+            tokens = min(tokens, len(row.logprobs))
+            if final > row.streamed or tokens > row.streamed_logprobs:
+                logprobs = (
+                    tuple(row.logprobs[row.streamed_logprobs : tokens])
+                    if row.item.sampling.logprobs
+                    else None
+                )
+                on_text(row.key, TextDelta(row.text[row.streamed : final], row.choice, logprobs))
+                row.streamed, row.streamed_logprobs = final, tokens
 
     def _select(self, keep: list[int]) -> None:
         self.rows = [self.rows[i] for i in keep]

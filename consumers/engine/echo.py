@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from kinfer.schemas import ChatMessage
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
+from kinfer.schemas import ChatMessage, TokenLogprob
 
 K = TypeVar("K")
 
 
 class EchoRunner:
+    """One character is one token, certain (log-probability 0); ``n`` choices are the same."""
+
     name = "echo"
     max_context = 4096
+    vocab_size = 0x110000
 
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
@@ -33,10 +37,14 @@ class EchoRunner:
             text = item.prompt[::-1][: item.sampling.max_tokens]
             cut = len(item.prompt) > item.sampling.max_tokens
             reason: Literal["stop", "length"] = "length" if cut else "stop"
+            logprobs = tuple(TokenLogprob(c, 0.0) for c in text) if item.sampling.logprobs else None
             if on_text is not None:
-                for start in range(0, len(text), 4):
-                    on_text(row, text[start : start + 4])
-            out.append(GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text)))
+                for choice in range(item.sampling.n):
+                    for start in range(0, len(text), 4):
+                        piece = logprobs[start : start + 4] if logprobs is not None else None
+                        on_text(row, TextDelta(text[start : start + 4], choice, piece))
+            one = GenerationOutput(text, reason, self.count_tokens(item.prompt), len(text), logprobs)
+            out.append(dataclasses.replace(one, more=(one,) * (item.sampling.n - 1)))
         return out
 
 
@@ -67,7 +75,7 @@ class OneStepBatch(Generic[K]):
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None:
         self.items += items
 
-    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
         items, self.items = self.items, []
         keys = [key for key, _ in items]
         sink = (lambda row, text: on_text(keys[row], text)) if on_text is not None else None

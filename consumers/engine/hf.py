@@ -84,9 +84,14 @@ class HFCodec:
         self.eos_ids = eos_ids
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(eos_ids, default=0))
+        self.vocab_size = len(tokenizer)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return text
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):

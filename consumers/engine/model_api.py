@@ -35,8 +35,14 @@ class Detokenizer(Protocol):
 class TextCodec(Protocol):
     pad_id: int
     eos_ids: frozenset[int]
+    vocab_size: int
+    """Ids of the tokenizer's tokens are below this (the model may have more logits)."""
 
     def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of the tokens, special ones left out (a log-probability's token)."""
+        ...
 
     def detokenizer(self) -> Detokenizer: ...
 

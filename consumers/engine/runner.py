@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from kinfer.schemas import ChatMessage, SamplingParams
+from kinfer.schemas import ChatMessage, SamplingParams, TokenLogprob
 
 
 class RankGroupLost(RuntimeError):
@@ -26,9 +26,23 @@ class GenerationOutput:
     finish_reason: Literal["stop", "length"]
     prompt_tokens: int
     completion_tokens: int
+    """Of this choice alone."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """Per token of ``text``, when the request asked for them."""
+    more: tuple[GenerationOutput, ...] = ()
+    """Choices 1..n-1 of a request with ``n`` > 1 (this output is choice 0)."""
 
 
-TokenSink = Callable[[int, str], None]
+@dataclass(frozen=True)
+class TextDelta:
+    """Text of one choice that became final, and the log-probabilities of its tokens."""
+
+    text: str
+    choice: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+TokenSink = Callable[[int, TextDelta], None]
 """Called with (index in the batch, new text) as text becomes final, for streaming."""
 
 
@@ -46,8 +60,9 @@ class RunningBatch(Protocol[K]):
 
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None: ...
 
-    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
-        """Advance every sequence one token; return the ones that finished (they leave)."""
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+        """Advance every sequence one token; return the ones that finished (they leave; a
+        request with ``n`` choices when the last of them finished)."""
         ...
 
     def remove(self, keep: Callable[[K], bool]) -> list[K]:
@@ -64,6 +79,11 @@ class ModelRunner(Protocol):
     @property
     def max_context(self) -> int:
         """Most tokens (prompt + new) one sequence may hold."""
+        ...
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids a request may name (``logit_bias``) are below this."""
         ...
 
     def count_tokens(self, prompt: str) -> int: ...

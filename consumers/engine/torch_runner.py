@@ -73,6 +73,10 @@ class TorchRunner:
     def max_context(self) -> int:
         return self.model.max_context
 
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer.encode(prompt))
 

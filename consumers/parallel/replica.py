@@ -18,7 +18,8 @@ import torch.distributed as dist
 
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
+from kinfer.consumers.engine.sampling import RowLogprobs
 from kinfer.consumers.engine.torch_runner import TorchRunner, decode_all
 from kinfer.consumers.parallel.channel import Channel, Close, Join, Open, Remove, Step, Stop
 from kinfer.consumers.parallel.group import RankGroup, guard
@@ -46,7 +47,7 @@ class LeaderBatch(DecodeBatch[K]):
             self.channel.send(Join(self.ident, [(next(self._numbers), item) for _, item in items]))
         super().join(items)
 
-    def step(self, on_text: Callable[[K, str], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
         self.channel.send(Step(self.ident))
         return super().step(on_text)
 
@@ -74,6 +75,9 @@ class FollowerBatch(DecodeBatch[Any]):
     def _choose(self) -> list[int]:
         return self.channel.share_picks(None, len(self.rows))
 
+    def _score(self, picks: list[int]) -> list[RowLogprobs | None]:
+        return [None] * len(picks)  # the leader answers; a pipeline follower has no logits
+
 
 class ParallelRunner:
     """Rank 0's :class:`ModelRunner`: a shard of the model, and followers that mirror it."""
@@ -90,6 +94,10 @@ class ParallelRunner:
     @property
     def max_context(self) -> int:
         return self.local.max_context
+
+    @property
+    def vocab_size(self) -> int:
+        return self.local.vocab_size
 
     def count_tokens(self, prompt: str) -> int:
         return self.local.count_tokens(prompt)

@@ -44,7 +44,7 @@ def test_streamed_pieces_add_up(hf_runner: TorchRunner) -> None:
     pieces: list[str] = []
     out = hf_runner.generate(
         [GenerationInput("Workers", SamplingParams(max_tokens=16))],
-        on_text=lambda _row, text: pieces.append(text),
+        on_text=lambda _row, delta: pieces.append(delta.text),
     )[0]
     assert "".join(pieces) == out.text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kinfer.consumers.engine.runner import GenerationOutput
 from kinfer.consumers.outbox import Job, Outbox, result_of
 from kinfer.schemas import (
     ErrorCode,
@@ -25,10 +26,7 @@ def test_the_reply_carries_admissions_status_and_the_cache_entry_does_not() -> N
     outbox = Outbox(TopicNames("x"), "us-west", "w1", "kinfer-tiny")
     result = result_of(
         job,
-        "q",
-        "stop",
-        1,
-        1,
+        GenerationOutput("q", "stop", 1, 1),
         model="kinfer-tiny",
         worker_id="w1",
         queue_ms=1.0,

@@ -88,7 +88,7 @@ def test_streamed_text_adds_up_to_the_final_text_and_never_leaks_a_stop(runner: 
         GenerationInput("stream", SamplingParams(max_tokens=24)),
     ]
     pieces: dict[int, list[str]] = {0: [], 1: [], 2: []}
-    outs = runner.generate(items, on_text=lambda row, text: pieces[row].append(text))
+    outs = runner.generate(items, on_text=lambda row, delta: pieces[row].append(delta.text))
     for row, out in enumerate(outs):
         assert "".join(pieces[row]) == out.text
     assert stop not in "".join(pieces[0]) and outs[0].text == free[: free.find(stop)]

@@ -25,6 +25,7 @@ def decide(value: bytes | None, hdrs: dict[str, str] | None = None, now: int = 1
         max_context=100,
         render_chat=template,
         served_model="m1",
+        vocab_size=300,
     )
 
 
@@ -42,6 +43,18 @@ def test_valid_request_is_runnable_with_its_token_cost() -> None:
     out = decide(req(sampling=SamplingParams(max_tokens=10)))
     assert isinstance(out, Runnable)
     assert out.tokens == 6 + 10
+
+
+def test_n_choices_cost_n_rows_of_the_batch_budget() -> None:
+    out = decide(req(sampling=SamplingParams(max_tokens=10, n=3)))
+    assert isinstance(out, Runnable) and out.tokens == 3 * (6 + 10)
+
+
+def test_a_logit_bias_outside_the_vocabulary_is_refused_naming_the_ids() -> None:
+    out = decide(req(sampling=SamplingParams(logit_bias={5: 1.0, 300: -100.0, 4000: 2.0})))
+    assert isinstance(out, Refused) and out.reply.code is ErrorCode.INVALID_REQUEST
+    assert "[300, 4000]" in out.reply.message and "vocabulary of 300" in out.reply.message
+    assert isinstance(decide(req(sampling=SamplingParams(logit_bias={299: 1.0}))), Runnable)
 
 
 def test_expired_deadline_is_answered_without_compute() -> None:

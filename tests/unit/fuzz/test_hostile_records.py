@@ -165,6 +165,7 @@ def test_admission_and_workers_decide_every_record(data: bytes, values: dict[str
         max_context=100_000,
         render_chat=render_plain,
         served_model="m",
+        vocab_size=300,
     )
     assert isinstance(decision, Runnable) or addressable_or_dead_lettered(decision)
 

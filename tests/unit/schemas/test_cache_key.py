@@ -27,5 +27,18 @@ def test_every_answer_shaping_field_changes_the_key() -> None:
     assert cache_key(request(model="other")) != base
     assert cache_key(request(sampling=SamplingParams(max_tokens=3))) != base
     assert cache_key(request(sampling=SamplingParams(stop=("x",)))) != base
+    knobs: list[dict[str, object]] = [
+        {"frequency_penalty": 0.5},
+        {"presence_penalty": -0.5},
+        {"logit_bias": {3: 1.0}},
+        {"logit_bias": {3: 2.0}},
+        {"n": 2},
+        {"logprobs": True},
+        {"logprobs": True, "top_logprobs": 2},
+    ]
+    keys = {cache_key(request(sampling=SamplingParams(**knob))) for knob in knobs}  # type: ignore[arg-type]
+    assert len(keys) == len(knobs) and base not in keys
+    same = SamplingParams(logit_bias={1: 1.0, 2: 2.0}), SamplingParams(logit_bias={2: 2.0, 1: 1.0})
+    assert cache_key(request(sampling=same[0])) == cache_key(request(sampling=same[1]))
     # The seed only matters when sampling: greedy answers are the same whatever it is.
     assert cache_key(request(sampling=SamplingParams(seed=1))) == base

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from kinfer.schemas import (
+    Choice,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -19,6 +20,7 @@ from kinfer.schemas import (
     ReplyAddress,
     SamplingParams,
     TokenChunk,
+    TokenLogprob,
     TopicNames,
     Usage,
     encode,
@@ -254,6 +256,35 @@ def test_a_cached_answer_is_served_without_a_worker_and_streams_as_one_chunk(adm
         assert not any(isinstance(e, Forward) for e in effects)
         if stream:
             assert isinstance(answers[0], TokenChunk) and answers[0].text == "cached!"
+
+
+def test_a_cached_answer_streams_every_choice_with_its_logprobs(admission: Admission) -> None:
+    logprobs = (TokenLogprob("a", -0.5),)
+    cached = InferenceResult(
+        request_id="old",
+        text="a",
+        finish_reason="stop",
+        usage=Usage(1, 2),
+        model="m",
+        logprobs=logprobs,
+        choices=(Choice(index=1, text="b", finish_reason="length", completion_tokens=1),),
+    )
+    value = admission.request("c3", stream=True)
+    key = cache_key(
+        InferenceRequest(
+            request_id="c3", tenant="t", prompt="hello", reply_to=ReplyAddress("k.replies", 1), stream=True
+        )
+    )
+    assert key is not None
+    admission.store.cache[key] = encode(cached)
+    answers = [e.reply for e in admission.admit(value) if isinstance(e, Answer)]
+    chunks = [a for a in answers if isinstance(a, TokenChunk)]
+    assert [(c.index, c.choice, c.text, c.logprobs) for c in chunks] == [
+        (0, 0, "a", logprobs),
+        (1, 1, "b", None),
+    ]
+    assert chunks[0].rate_limit is not None and chunks[1].rate_limit is None
+    assert all(c.request_id == "c3" for c in chunks) and isinstance(answers[-1], InferenceResult)
 
 
 def test_an_open_breaker_fails_over_and_all_open_is_unavailable(admission: Admission) -> None:
