@@ -6,7 +6,6 @@ from the caller's API key), answered from the reply topic.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,16 +17,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
-from kinfer.producers.chat import ChatMessage
 from kinfer.producers.client import AsyncClient
 from kinfer.producers.config import ClientConfig
 from kinfer.producers.errors import RequestFailed
-from kinfer.producers.gateway import metrics, wire
+from kinfer.producers.gateway import metrics, responses, wire
 from kinfer.producers.gateway.config import GatewayConfig
 from kinfer.producers.gateway.errors import error_response, from_failure
 from kinfer.producers.gateway.headers import rate_limit_headers
+from kinfer.producers.gateway.streaming import chat_events, completion_events, first_and_rest
 from kinfer.producers.served_models import ServedModels
-from kinfer.schemas import InferenceResult, InvalidMessage, SamplingParams, TokenChunk
+from kinfer.schemas import InvalidMessage
 
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
@@ -68,6 +67,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             f"{where}: {first['msg']}" if where else str(first["msg"]),
             "invalid_request_error",
             "invalid_request",
+            param=where or None,
         )
 
     @app.exception_handler(InvalidMessage)
@@ -108,15 +108,6 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             "model_not_found",
         )
 
-    def sampling(body: wire._Common) -> SamplingParams:
-        return SamplingParams(
-            max_tokens=body.new_tokens(),
-            temperature=body.temperature,
-            top_p=body.top_p,
-            seed=body.seed,
-            stop=body.stops(),
-        )
-
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """For load balancers and Kubernetes probes: no key needed; up once the SDK client is."""
@@ -131,15 +122,20 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "kinfer"} for m in sorted(models)]
         return JSONResponse({"object": "list", "data": data})
 
-    async def prepare(body: wire._Common, request: Request) -> dict[str, Any] | JSONResponse:
+    async def prepare(
+        body: wire.ChatCompletionRequest | wire.CompletionRequest, request: Request
+    ) -> dict[str, Any] | JSONResponse:
         """The SDK call's keyword arguments, or the error response that ends the call."""
         tenant = tenant_of(request)
         if tenant is None:
             return unauthorized()
+        if (refusal := body.refused()) is not None:
+            param, why = refusal
+            return error_response(400, why, "invalid_request_error", "unsupported_parameter", param=param)
         if (missing := await model_check(body.model)) is not None:
             return missing
         return {
-            "sampling": sampling(body),
+            "sampling": body.sampling(),
             "model": body.model,
             "user": body.user,
             "tenant": tenant,
@@ -151,13 +147,14 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         params = await prepare(body, request)
         if isinstance(params, JSONResponse):
             return params
-        messages = [ChatMessage(m.role, m.content) for m in body.messages]
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return await stream_chat(messages, params, body.model, include_usage)
-        result = await client.chat(messages, **params)
+            items, limits = await first_and_rest(client.chat_stream(body.chat(), **params))
+            events = chat_events(items, body.model, body.choices, include_usage)
+            return StreamingResponse(events, media_type="text/event-stream", headers=limits)
+        result = await client.chat(body.chat(), **params)
         return JSONResponse(
-            wire.chat_completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
+            responses.chat_completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
         )
 
     @app.post("/v1/completions")
@@ -165,71 +162,14 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         params = await prepare(body, request)
         if isinstance(params, JSONResponse):
             return params
+        echoed = body.text() if body.echo else ""
         if body.stream:
-            return await stream_completion(body.prompt, params, body.model)
-        result = await client.generate(body.prompt, **params)
+            items, limits = await first_and_rest(client.stream(body.text(), **params))
+            events = completion_events(items, body.model, body.choices, echoed)
+            return StreamingResponse(events, media_type="text/event-stream", headers=limits)
+        result = await client.generate(body.text(), **params)
         return JSONResponse(
-            wire.completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
+            responses.completion(result, body.model, echoed), headers=rate_limit_headers(result.rate_limit)
         )
 
-    async def first_and_rest(
-        items: AsyncIterator[TokenChunk | InferenceResult],
-    ) -> tuple[AsyncIterator[TokenChunk | InferenceResult], dict[str, str]]:
-        """Waits for the first item before the response starts, so an early error is a
-        proper HTTP error (status and headers) rather than a broken stream; the first item
-        also carries the rate-limit status for the response's headers."""
-        first = await anext(items)
-
-        async def chain() -> AsyncIterator[TokenChunk | InferenceResult]:
-            yield first
-            async for item in items:
-                yield item
-
-        return chain(), rate_limit_headers(first.rate_limit)
-
-    async def stream_chat(
-        messages: list[ChatMessage], params: dict[str, Any], model: str, include_usage: bool
-    ) -> Response:
-        items, limits = await first_and_rest(client.chat_stream(messages, **params))
-
-        async def events() -> AsyncIterator[str]:
-            started = False
-            async for item in items:
-                rid = item.request_id
-                if not started:
-                    started = True
-                    yield sse(wire.chat_chunk(rid, model, {"role": "assistant", "content": ""}, None))
-                if isinstance(item, TokenChunk):
-                    yield sse(wire.chat_chunk(rid, model, {"content": item.text}, None))
-                else:
-                    yield sse(wire.chat_chunk(rid, model, {}, item.finish_reason))
-                    if include_usage:
-                        yield sse(
-                            {
-                                **wire.chat_chunk(rid, model, {}, None),
-                                "choices": [],
-                                "usage": wire.usage(item),
-                            }
-                        )
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers=limits)
-
-    async def stream_completion(prompt: str, params: dict[str, Any], model: str) -> Response:
-        items, limits = await first_and_rest(client.stream(prompt, **params))
-
-        async def events() -> AsyncIterator[str]:
-            async for item in items:
-                if isinstance(item, TokenChunk):
-                    yield sse(wire.completion_chunk(item.request_id, model, item.text, None))
-                else:
-                    yield sse(wire.completion_chunk(item.request_id, model, "", item.finish_reason))
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers=limits)
-
     return app
-
-
-def sse(body: dict[str, Any]) -> str:
-    return f"data: {json.dumps(body)}\n\n"

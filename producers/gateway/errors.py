@@ -21,9 +21,15 @@ _STATUS = {
 
 
 def error_response(
-    status: int, message: str, err_type: str, code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    err_type: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+    """OpenAI's error body; ``param``: the request parameter at fault, when one is."""
+    body = {"error": {"message": message, "type": err_type, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 

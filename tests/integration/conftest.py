@@ -95,20 +95,47 @@ def serving(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int 
     return pipeline
 
 
+def new_pipeline(services: Services, prefix: str, logs: Path) -> Pipeline:
+    """A pipeline under its own topic prefix (its topics made); the caller stops it."""
+    settings = services.settings(prefix, reply_partitions=4, dispatch_partitions=3, request_partitions=3)
+    ensure_topics(settings.kafka, local.topic_layout(settings).specs())
+    return Pipeline(services, prefix, logs)
+
+
 @pytest.fixture
 def make_pipeline(services: Services, tmp_path: Path) -> Iterator[Callable[[str], Pipeline]]:
     made: list[Pipeline] = []
 
     def make(prefix: str) -> Pipeline:
-        settings = services.settings(prefix, reply_partitions=4, dispatch_partitions=3, request_partitions=3)
-        ensure_topics(settings.kafka, local.topic_layout(settings).specs())
-        pipeline = Pipeline(services, prefix, tmp_path / "logs")
-        made.append(pipeline)
-        return pipeline
+        made.append(new_pipeline(services, prefix, tmp_path / "logs"))
+        return made[-1]
 
     yield make
     for pipeline in made:
         pipeline.stop()
+
+
+def start_gateway(pipeline: Pipeline, api_keys: dict[str, str], env: dict[str, str] | None = None) -> str:
+    """`kinfer gateway` on a free port in front of ``pipeline``; its base URL once it answers."""
+    import json
+
+    import httpx
+
+    port = free_port()
+    gateway_env = {**(env or {}), "KINFER_GATEWAY__API_KEYS": json.dumps(api_keys)}
+    gateway_env.setdefault("KINFER_GATEWAY__TIMEOUT_S", "4")
+    pipeline.start("gateway", "gateway", "--port", str(port), env=gateway_env)
+    base = f"http://127.0.0.1:{port}/v1"
+    key = next(iter(api_keys.values()))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {key}"}, timeout=2).is_success:
+                return base
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, pipeline.stages[-1].tail(40)
+        time.sleep(0.3)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.2) -> None:

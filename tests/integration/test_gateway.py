@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import httpx
 import openai
 import pytest
 
-from kinfer.infra.stack.process import free_port
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, start_gateway
 
 KEYS = {"default": "sk-default", "small": "sk-small", "us-only": "sk-us", "apac-only": "sk-apac"}
 TIERS = """
@@ -40,33 +38,13 @@ REGIONS = '{"eu-central": 1, "ap-southeast": 1}'
 @pytest.fixture
 def gateway(make_pipeline: Callable[[str], Pipeline], prefix: str) -> str:
     """Admission + an echo worker in eu-central only (ap-southeast has none) + the gateway."""
-    import json
-
     pipeline = make_pipeline(prefix)
     pipeline.tiers = TIERS  # replaces the suite's default table
     env = {"KINFER_REGION_WEIGHTS": REGIONS, "KINFER_REGION": "eu-central"}
     pipeline.start("admission", "admission", env=env)
     pipeline.start("worker", "worker", env={**env, "KINFER_WORKER__MODEL": "echo"})
     pipeline.wait_serving()
-    port = free_port()
-    pipeline.start(
-        "gateway",
-        "gateway",
-        "--port",
-        str(port),
-        env={**env, "KINFER_GATEWAY__API_KEYS": json.dumps(KEYS), "KINFER_GATEWAY__TIMEOUT_S": "4"},
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/models", headers=auth("sk-default"), timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, pipeline.stages[-1].tail(40)
-        time.sleep(0.3)
-    return base
+    return start_gateway(pipeline, KEYS, env)
 
 
 def seconds(duration: str) -> float:
