@@ -92,7 +92,9 @@ class BatchScheduler:
     def add(self, job: Job, now_ms: int) -> None:
         self.policy.arrived(now_ms, job.tokens)
         self._apply_policy()
-        self.waiting.add(job, tokens=job.tokens, deadline_ms=job.request.deadline_ms, now_ms=now_ms)
+        request = job.request
+        rows = request.sampling.n  # a request for n choices decodes as n rows
+        self.waiting.add(job, tokens=job.tokens, deadline_ms=request.deadline_ms, now_ms=now_ms, rows=rows)
 
     def _apply_policy(self) -> None:
         self.waiting.max_wait_ms = self.policy.wait_ms(self._wait_cap)

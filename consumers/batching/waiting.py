@@ -22,6 +22,8 @@ class _Entry(Generic[T]):
     arrived_ms: int = field(compare=False)
     tokens: int = field(compare=False)
     item: T = field(compare=False)
+    rows: int = field(default=1, compare=False)
+    """Sequences it decodes as (a request for ``n`` choices is ``n`` rows)."""
 
 
 class WaitingQueue(Generic[T]):
@@ -35,8 +37,8 @@ class WaitingQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._heap)
 
-    def add(self, item: T, *, tokens: int, deadline_ms: int | None, now_ms: int) -> None:
-        entry = _Entry(deadline_ms or NO_DEADLINE, next(self._seq), now_ms, tokens, item)
+    def add(self, item: T, *, tokens: int, deadline_ms: int | None, now_ms: int, rows: int = 1) -> None:
+        entry = _Entry(deadline_ms or NO_DEADLINE, next(self._seq), now_ms, tokens, item, rows)
         heapq.heappush(self._heap, entry)
 
     def expired(self, now_ms: int) -> list[T]:
@@ -52,19 +54,20 @@ class WaitingQueue(Generic[T]):
         An idle engine (rows == 0) waits until the budget or the row limit is full,
         or the oldest request has waited ``max_wait_ms``; a running one takes what
         fits at once (it is stepping anyway). An item larger than the whole budget
-        still runs, alone.
+        (or with more rows than the limit) still runs, alone.
         """
         if not self._heap:
             return []
         if rows == 0 and not self._full() and now_ms - self._oldest() < self.max_wait_ms:
             return []
         taken: list[T] = []
-        while self._heap and rows + len(taken) < self.max_rows:
+        while self._heap:
             head = self._heap[0]
-            if (taken or rows) and tokens + head.tokens > self.max_tokens:
+            over = tokens + head.tokens > self.max_tokens or rows + head.rows > self.max_rows
+            if (taken or rows) and over:
                 break
             taken.append(heapq.heappop(self._heap).item)
-            tokens += head.tokens
+            tokens, rows = tokens + head.tokens, rows + head.rows
         return taken
 
     def remove(self, keep: Callable[[T], bool]) -> list[T]:
@@ -85,7 +88,8 @@ class WaitingQueue(Generic[T]):
         return max(0, now_ms - self._oldest()) if self._heap else 0
 
     def _full(self) -> bool:
-        return len(self._heap) >= self.max_rows or sum(e.tokens for e in self._heap) >= self.max_tokens
+        rows = sum(e.rows for e in self._heap)
+        return rows >= self.max_rows or sum(e.tokens for e in self._heap) >= self.max_tokens
 
     def _oldest(self) -> int:
         return min(e.arrived_ms for e in self._heap)

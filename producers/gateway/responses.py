@@ -70,14 +70,7 @@ def chat_completion(result: InferenceResult, model: str) -> dict[str, Any]:
         }
         for index, text, finish, logprobs in every_choice(result)
     ]
-    return {
-        "id": f"chatcmpl-{result.request_id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": usage(result),
-    }
+    return _completed("chatcmpl", "chat.completion", result, model, choices)
 
 
 def completion(result: InferenceResult, model: str, echoed: str = "") -> dict[str, Any]:
@@ -91,9 +84,15 @@ def completion(result: InferenceResult, model: str, echoed: str = "") -> dict[st
         }
         for index, text, finish, logprobs in every_choice(result)
     ]
+    return _completed("cmpl", "text_completion", result, model, choices)
+
+
+def _completed(
+    id_prefix: str, kind: str, result: InferenceResult, model: str, choices: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
-        "id": f"cmpl-{result.request_id}",
-        "object": "text_completion",
+        "id": f"{id_prefix}-{result.request_id}",
+        "object": kind,
         "created": int(time.time()),
         "model": model,
         "choices": choices,

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -94,7 +95,7 @@ def test_every_sampling_knob_is_applied(client: openai.OpenAI) -> None:
         messages=[{"role": "user", "content": "say something"}],
         max_tokens=8,
         n=3,
-        temperature=1.0,
+        temperature=1,
         seed=7,
     )
     assert [c.index for c in many.choices] == [0, 1, 2]
@@ -151,16 +152,15 @@ def test_logprobs_come_back_in_openais_shape_streaming_included(client: openai.O
 
 
 def test_n_choices_stream_with_their_index(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "two of them"}],
-        max_tokens=8,
-        temperature=1.0,
-        seed=3,
-        n=2,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
+    ask: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "two of them"}],
+        "max_tokens": 8,
+        "temperature": 1.0,
+        "seed": 3,
+        "n": 2,
+    }
+    stream = client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True})
     texts, finishes, usage = {0: "", 1: ""}, {}, None
     for chunk in stream:
         usage = chunk.usage or usage
@@ -168,14 +168,7 @@ def test_n_choices_stream_with_their_index(client: openai.OpenAI) -> None:
             texts[c.index] += c.delta.content or ""
             if c.finish_reason:
                 finishes[c.index] = c.finish_reason
-    whole = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "two of them"}],
-        max_tokens=8,
-        temperature=1.0,
-        seed=3,
-        n=2,
-    )
+    whole = client.chat.completions.create(**ask)
     assert texts == {c.index: c.message.content for c in whole.choices}
     assert set(finishes) == {0, 1} and usage is not None and usage.completion_tokens > 0
 
@@ -262,30 +255,26 @@ def test_llamaindex_openai_like_complete_chat_and_stream(gateway: str) -> None:
     from llama_index.core.llms import ChatMessage
     from llama_index.llms.openai_like import OpenAILike
 
-    llm = OpenAILike(
-        model=MODEL,
-        api_base=gateway,
-        api_key=KEY,
-        is_chat_model=False,
-        context_window=1024,
-        max_tokens=12,
-        temperature=0,
-        max_retries=0,
-    )
-    completed = llm.complete("hello from llamaindex")
+    def llm(is_chat_model: bool) -> OpenAILike:
+        return OpenAILike(
+            model=MODEL,
+            api_base=gateway,
+            api_key=KEY,
+            is_chat_model=is_chat_model,
+            context_window=1024,
+            max_tokens=12,
+            temperature=0,
+            max_retries=0,
+        )
+
+    completer = llm(is_chat_model=False)
+    completed = completer.complete("hello from llamaindex")
     assert completed.text
-    assert "".join(r.delta or "" for r in llm.stream_complete("hello from llamaindex")) == completed.text
-    chat_llm = OpenAILike(
-        model=MODEL,
-        api_base=gateway,
-        api_key=KEY,
-        is_chat_model=True,
-        context_window=1024,
-        max_tokens=12,
-        temperature=0,
-        max_retries=0,
+    assert (
+        "".join(r.delta or "" for r in completer.stream_complete("hello from llamaindex")) == completed.text
     )
+    chatter = llm(is_chat_model=True)
     messages = [ChatMessage(role="system", content="be brief"), ChatMessage(role="user", content="hi there")]
-    reply = chat_llm.chat(messages)
+    reply = chatter.chat(messages)
     assert reply.message.content
-    assert "".join(r.delta or "" for r in chat_llm.stream_chat(messages)) == reply.message.content
+    assert "".join(r.delta or "" for r in chatter.stream_chat(messages)) == reply.message.content

@@ -40,6 +40,17 @@ def test_running_engine_takes_what_fits_the_budget_without_waiting() -> None:
     assert q.take(0, rows=3, tokens=70) == ["c"]
 
 
+def test_a_request_for_n_choices_counts_as_n_rows() -> None:
+    q = queue()  # at most 4 rows
+    q.add("three", tokens=3, deadline_ms=None, now_ms=0, rows=3)
+    q.add("two", tokens=2, deadline_ms=None, now_ms=0, rows=2)
+    assert q.take(1, rows=0, tokens=0) == ["three"]  # 5 rows waiting: full, released at once
+    assert q.take(1, rows=3, tokens=3) == []  # 3 + 2 > 4
+    assert q.take(1, rows=2, tokens=3) == ["two"]
+    q.add("eight", tokens=8, deadline_ms=None, now_ms=0, rows=8)
+    assert q.take(1, rows=0, tokens=0) == ["eight"]  # more rows than the limit: alone
+
+
 def test_expired_requests_are_taken_out() -> None:
     q = queue()
     q.add("x", tokens=1, deadline_ms=5, now_ms=0)

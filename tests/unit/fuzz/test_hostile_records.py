@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.sampling import make_generator, pick_batch
+from kinfer.consumers.engine.sampling import logprobs_of, make_generator, pick_batch
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import (
     DeadLetter,
@@ -71,10 +72,32 @@ def mutate(record: dict[str, Any], path: list[str], value: Any) -> bytes:
 
 PATHS = st.sampled_from(
     [
-        ["request_id"], ["tenant"], ["prompt"], ["model"], ["user"], ["session_id"], ["deadline_ms"],
-        ["reply_to"], ["reply_to", "topic"], ["reply_to", "partition"], ["reply_to", "extra"],
-        ["sampling", "temperature"], ["sampling", "seed"], ["sampling", "top_p"], ["sampling", "max_tokens"],
-        ["sampling", "stop"], ["messages"], ["stream"], ["schema_version"], ["unknown_field"],
+        ["request_id"],
+        ["tenant"],
+        ["prompt"],
+        ["model"],
+        ["user"],
+        ["session_id"],
+        ["deadline_ms"],
+        ["reply_to"],
+        ["reply_to", "topic"],
+        ["reply_to", "partition"],
+        ["reply_to", "extra"],
+        ["sampling", "temperature"],
+        ["sampling", "seed"],
+        ["sampling", "top_p"],
+        ["sampling", "max_tokens"],
+        ["sampling", "stop"],
+        ["messages"],
+        ["stream"],
+        ["schema_version"],
+        ["unknown_field"],
+        ["sampling", "frequency_penalty"],
+        ["sampling", "presence_penalty"],
+        ["sampling", "logit_bias"],
+        ["sampling", "n"],
+        ["sampling", "logprobs"],
+        ["sampling", "top_logprobs"],
     ]
 )
 
@@ -130,8 +153,18 @@ def test_any_field_holding_any_value_is_decoded_or_refused(path: list[str], valu
         json.dumps({**VALID, "user": "u" * 10_000}).encode(),
         json.dumps({**VALID, "reply_to": {"topic": "bad topic!", "partition": 0}}).encode(),
     ],
-    ids=["deep-array", "deep-object", "bad-utf8", "huge-partition", "tiny-temperature", "seed-2^64",
-         "partition-2^31", "reply-to-extra", "long-user", "bad-topic"],
+    ids=[
+        "deep-array",
+        "deep-object",
+        "bad-utf8",
+        "huge-partition",
+        "tiny-temperature",
+        "seed-2^64",
+        "partition-2^31",
+        "reply-to-extra",
+        "long-user",
+        "bad-topic",
+    ],
 )
 def test_known_poison_pills_are_invalid_request(data: bytes) -> None:
     with pytest.raises(InvalidMessage) as info:
@@ -187,6 +220,40 @@ def test_sampling_that_validates_never_makes_the_sampler_fail(
     gens = [make_generator(params, torch.device("cpu")) for _ in range(2)]
     picks = pick_batch(logits, [params, params], gens)
     assert all(0 <= p < 300 for p in picks)
+
+
+@FUZZ
+@given(
+    penalties=st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True)),
+    bias=st.dictionaries(st.integers(-5, 400), st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+    n=st.integers(-2, 12),
+    top=st.integers(-2, 25),
+    tokens=st.lists(st.integers(0, 299), max_size=30),
+)
+def test_openai_knobs_that_validate_never_make_the_sampler_fail(
+    penalties: tuple[float, float], bias: dict[int, float], n: int, top: int, tokens: list[int]
+) -> None:
+    """Penalties, biases (ids past the logits included: a worker refuses them first), choices
+    and top log-probabilities: refused as invalid, or a token and finite log-probabilities."""
+    try:
+        params = SamplingParams(
+            temperature=0.9,
+            seed=1,
+            frequency_penalty=penalties[0],
+            presence_penalty=penalties[1],
+            logit_bias=bias,
+            n=n,
+            logprobs=top >= 0,
+            top_logprobs=top,
+        )
+    except InvalidMessage:
+        return
+    logits = torch.randn(2, 300) * 40
+    gens = [make_generator(params, torch.device("cpu"), choice) for choice in range(2)]
+    picks = pick_batch(logits, [params, params], gens, [tokens, []])
+    assert all(0 <= p < 300 for p in picks)
+    for scored in logprobs_of(logits, [params, params], picks):
+        assert scored is not None and math.isfinite(scored[0]) and len(scored[1]) == top
 
 
 @FUZZ
