@@ -98,6 +98,7 @@ def test_the_console_producer_asks_and_the_console_consumer_reads_the_answer(
         "90000",
     )
     replies = {r["request_id"]: r for r in map(json.loads, out.strip().splitlines())}
+    assert replies.keys() == {good["request_id"], typo["request_id"]}, out
     answer, refusal = replies[good["request_id"]], replies[typo["request_id"]]
 
     jsonschema.validate(answer, schema("inference_result"))
