@@ -134,7 +134,7 @@ class Intake:
                 max_context=self.runner.max_context,
                 render_chat=self.runner.render_chat,
                 served_model=self.runner.name,
-                vocab_size=self.runner.vocab_size,
+                sampling_problem=self.runner.sampling_problem,
             )
             address = decision.request.reply_to if isinstance(decision, Runnable) else decision.address
             why = self.reply_topics.why_unanswerable(address) if address is not None else None

@@ -11,6 +11,7 @@ from kinfer.schemas import (
     ErrorReply,
     InferenceRequest,
     InvalidMessage,
+    SamplingParams,
     decode_request,
 )
 from kinfer.schemas.codec import reply_target
@@ -35,7 +36,7 @@ def triage(
     max_context: int,
     render_chat: Callable[[Sequence[ChatMessage]], str],
     served_model: str,
-    vocab_size: int,
+    sampling_problem: Callable[[SamplingParams], str | None],
 ) -> Runnable | Refused:
     """Decode one record and decide: run it, or answer it with an error now."""
     try:
@@ -54,12 +55,8 @@ def triage(
     if request.model is not None and request.model != served_model:
         message = f"model {request.model!r} is not served by this region's workers ({served_model!r} is)"
         return _refuse(request, ErrorCode.INVALID_REQUEST, message)
-    unknown = sorted(t for t in request.sampling.logit_bias if t >= vocab_size)
-    if unknown:
-        message = (
-            f"logit_bias names token ids {unknown[:5]} outside {served_model!r}'s vocabulary of {vocab_size}"
-        )
-        return _refuse(request, ErrorCode.INVALID_REQUEST, message)
+    if (problem := sampling_problem(request.sampling)) is not None:
+        return _refuse(request, ErrorCode.INVALID_REQUEST, problem)
     prompt = request.prompt or render_chat(request.messages)
     prompt_tokens = count_tokens(prompt)
     total = prompt_tokens + request.sampling.max_tokens

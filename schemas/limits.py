@@ -18,6 +18,8 @@ MAX_CHOICES: Final = 8
 """Largest ``n``: choices decoded together for one prompt (each one a batch row)."""
 MAX_TOP_LOGPROBS: Final = 20
 """Largest ``top_logprobs``, as OpenAI."""
+MAX_JSON_SCHEMA_BYTES: Final = 64 * 1024
+"""Largest ``json_schema`` (encoded) a request may constrain its answer to."""
 MAX_LOGIT_BIAS: Final = 300
 """Most token ids one ``logit_bias`` may name."""
 MAX_STOP_SEQUENCE_CHARS: Final = 64

@@ -9,7 +9,7 @@ is constructed and when it is decoded.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -31,7 +31,7 @@ SCHEMA_VERSION = 6
 5: the error code ``unauthenticated`` (a secured pipeline refuses requests whose tenant is
    not proven by a signature, see ``signing.py``); readers before 5 do not know the code.
 6: OpenAI's sampling knobs: ``frequency_penalty``, ``presence_penalty``, ``logit_bias``,
-   ``n`` (choices decoded together), ``logprobs`` and ``top_logprobs``; results carry
+   ``n`` (choices decoded together), ``logprobs``, ``top_logprobs`` and ``json_schema``; results carry
    ``logprobs`` and the further ``choices``, chunks their ``choice`` and ``logprobs``.
 """
 
@@ -84,6 +84,9 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=Tr
     """Return each generated token's log-probability."""
     top_logprobs: int = 0
     """And this many likeliest alternatives at each position (needs ``logprobs``)."""
+    json_schema: dict[str, Any] | None = None
+    """The answer is JSON valid against this JSON Schema (``{"type": "object"}``: any object):
+    decoding is constrained to it. A worker refuses a schema it cannot compile."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tokens <= limits.MAX_NEW_TOKENS:
@@ -119,6 +122,11 @@ class SamplingParams(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=Tr
             )
         if self.top_logprobs and not self.logprobs:
             raise InvalidMessage("top_logprobs needs logprobs")
+        if (
+            self.json_schema is not None
+            and len(msgspec.json.encode(self.json_schema)) > limits.MAX_JSON_SCHEMA_BYTES
+        ):
+            raise InvalidMessage(f"json_schema is over {limits.MAX_JSON_SCHEMA_BYTES} bytes")
 
     @property
     def penalised(self) -> bool:

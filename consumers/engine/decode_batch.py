@@ -20,6 +20,7 @@ from typing import Generic, Literal, TypeVar
 
 import torch
 
+from kinfer.consumers.engine.constraints import Matcher, mask_logits, matcher
 from kinfer.consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta
 from kinfer.consumers.engine.sampling import RowLogprobs, logprobs_of, make_generator, pick_batch
@@ -45,6 +46,8 @@ class SequenceState(Generic[K]):
     finish: Literal["stop", "length"] | None = None
     streamed: int = 0
     """Characters of ``text`` already handed to the sink."""
+    constraint: Matcher | None = None
+    """Where a JSON Schema constrains it: the grammar's parse state."""
     logprobs: list[TokenLogprob] = field(default_factory=list)
     token_ends: list[int] = field(default_factory=list)
     """Length of ``text`` after each token (which text a token's log-probability goes with)."""
@@ -113,7 +116,10 @@ class DecodeBatch(Generic[K]):
             for choice in range(item.sampling.n):
                 gen = make_generator(item.sampling, self.device, choice)
                 detok = self.tokenizer.detokenizer()
-                new_rows.append(SequenceState(key, item, len(prompt), gen, detok, group, choice))
+                row = SequenceState(key, item, len(prompt), gen, detok, group, choice)
+                if item.sampling.json_schema is not None:
+                    row.constraint = matcher(item.sampling.json_schema, self.tokenizer.grammar_tokenizer())
+                new_rows.append(row)
         if len(new_rows) > len(items):
             repeat = torch.tensor([i for i, (_, it) in enumerate(items) for _ in range(it.sampling.n)])
             index = repeat.to(self.device)
@@ -187,7 +193,12 @@ class DecodeBatch(Generic[K]):
         """One token per row from the last logits (a rank group's followers are told instead)."""
         samplings = [row.item.sampling for row in self.rows]
         generated = [row.tokens for row in self.rows]
-        return pick_batch(self._logits.float().cpu(), samplings, [row.gen for row in self.rows], generated)
+        logits = self._logits.float().cpu()
+        constrained = [(i, row.constraint) for i, row in enumerate(self.rows) if row.constraint is not None]
+        if constrained:
+            logits = logits.clone()  # the model's own stay for the log-probabilities
+            mask_logits(logits, constrained, self.tokenizer.grammar_tokenizer())
+        return pick_batch(logits, samplings, [row.gen for row in self.rows], generated)
 
     def _score(self, picks: list[int]) -> list[RowLogprobs | None]:
         """The log-probabilities of the picks, for rows that asked (followers have none to give)."""
@@ -203,6 +214,8 @@ class DecodeBatch(Generic[K]):
         if token in self.tokenizer.eos_ids:
             row.finish = "stop"
             return
+        if row.constraint is not None:
+            row.constraint.consume_token(token)
         row.tokens.append(token)
         row.text += row.detok.push(token)
         row.token_ends.append(len(row.text))
@@ -214,7 +227,9 @@ class DecodeBatch(Generic[K]):
                 row.cut(cut)
                 row.finish = "stop"
                 return
-        if (
+        if row.constraint is not None and row.constraint.is_stopped():
+            row.finish = "stop"  # the JSON is complete: nothing may follow it
+        elif (
             len(row.tokens) >= sampling.max_tokens
             or row.prompt_len + len(row.tokens) >= self.model.max_context
         ):

@@ -8,7 +8,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from kinfer.consumers.engine.chat_template import render_plain
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
-from kinfer.schemas import ChatMessage, TokenLogprob
+from kinfer.consumers.engine.sampling import bias_problem
+from kinfer.schemas import ChatMessage, SamplingParams, TokenLogprob
 
 K = TypeVar("K")
 
@@ -22,6 +23,11 @@ class EchoRunner:
 
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
+
+    def sampling_problem(self, sampling: SamplingParams) -> str | None:
+        if sampling.json_schema is not None:
+            return f"model {self.name!r} cannot constrain its answer to a JSON Schema"
+        return bias_problem(sampling, self.vocab_size, self.name)
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         return render_plain(messages)

@@ -9,6 +9,7 @@ transformers' ``DynamicCache``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.constraints import GrammarTokenizer, hf_tokenizer
 from kinfer.consumers.engine.model_api import KVCache
 from kinfer.schemas import ChatMessage
 
@@ -92,6 +94,13 @@ class HFCodec:
     def decode(self, ids: list[int]) -> str:
         text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
         return text
+
+    @functools.cached_property
+    def _grammar(self) -> GrammarTokenizer:
+        return hf_tokenizer(self.tokenizer, self.eos_ids)
+
+    def grammar_tokenizer(self) -> GrammarTokenizer:
+        return self._grammar
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import torch
 
+from kinfer.consumers.engine.constraints import GrammarTokenizer
 from kinfer.schemas import ChatMessage
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -42,6 +43,10 @@ class TextCodec(Protocol):
 
     def decode(self, ids: list[int]) -> str:
         """Text of the tokens, special ones left out (a log-probability's token)."""
+        ...
+
+    def grammar_tokenizer(self) -> GrammarTokenizer:
+        """The vocabulary as constrained decoding sees it (built once, on first use)."""
         ...
 
     def detokenizer(self) -> Detokenizer: ...

@@ -86,6 +86,11 @@ class ModelRunner(Protocol):
         """Token ids a request may name (``logit_bias``) are below this."""
         ...
 
+    def sampling_problem(self, sampling: SamplingParams) -> str | None:
+        """Why this model cannot decode with these knobs (a ``logit_bias`` id outside its
+        vocabulary, a ``json_schema`` it cannot compile), or None."""
+        ...
+
     def count_tokens(self, prompt: str) -> int: ...
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import functools
 from collections.abc import Sequence
 
 from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.constraints import GrammarTokenizer, byte_tokenizer
 from kinfer.schemas import ChatMessage
 
 BOS = 256
@@ -41,6 +43,14 @@ class ByteTokenizer:
         """BOS followed by the text's UTF-8 bytes."""
         return [BOS, *text.encode("utf-8", "surrogatepass")]
 
+    def grammar_tokenizer(self) -> GrammarTokenizer:
+        return _grammar_tokenizer()
+
     def decode(self, ids: list[int]) -> str:
         """Text of the byte tokens; special tokens are dropped, broken UTF-8 replaced."""
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+@functools.cache
+def _grammar_tokenizer() -> GrammarTokenizer:
+    return byte_tokenizer(256, [b"<bos>", b"<eos>", b"<pad>"], EOS, BOS, encode=list)

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import torch
 
+from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
+from kinfer.consumers.engine.sampling import bias_problem
 from kinfer.consumers.engine.tokenizer import ByteTokenizer
-from kinfer.schemas import ChatMessage
+from kinfer.schemas import ChatMessage, SamplingParams
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,6 +78,13 @@ class TorchRunner:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
+
+    def sampling_problem(self, sampling: SamplingParams) -> str | None:
+        if (problem := bias_problem(sampling, self.vocab_size, self.name)) is not None:
+            return problem
+        if sampling.json_schema is None:
+            return None
+        return schema_problem(sampling.json_schema, self.tokenizer.grammar_tokenizer())
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer.encode(prompt))

@@ -23,7 +23,7 @@ from kinfer.consumers.engine.sampling import RowLogprobs
 from kinfer.consumers.engine.torch_runner import TorchRunner, decode_all
 from kinfer.consumers.parallel.channel import Channel, Close, Join, Open, Remove, Step, Stop
 from kinfer.consumers.parallel.group import RankGroup, guard
-from kinfer.schemas import ChatMessage
+from kinfer.schemas import ChatMessage, SamplingParams
 
 K = TypeVar("K")
 log = structlog.get_logger(__name__)
@@ -98,6 +98,9 @@ class ParallelRunner:
     @property
     def vocab_size(self) -> int:
         return self.local.vocab_size
+
+    def sampling_problem(self, sampling: SamplingParams) -> str | None:
+        return self.local.sampling_problem(sampling)
 
     def count_tokens(self, prompt: str) -> int:
         return self.local.count_tokens(prompt)

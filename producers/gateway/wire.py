@@ -67,9 +67,26 @@ class StreamOptions(_Strict):
     """Accepted; there is nothing to pad: chunks go over loopback or the caller's TLS."""
 
 
+class JsonSchemaFormat(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+    """Accepted: the schema is always followed strictly (decoding cannot leave it)."""
+
+
 class ResponseFormat(_Strict):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: Any = None
+    json_schema: JsonSchemaFormat | None = None
+
+    def constraint(self) -> dict[str, Any] | None:
+        """What the answer is constrained to: None for text, any object for ``json_object``."""
+        if self.type == "text":
+            return None
+        given = self.json_schema.schema_ if self.json_schema is not None else None
+        return given if given is not None else {"type": "object"}
 
 
 _REFUSED = {
@@ -141,6 +158,7 @@ class _Common(_Strict):
             n=self.n or 1,
             logprobs=self.logprobs_wanted(),
             top_logprobs=self.top_wanted(),
+            json_schema=self.schema_wanted(),
         )
 
     @property
@@ -152,6 +170,9 @@ class _Common(_Strict):
 
     def top_wanted(self) -> int:
         return 0
+
+    def schema_wanted(self) -> dict[str, Any] | None:
+        return None
 
 
 class ChatCompletionRequest(_Common):
@@ -174,12 +195,9 @@ class ChatCompletionRequest(_Common):
     """Accepted; a base model has no verbosity setting (max_tokens bounds the answer)."""
 
     def refused(self) -> tuple[str, str] | None:
-        if self.response_format is not None and self.response_format.type != "text":
-            why = (
-                f"response_format {self.response_format.type!r}: kinfer does not constrain decoding to "
-                "JSON yet; ask for JSON in the prompt and validate the answer, or leave response_format out"
-            )
-            return "response_format", why
+        wanted = self.response_format
+        if wanted is not None and wanted.type == "json_schema" and wanted.json_schema is None:
+            return "response_format.json_schema", "type json_schema needs json_schema: {name, schema}"
         if self.tool_choice not in (None, "none") or self.function_call not in (None, "none"):
             return "tool_choice", _REFUSED["tools"]
         if self.modalities and "audio" in self.modalities:
@@ -199,6 +217,9 @@ class ChatCompletionRequest(_Common):
 
     def top_wanted(self) -> int:
         return self.top_logprobs or 0
+
+    def schema_wanted(self) -> dict[str, Any] | None:
+        return self.response_format.constraint() if self.response_format is not None else None
 
 
 class CompletionRequest(_Common):

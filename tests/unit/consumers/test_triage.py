@@ -1,6 +1,7 @@
 from collections.abc import Sequence
 
 from kinfer.consumers.engine.chat_template import render_plain
+from kinfer.consumers.engine.sampling import bias_problem
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import (
     ChatMessage,
@@ -25,7 +26,7 @@ def decide(value: bytes | None, hdrs: dict[str, str] | None = None, now: int = 1
         max_context=100,
         render_chat=template,
         served_model="m1",
-        vocab_size=300,
+        sampling_problem=lambda s: bias_problem(s, 300, "m"),
     )
 
 

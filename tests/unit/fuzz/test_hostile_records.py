@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.sampling import logprobs_of, make_generator, pick_batch
+from kinfer.consumers.engine.sampling import bias_problem, logprobs_of, make_generator, pick_batch
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import (
     DeadLetter,
@@ -198,7 +198,7 @@ def test_admission_and_workers_decide_every_record(data: bytes, values: dict[str
         max_context=100_000,
         render_chat=render_plain,
         served_model="m",
-        vocab_size=300,
+        sampling_problem=lambda s: bias_problem(s, 300, "m"),
     )
     assert isinstance(decision, Runnable) or addressable_or_dead_lettered(decision)
 
