@@ -43,6 +43,7 @@ BENCHMARKS = (
     Benchmark("hashing", "keys moved when capacity is added, vs Kafka's partitioner", 0.1),
     Benchmark("warm_vs_cold", "time to first answer: cold start vs promoted standby", 1.2),
     Benchmark("quantization", "SmolLM2 in float32, bfloat16, int8: memory, perplexity, speed", 0.4),
+    Benchmark("sampling", "SmolLM2 with penalties, logprobs, a JSON Schema; n=4 vs 4 requests", 1.5),
     Benchmark("parallel", "tensor and pipeline parallel ranks", 2.8),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}

@@ -23,7 +23,7 @@ def default_worker_id() -> str:
 class WorkerConfig(BaseModel):
     """One inference worker: which region's dispatch topic it serves and how it batches."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     kafka: KafkaConnection = KafkaConnection()
     """The Kafka cluster and how to authenticate to it."""

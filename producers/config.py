@@ -11,7 +11,7 @@ from kinfer.schemas.kafka_client import KafkaConnection
 class ClientConfig(BaseModel):
     """A client of the pipeline (the SDK, `kinfer submit` and `chat`, the gateway's client)."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     kafka: KafkaConnection = KafkaConnection()
     """The Kafka cluster and how to authenticate to it."""

@@ -35,7 +35,7 @@ class KafkaSecurity(BaseModel):
     """Authentication and encryption of a Kafka connection; the defaults are a plaintext,
     anonymous local broker."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     protocol: SecurityProtocol = "PLAINTEXT"
     """PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS: what hosted clusters use)."""
@@ -89,7 +89,7 @@ class KafkaSecurity(BaseModel):
 class KafkaConnection(BaseModel):
     """Where a Kafka cluster is and how to authenticate to it."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     bootstrap_servers: str = "127.0.0.1:19092"
     """Kafka bootstrap servers (host:port, comma-separated)."""

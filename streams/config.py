@@ -14,7 +14,7 @@ from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 class AdmissionConfig(BaseModel):
     """The admission stage: validation, limits, breakers, cache and routing."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     kafka: KafkaConnection = KafkaConnection()
     """The Kafka cluster and how to authenticate to it."""

@@ -27,7 +27,7 @@ class Member:
 class PoolConfig(BaseModel):
     """The warm-pool controller (`kinfer pool`)."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     lag_threshold: int = Field(default=100, ge=1)
     """Unprocessed dispatch records (summed over partitions) that call for more workers."""

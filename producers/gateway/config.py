@@ -10,7 +10,7 @@ from kinfer.schemas import DEFAULT_REGIONS
 class GatewayConfig(BaseModel):
     """The OpenAI-compatible HTTP gateway."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     host: str = "127.0.0.1"
     """Listen address."""

@@ -1,8 +1,15 @@
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
+from kinfer.consumers.config import WorkerConfig
+from kinfer.consumers.pool.policy import PoolConfig
 from kinfer.infra.settings import KinferSettings
+from kinfer.producers.config import ClientConfig
+from kinfer.producers.gateway.config import GatewayConfig
+from kinfer.schemas.kafka_client import KafkaConnection
+from kinfer.streams.config import AdmissionConfig
 
 
 def test_defaults_work_locally(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,3 +57,13 @@ def test_a_local_cluster_spreads_its_ports_and_replicates_by_default(monkeypatch
     assert KinferSettings(kafka_brokers=3, bootstrap_servers="k:9092").topic_replication == 1
     with pytest.raises(ValueError, match="collide"):
         KinferSettings(kafka_brokers=3, kafka_port=19092, kafka_controller_port=19094)
+
+
+@pytest.mark.parametrize(
+    "config", [ClientConfig, AdmissionConfig, WorkerConfig, GatewayConfig, PoolConfig, KafkaConnection]
+)
+def test_every_config_refuses_a_field_it_does_not_have(config: type[BaseModel]) -> None:
+    """``ClientConfig(bootstrap_servers=...)`` (the field moved into ``kafka``) once connected
+    to the default broker without a word; a misspelt or moved knob is an error naming it."""
+    with pytest.raises(ValidationError, match="bootstrap_server"):
+        config(bootstrap_server="kafka:9092")
