@@ -9,6 +9,7 @@ from collections.abc import Callable
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError
+from kinfer.schemas import SamplingParams
 from kinfer.schemas.serving import WorkerHeartbeat
 from tests.integration.conftest import Pipeline, metric, wait_for
 
@@ -77,8 +78,10 @@ def test_the_tuner_shortens_the_batch_wait_of_an_underused_worker_with_requests_
             ends = time.monotonic() + seconds
             sent = 0
             while time.monotonic() < ends and wait_of_worker() >= 100:
-                # Two at a time, each prompt new (a repeated one would be answered from the cache).
-                await asyncio.gather(*(client.generate(f"one {sent + i}") for i in range(2)))
+                # Two at a time, each prompt new (a repeated one would be answered from the cache),
+                # each a few tokens: the compute share stays far under 60 % on a loaded machine too.
+                short = SamplingParams(max_tokens=4)
+                await asyncio.gather(*(client.generate(f"one {sent + i}", sampling=short) for i in range(2)))
                 sent += 2
 
     assert wait_of_worker() == 400
