@@ -24,6 +24,15 @@ class PoolMembership:
         self.health_checks = 0
         """Self-tests run after a drain, reported in every heartbeat."""
 
+    def due(self, state: State, wait_s: float = 0.0) -> bool:
+        """Whether :meth:`tick` would send a heartbeat now: a second after the last one, at
+        once when waiting or when the state changed. What the heartbeat reports (and resets,
+        like the longest queue wait since the last one) is worth computing only then."""
+        if self.registry is None:
+            return False
+        fresh = time.monotonic() - self._last_beat < 1.0
+        return not (wait_s == 0.0 and fresh and state == self._last_state)
+
     def tick(
         self,
         state: State,
@@ -38,12 +47,9 @@ class PoolMembership:
         """Heartbeat (at most once a second unless waiting or the state just changed: a
         promotion is visible at once) and take the next command, waiting up to ``wait_s``."""
         registry = self.registry
-        if registry is None:
+        if registry is None or not self.due(state, wait_s):
             return None
-        now = time.monotonic()
-        if wait_s == 0.0 and now - self._last_beat < 1.0 and state == self._last_state:
-            return None
-        self._last_beat, self._last_state = now, state
+        self._last_beat, self._last_state = time.monotonic(), state
         beat = WorkerHeartbeat(
             state=state,
             last_seen_ms=now_ms,

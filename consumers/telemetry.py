@@ -12,8 +12,6 @@ from kinfer.consumers import metrics
 
 log = structlog.get_logger(__name__)
 
-SERVER_ERRORS = frozenset({"internal", "unavailable"})
-"""Answer statuses that count against a worker's health (the recording rule's too)."""
 
 MAX_LATENCIES = 10_000
 """Answers kept per interval for its p99 (more in one interval are not needed for it)."""

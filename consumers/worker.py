@@ -40,8 +40,9 @@ from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
-from kinfer.consumers.telemetry import SERVER_ERRORS, DeviceSampler
+from kinfer.consumers.telemetry import DeviceSampler
 from kinfer.schemas import ErrorCode, InferenceRequest, SamplingParams, TopicNames
+from kinfer.schemas.errors import SERVER_ERRORS
 from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.serving import WorkerLoad
@@ -218,7 +219,24 @@ class InferenceWorker:
         elif self.outbox and not self.commits.pending and self._commit_due():
             self._commit(wait=False)  # decode on while the broker commits
         self.telemetry.maybe_sample(waiting=self.scheduler.waiting_count)
-        load = WorkerLoad(
+        if not self.membership.due("active"):
+            return None
+        command = self.membership.tick(
+            "active",
+            self.clock_ms(),
+            last_busy_ms=self._last_busy_ms,
+            queue_ms=self._queue_delay_ms(),
+            load=self._load(),
+        )
+        if command is not None and (tuning := parse_tuning(command)) is not None:
+            log.info("worker.tuned", max_wait_ms=tuning, was=self.scheduler.max_wait_ms)
+            self.scheduler.max_wait_ms = tuning  # at run time: the next idle batch waits this long
+            return None
+        return command
+
+    def _load(self) -> WorkerLoad:
+        """How busy it is and its batch wait, for the heartbeat the tuner reads."""
+        return WorkerLoad(
             utilisation=self.telemetry.utilisation,
             waiting_peak=self.telemetry.waiting_peak,
             max_wait_ms=self.scheduler.max_wait_ms,
@@ -227,18 +245,6 @@ class InferenceWorker:
             answers=self.telemetry.answers,
             error_ratio=self.telemetry.error_ratio,
         )
-        command = self.membership.tick(
-            "active",
-            self.clock_ms(),
-            last_busy_ms=self._last_busy_ms,
-            queue_ms=self._queue_delay_ms(),
-            load=load,
-        )
-        if command is not None and (tuning := parse_tuning(command)) is not None:
-            log.info("worker.tuned", max_wait_ms=tuning, was=self.scheduler.max_wait_ms)
-            self.scheduler.max_wait_ms = tuning  # at run time: the next idle batch waits this long
-            return None
-        return command
 
     def _poll(self) -> list[Message]:
         """Never wait while sequences are decoding; when idle, wait for work (or the batch wait)."""

@@ -17,12 +17,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from kinfer.schemas.errors import SERVER_ERRORS
+
 Key = tuple[str, tuple[tuple[str, str], ...]]
 """A sample: its name and its labels, sorted."""
 Scrape = dict[Key, float]
 """Every sample of every process (an ``instance`` label tells them apart)."""
-
-SERVER_ERRORS = ("internal", "unavailable")
 
 
 def parse(texts: dict[str, str]) -> Scrape:

@@ -29,6 +29,11 @@ class ErrorCode(StrEnum):
 
 _RETRIABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL})
 
+SERVER_ERRORS: frozenset[str] = frozenset({ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE})
+"""Answers that are the server's fault: what breakers count, the error-rate signals and
+alerts measure, and the pool drains a worker for. Client errors (invalid_request,
+rate_limited, unauthenticated) and deadline_exceeded say nothing about a region's health."""
+
 
 class KinferError(Exception):
     """Root of every kinfer exception.

@@ -10,6 +10,7 @@ import structlog
 from redis.asyncio import Redis
 
 from kinfer.schemas import InvalidMessage, WorkerEvent, decode_event
+from kinfer.schemas.errors import SERVER_ERRORS
 from kinfer.streams.breakers.state import Outcomes
 from kinfer.streams.breakers.store import BreakerStore, breaker_name
 from kinfer.streams.limits.limiter import RedisLimiter
@@ -19,10 +20,8 @@ from kinfer.streams.redis_health import RedisHealth
 
 log = structlog.get_logger(__name__)
 
-SERVER_ERRORS = frozenset({"internal", "unavailable"})
-"""Outcomes that count against a breaker. Client errors (invalid_request) and
-deadline_exceeded say nothing about the region's health."""
 COUNTED = SERVER_ERRORS | {"ok"}
+"""Outcomes a breaker counts: its calls, the server errors among them."""
 
 
 def breaker_outcomes(events: Iterable[WorkerEvent]) -> dict[str, list[Outcomes]]:

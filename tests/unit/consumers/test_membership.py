@@ -32,3 +32,14 @@ def test_a_promotion_is_heartbeated_at_once_and_repeats_are_throttled() -> None:
     assert [(b.state, b.model) for b in registry.beats] == [("standby", "m"), ("active", "m")]
     member.leave()
     assert registry.left
+
+
+def test_due_says_when_a_heartbeat_would_go_out() -> None:
+    """The worker computes (and resets) what a heartbeat reports only when one is due: the
+    longest queue wait since the last heartbeat once was reset on every loop turn."""
+    member = PoolMembership(FakeRegistry(), RedisGate(), "w1", "m")  # type: ignore[arg-type]
+    assert member.due("active")
+    member.tick("active", 1)
+    assert not member.due("active")  # within the second
+    assert member.due("standby") and member.due("active", wait_s=1.0)
+    assert not PoolMembership(None, RedisGate(), "w1", "m").due("active")  # no registry, no beats

@@ -16,6 +16,7 @@ import kinfer.consumers.metrics
 import kinfer.producers.gateway.metrics
 import kinfer.streams.metrics
 import kinfer.streams.redis_health
+from kinfer.schemas.errors import SERVER_ERRORS
 
 INFRA = Path(__file__).resolve().parents[3] / "infra"
 PROMETHEUS = INFRA / "prometheus"
@@ -94,3 +95,11 @@ def test_the_three_tuning_rules_alert_at_the_designs_thresholds() -> None:
     tested = (PROMETHEUS / "rules_test.yml").read_text()
     for alert in ("KinferUtilisationLow", "KinferLatencyHigh", "KinferErrorRateHigh"):
         assert f"alertname: {alert}" in tested, alert
+
+
+def test_the_error_rate_rule_counts_the_server_errors_breakers_and_the_pool_count() -> None:
+    """One list of server errors (``schemas.errors.SERVER_ERRORS``); the recording rule, which
+    cannot import it, must name the same codes."""
+    rules = (PROMETHEUS / "rules.yml").read_text()
+    (codes,) = set(re.findall(r'kinfer_worker_answers_total\{status=~"([a-z_|]+)"\}', rules))
+    assert set(codes.split("|")) == SERVER_ERRORS
