@@ -7,8 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
-from kinfer.consumers.engine.sampling import bias_problem
+from kinfer.consumers.engine.runner import (
+    GenerationInput,
+    GenerationOutput,
+    TextDelta,
+    TokenSink,
+    bias_problem,
+)
 from kinfer.schemas import ChatMessage, SamplingParams, TokenLogprob
 
 K = TypeVar("K")

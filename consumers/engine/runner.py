@@ -110,3 +110,11 @@ class ModelRunner(Protocol):
         sequence or a part of one, never half a UTF-8 character.
         """
         ...
+
+
+def bias_problem(params: SamplingParams, vocab_size: int, model: str) -> str | None:
+    """Why ``logit_bias`` names tokens the model does not have, or None."""
+    unknown = sorted(t for t in params.logit_bias if t >= vocab_size)
+    if not unknown:
+        return None
+    return f"logit_bias names token ids {unknown[:5]} outside {model!r}'s vocabulary of {vocab_size}"

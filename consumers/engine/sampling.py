@@ -13,14 +13,6 @@ _SEEDS = 2**64
 """torch's generators take seeds modulo this."""
 
 
-def bias_problem(params: SamplingParams, vocab_size: int, model: str) -> str | None:
-    """Why ``logit_bias`` names tokens the model does not have, or None."""
-    unknown = sorted(t for t in params.logit_bias if t >= vocab_size)
-    if not unknown:
-        return None
-    return f"logit_bias names token ids {unknown[:5]} outside {model!r}'s vocabulary of {vocab_size}"
-
-
 def make_generator(params: SamplingParams, device: torch.device, choice: int = 0) -> torch.Generator | None:
     """A private random stream for a sampling row: seeded when the request says so (choice
     ``i`` of ``n`` from seed + i, so the choices differ and each is reproducible)."""

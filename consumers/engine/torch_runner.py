@@ -10,8 +10,7 @@ import torch
 from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink
-from kinfer.consumers.engine.sampling import bias_problem
+from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink, bias_problem
 from kinfer.consumers.engine.tokenizer import ByteTokenizer
 from kinfer.schemas import ChatMessage, SamplingParams
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +83,24 @@ class Pipeline:
     def stop(self) -> None:
         for stage in reversed(self.stages):
             stage.stop()
+
+
+def wait_for_regions(pipeline: Pipeline, regions: Sequence[str], timeout_s: float = 120.0) -> None:
+    """Until an active worker heartbeats in each region, and admission (which reads the
+    heartbeats once a second) has seen them: else it routes a region's users around it."""
+    from kinfer.consumers.pool.registry import PoolRegistry
+
+    registries = [PoolRegistry(pipeline.services.redis_url, pipeline.prefix, r) for r in regions]
+
+    def all_active() -> bool:
+        now_ms = int(time.time() * 1000)
+        return all(
+            any(b.state == "active" and b.live(now_ms) for b in registry.heartbeats().values())
+            for registry in registries
+        )
+
+    wait_for(all_active, timeout_s, f"active workers in {', '.join(regions)}")
+    time.sleep(1.5)
 
 
 def serving(make_pipeline: Callable[[str], Pipeline], prefix: str, workers: int = 1) -> Pipeline:

@@ -16,7 +16,7 @@ from kinfer.infra.stack.redis import RedisConfig, RedisServer
 from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
 from kinfer.schemas import InferenceResult, SamplingParams
 from kinfer.streams.routing.ring import HashRing
-from tests.integration.conftest import Pipeline, families, metric, until
+from tests.integration.conftest import Pipeline, families, metric, until, wait_for_regions
 
 TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'
 TIER = """
@@ -184,6 +184,7 @@ def test_breaker_opens_on_failing_region_and_fails_over(
     pipeline.start(
         "healthy-eu", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "eu-central"}
     )
+    wait_for_regions(pipeline, ["us-west", "eu-central"])
     us_users = users_routed_to("us-west", 40)
 
     async def scenario() -> None:
@@ -229,6 +230,7 @@ def test_breaker_half_opens_and_closes_once_the_region_recovers(
     pipeline.start(
         "healthy-eu", "worker", env={**env, "KINFER_WORKER__MODEL": "echo", "KINFER_REGION": "eu-central"}
     )
+    wait_for_regions(pipeline, ["us-west", "eu-central"])  # else us-west's users go elsewhere
     us_users = users_routed_to("us-west", 200)
 
     def us_state(state: str) -> float:

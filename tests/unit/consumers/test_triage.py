@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.sampling import bias_problem
+from kinfer.consumers.engine.runner import bias_problem
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import (
     ChatMessage,

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinfer.consumers.engine.chat_template import render_plain
-from kinfer.consumers.engine.sampling import bias_problem, logprobs_of, make_generator, pick_batch
+from kinfer.consumers.engine.runner import bias_problem
+from kinfer.consumers.engine.sampling import logprobs_of, make_generator, pick_batch
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import (
     DeadLetter,
