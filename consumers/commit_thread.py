@@ -9,7 +9,9 @@ commits stay in order and an abort is seen before anything after it is sent.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 
 from kinfer.consumers.committer import Offsets, TransactionalCommitter
@@ -24,11 +26,20 @@ class Committed:
     """False: the transaction aborted (see :meth:`TransactionalCommitter.transact`)."""
 
 
+class TransactionHung(RuntimeError):
+    """A transaction has not ended long after its own timeouts. The producer is held by a call
+    that will not return (confluentinc/librdkafka#5456, #5511: send_offsets_to_transaction can
+    ignore its timeout when the group coordinator's broker dies), so this process cannot
+    commit again: it must exit and let its partitions move on."""
+
+
 class CommitThread:
-    def __init__(self, committer: TransactionalCommitter) -> None:
+    def __init__(self, committer: TransactionalCommitter, *, hang_s: float = 120.0) -> None:
         self.committer = committer
+        self.hang_s = hang_s
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="kinfer-commit")
         self._inflight: tuple[Outbox, Offsets, Future[bool]] | None = None
+        self._started = 0.0
 
     @property
     def pending(self) -> bool:
@@ -44,14 +55,22 @@ class CommitThread:
         """``group``: the consumer's group metadata, read on the worker's thread."""
         assert self._inflight is None, "collect the last commit first"
         future = self._pool.submit(self.committer.transact, outbox, offsets, group)
-        self._inflight = (outbox, offsets, future)
+        self._inflight, self._started = (outbox, offsets, future), time.monotonic()
 
     def collect(self, *, wait: bool) -> Committed | None:
         """The outcome of the transaction in flight, once it ended (waiting for it with ``wait``);
-        None when there is none or it is still running. Re-raises what it raised (fenced)."""
-        if self._inflight is None or (not wait and not self._inflight[2].done()):
+        None when there is none or it is still running. Re-raises what it raised (fenced);
+        raises :class:`TransactionHung` once it ran past ``hang_s``."""
+        if self._inflight is None:
             return None
         outbox, offsets, future = self._inflight
+        left = self.hang_s - (time.monotonic() - self._started)
+        if not future.done():
+            if not wait and left > 0:
+                return None
+            finished, _ = wait_for([future], timeout=max(0.0, left))
+            if not finished:
+                raise TransactionHung(f"a transaction has run for {self.hang_s:.0f} s without ending")
         self._inflight = None
         return Committed(outbox, offsets, future.result())
 

@@ -63,6 +63,11 @@ class WorkerConfig(BaseModel):
     """How often utilisation and tokens/s gauges are sampled."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     """A crashed worker's partitions move to another member after this long."""
+    transaction_hang_s: float = Field(default=120.0, gt=0)
+    """A Kafka transaction still running after this long (its own steps time out within 100 s)
+    is stuck: librdkafka's send_offsets_to_transaction can block forever when the group
+    coordinator's broker dies (confluentinc/librdkafka#5456). The worker then exits, so its
+    partitions move to a live worker; the transaction never committed, so nothing is lost."""
     tensor_parallel: int = Field(default=1, ge=1, le=64)
     """Ranks that split each layer by heads (tensor parallel); must divide the model's heads."""
     pipeline_parallel: int = Field(default=1, ge=1, le=64)

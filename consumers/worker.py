@@ -11,9 +11,12 @@ move to another member, which answers the same requests once for read_committed 
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import redis
 import structlog
@@ -26,7 +29,7 @@ from kinfer.consumers.batching.adaptive import batch_policy
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
-from kinfer.consumers.commit_thread import Committed, CommitThread
+from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung
 from kinfer.consumers.committer import TransactionalCommitter
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
@@ -50,6 +53,8 @@ from kinfer.schemas.serving import WorkerLoad
 log = structlog.get_logger(__name__)
 
 LEAVING = ("release", DRAIN)
+TRANSACTION_HUNG_EXIT = 75
+"""Exit status of a worker whose producer is stuck (a supervisor restarts it)."""
 """Pool commands that take a worker out of its group."""
 
 COMMIT_INTERVAL_S = 0.02
@@ -98,7 +103,7 @@ class InferenceWorker:
         self.intake = Intake(runner, self.reply_topics, self.dedupe)
         self.offsets = OffsetTracker()
         self.committer = TransactionalCommitter(self.clients, self.offsets, self.reply_topics.delivery_failed)
-        self.commits = CommitThread(self.committer)
+        self.commits = CommitThread(self.committer, hang_s=config.transaction_hang_s)
         registry = (
             PoolRegistry(config.redis_url, config.topic_prefix, config.region) if config.redis_url else None
         )
@@ -153,6 +158,18 @@ class InferenceWorker:
                     log.warning("worker.flush_failed", error=str(exc.args[0]))
             log.info("worker.stopped", worker=self.config.worker_id)
 
+    def _exit_stuck(self, exc: TransactionHung) -> NoReturn:
+        """Leave the group if the consumer still can (its partitions then move at once, not
+        after the session timeout), then exit without the usual clean-up, which would wait
+        forever on the stuck producer call. The open transaction never commits: nothing is lost."""
+        log.error("worker.transaction_hung", reason=str(exc), action="exiting: partitions move on")
+        leaving = threading.Thread(target=self.clients.consumer.close, daemon=True)
+        leaving.start()
+        leaving.join(10)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(TRANSACTION_HUNG_EXIT)
+
     def _serve(self) -> str | None:
         """Consume and answer until stopped, released or drained: the pool's command that
         ended it ("release": back to standby; "drain": out of the group for a health check)."""
@@ -167,6 +184,8 @@ class InferenceWorker:
             while not self._stop.is_set() and ended not in LEAVING:
                 ended = self._turn()
             self._drain()
+        except TransactionHung as exc:
+            self._exit_stuck(exc)
         finally:
             consumer.close()
         if ended in LEAVING:

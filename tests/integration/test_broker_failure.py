@@ -102,8 +102,14 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
         config = services.settings(PREFIX).client_config(timeout_s=240)
         kill_mid_run(config, n, "b", kill_victim)
         assert_answered_once(settings.bootstrap, names.replies, "b", n)
-        # Nobody died with the broker: admission and both workers rode the fail-over out.
-        assert all(stage.alive() for stage in pipeline.stages), [s.tail(20) for s in pipeline.stages]
+        # Nobody died with the broker: admission and both workers rode the fail-over out. The one
+        # exit allowed is a worker whose transaction librdkafka left stuck (librdkafka#5456:
+        # send_offsets_to_transaction can hang when the group coordinator's broker dies): it
+        # must say so and exit, and every request was still answered once (checked above).
+        for stage in pipeline.stages:
+            stuck = stage.name.startswith("worker") and "worker.transaction_hung" in stage.tail(400)
+            assert stage.alive() or stuck, stage.tail(20)
+        assert pipeline.stages[0].alive() and any(s.alive() for s in pipeline.stages[1:])
 
         # `kinfer up` again starts only the dead node, which catches up and rejoins every ISR.
         again = kinfer("up", "--services-only", env=cluster_env)

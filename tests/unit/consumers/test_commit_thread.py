@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kinfer.consumers.commit_thread import CommitThread
+from kinfer.consumers.commit_thread import CommitThread, TransactionHung
 from kinfer.consumers.committer import Offsets
 from kinfer.consumers.outbox import Outbox
 from kinfer.schemas import TopicNames
@@ -82,4 +82,22 @@ def test_an_abort_and_a_fence_reach_the_worker() -> None:
             commits.collect(wait=True)
         assert not commits.pending
     finally:
+        commits.close()
+
+
+def test_a_transaction_past_its_hang_limit_is_reported_stuck_waiting_or_not() -> None:
+    """librdkafka#5456: send_offsets_to_transaction may never return once the group
+    coordinator's broker died; the worker must learn it, not wait forever."""
+    committer = GatedCommitter()  # never opened: the call does not return
+    commits = CommitThread(committer, hang_s=0.3)  # type: ignore[arg-type]
+    try:
+        commits.submit(outbox(), {}, "group")
+        assert commits.collect(wait=False) is None  # within the limit: just still running
+        with pytest.raises(TransactionHung, match="without ending"):
+            commits.collect(wait=True)  # waits out the rest of the limit, no longer
+        assert commits.pending  # the stuck transaction is still the one in flight
+        with pytest.raises(TransactionHung):
+            commits.collect(wait=False)  # past the limit, a loop that does not wait hears it too
+    finally:
+        committer.gate.set()
         commits.close()
