@@ -3,6 +3,8 @@ and a fenced producer's error reaching the worker's thread."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -101,3 +103,25 @@ def test_a_transaction_past_its_hang_limit_is_reported_stuck_waiting_or_not() ->
     finally:
         committer.gate.set()
         commits.close()
+
+
+@pytest.mark.parametrize("consumer_close", ["print('left the group', flush=True)", "time.sleep(3600)"])
+def test_a_stuck_worker_says_why_leaves_its_group_and_exits_75(consumer_close: str) -> None:
+    """The exit a stuck transaction leads to: logged, the group left when the consumer can
+    (within 10 s when it cannot), and no clean-up that would wait on the stuck producer."""
+    code = (
+        "import time, types\n"
+        "from kinfer.consumers.commit_thread import TransactionHung\n"
+        "from kinfer.consumers.worker import InferenceWorker\n"
+        f"consumer = types.SimpleNamespace(close=lambda: {consumer_close})\n"
+        "worker = types.SimpleNamespace(clients=types.SimpleNamespace(consumer=consumer))\n"
+        "InferenceWorker._exit_stuck(worker, TransactionHung('stuck for 120 s'))\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 75, out
+    assert "worker.transaction_hung" in out and "stuck for 120 s" in out and "not reached" not in out
+    assert ("left the group" in out) == consumer_close.startswith("print")
