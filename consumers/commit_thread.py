@@ -9,13 +9,22 @@ commits stay in order and an abort is seen before anything after it is sent.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
+from typing import NoReturn
+
+import structlog
+from confluent_kafka import Consumer
 
 from kinfer.consumers.committer import Offsets, TransactionalCommitter
 from kinfer.consumers.outbox import Outbox
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,23 @@ class TransactionHung(RuntimeError):
     that will not return (confluentinc/librdkafka#5456, #5511: send_offsets_to_transaction can
     ignore its timeout when the group coordinator's broker dies), so this process cannot
     commit again: it must exit and let its partitions move on."""
+
+
+TRANSACTION_HUNG_EXIT = 75
+"""Exit status of a worker whose producer is stuck (a supervisor restarts it)."""
+
+
+def exit_stuck(exc: TransactionHung, consumer: Consumer) -> NoReturn:
+    """Leave the group if the consumer still can (its partitions then move at once, not after
+    the session timeout), then exit without the usual clean-up, which would wait forever on
+    the stuck producer call. The open transaction never commits: nothing is lost."""
+    log.error("worker.transaction_hung", reason=str(exc), action="exiting: partitions move on")
+    leaving = threading.Thread(target=consumer.close, daemon=True)
+    leaving.start()
+    leaving.join(10)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(TRANSACTION_HUNG_EXIT)
 
 
 class CommitThread:

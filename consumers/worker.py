@@ -11,12 +11,9 @@ move to another member, which answers the same requests once for read_committed 
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import NoReturn
 
 import redis
 import structlog
@@ -29,11 +26,11 @@ from kinfer.consumers.batching.adaptive import batch_policy
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
-from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung
+from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung, exit_stuck
 from kinfer.consumers.committer import TransactionalCommitter
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
-from kinfer.consumers.engine import GenerationInput, ModelRunner
+from kinfer.consumers.engine import ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
 from kinfer.consumers.membership import PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
@@ -43,8 +40,9 @@ from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
+from kinfer.consumers.self_test import health_check, warm_up
 from kinfer.consumers.telemetry import DeviceSampler
-from kinfer.schemas import ErrorCode, InferenceRequest, SamplingParams, TopicNames
+from kinfer.schemas import ErrorCode, InferenceRequest, TopicNames
 from kinfer.schemas.errors import SERVER_ERRORS
 from kinfer.schemas.kafka_client import take_available
 from kinfer.schemas.request_keys import request_key
@@ -53,8 +51,6 @@ from kinfer.schemas.serving import WorkerLoad
 log = structlog.get_logger(__name__)
 
 LEAVING = ("release", DRAIN)
-TRANSACTION_HUNG_EXIT = 75
-"""Exit status of a worker whose producer is stuck (a supervisor restarts it)."""
 """Pool commands that take a worker out of its group."""
 
 COMMIT_INTERVAL_S = 0.02
@@ -130,7 +126,7 @@ class InferenceWorker:
         drained_reason = ""
         try:
             if standby:
-                self._warm_up()
+                warm_up(self.runner)
             while not self._stop.is_set():
                 if mode == "standby":
                     if self.membership.tick("standby", self.clock_ms(), wait_s=1.0) == "promote":
@@ -144,7 +140,7 @@ class InferenceWorker:
                     if ended == "release":
                         mode = "standby"
                     elif ended == "drain":
-                        drained_reason = self._health_check()
+                        drained_reason = health_check(self.runner)
                         self.membership.health_checks += 1
                         self.telemetry.forget_errors()  # judged already: rejoin with a clean slate
                         mode = "drained" if drained_reason else "active"
@@ -157,18 +153,6 @@ class InferenceWorker:
                 except KafkaException as exc:  # a fatal producer has nothing left to deliver
                     log.warning("worker.flush_failed", error=str(exc.args[0]))
             log.info("worker.stopped", worker=self.config.worker_id)
-
-    def _exit_stuck(self, exc: TransactionHung) -> NoReturn:
-        """Leave the group if the consumer still can (its partitions then move at once, not
-        after the session timeout), then exit without the usual clean-up, which would wait
-        forever on the stuck producer call. The open transaction never commits: nothing is lost."""
-        log.error("worker.transaction_hung", reason=str(exc), action="exiting: partitions move on")
-        leaving = threading.Thread(target=self.clients.consumer.close, daemon=True)
-        leaving.start()
-        leaving.join(10)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(TRANSACTION_HUNG_EXIT)
 
     def _serve(self) -> str | None:
         """Consume and answer until stopped, released or drained: the pool's command that
@@ -185,7 +169,7 @@ class InferenceWorker:
                 ended = self._turn()
             self._drain()
         except TransactionHung as exc:
-            self._exit_stuck(exc)
+            exit_stuck(exc, self.clients.consumer)
         finally:
             consumer.close()
         if ended in LEAVING:
@@ -195,27 +179,6 @@ class InferenceWorker:
             self.clients.drop_consumer()
             return ended
         return None
-
-    def _health_check(self) -> str:
-        """Out of the group for its error rate: a self-test request. Empty when it passed (the
-        worker rejoins); else why it failed (the worker stays out and says so)."""
-        try:
-            out = self.runner.generate([GenerationInput("kinfer self-test", SamplingParams(max_tokens=4))])
-        except Exception as exc:  # noqa: BLE001 - any failure of the model is the finding
-            why = f"self-test failed: {type(exc).__name__}: {str(exc)[:200]}"
-        else:
-            why = "" if out and out[0].completion_tokens > 0 else "self-test generated nothing"
-        if why:
-            log.warning("worker.health_check_failed", reason=why, action="staying out of the group")
-        else:
-            log.info("worker.health_check_passed", action="rejoining the group")
-        return why
-
-    def _warm_up(self) -> None:
-        """Run the model once so a promotion pays for no lazy allocation or kernel load."""
-        started = time.monotonic()
-        self.runner.generate([GenerationInput("warm up", SamplingParams(max_tokens=4))])
-        log.info("worker.warm", seconds=round(time.monotonic() - started, 3))
 
     def _turn(self) -> str | None:
         """One iteration: take in records, decode one step, commit, report; the pool's command."""

@@ -111,11 +111,9 @@ def test_a_stuck_worker_says_why_leaves_its_group_and_exits_75(consumer_close: s
     (within 10 s when it cannot), and no clean-up that would wait on the stuck producer."""
     code = (
         "import time, types\n"
-        "from kinfer.consumers.commit_thread import TransactionHung\n"
-        "from kinfer.consumers.worker import InferenceWorker\n"
+        "from kinfer.consumers.commit_thread import TransactionHung, exit_stuck\n"
         f"consumer = types.SimpleNamespace(close=lambda: {consumer_close})\n"
-        "worker = types.SimpleNamespace(clients=types.SimpleNamespace(consumer=consumer))\n"
-        "InferenceWorker._exit_stuck(worker, TransactionHung('stuck for 120 s'))\n"
+        "exit_stuck(TransactionHung('stuck for 120 s'), consumer)\n"
         "print('not reached')\n"
     )
     proc = subprocess.run(
