@@ -32,9 +32,11 @@ def schema_problem(schema: dict[str, Any], tokenizer: GrammarTokenizer) -> str |
     """Why a schema cannot constrain decoding (unsupported keywords, contradictions), or None."""
     try:
         grammar = grammar_of(schema)
-    except (ValueError, TypeError) as exc:
-        return f"json_schema cannot be compiled: {exc}"
-    is_error, messages = Matcher.validate_grammar_with_warnings(grammar, tokenizer)
+        is_error, messages = Matcher.validate_grammar_with_warnings(grammar, tokenizer)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+        return f"json_schema cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
     return f"json_schema cannot be compiled: {'; '.join(messages)}"[:500] if is_error else None
 
 
