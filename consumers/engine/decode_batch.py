@@ -202,7 +202,10 @@ class DecodeBatch(Generic[K]):
 
     def _score(self, picks: list[int]) -> list[RowLogprobs | None]:
         """The log-probabilities of the picks, for rows that asked (followers have none to give)."""
-        return logprobs_of(self._logits.float().cpu(), [row.item.sampling for row in self.rows], picks)
+        samplings = [row.item.sampling for row in self.rows]
+        if not any(sampling.logprobs for sampling in samplings):
+            return [None] * len(picks)  # no second copy of the logits off the device per step
+        return logprobs_of(self._logits.float().cpu(), samplings, picks)
 
     def _token_logprob(self, token: int, scored: RowLogprobs) -> TokenLogprob:
         logprob, top = scored
