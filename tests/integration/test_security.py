@@ -89,11 +89,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
 
 
 def delivery_errors(kafka: KafkaConnection, topic: str, records: int = 1, **record: Any) -> list[KafkaError]:
-    """Write ``records`` records to ``topic``; the errors the deliveries report."""
+    """Write ``records`` records to ``topic``; the error each one got (None: delivered).
+
+    A refusal comes either through the delivery callback or, once librdkafka has cached the
+    topic's authorization failure in its metadata, from ``produce()`` itself: both mean the
+    broker refused the record, so both are counted (one error per record either way)."""
     errors: list[KafkaError] = []
     producer = Producer(client_config(kafka, {"message.timeout.ms": 15_000}))
     for _ in range(records):
-        producer.produce(topic, value=b"{}", on_delivery=lambda err, _msg: errors.append(err), **record)
+        try:
+            producer.produce(topic, value=b"{}", on_delivery=lambda err, _msg: errors.append(err), **record)
+        except KafkaException as exc:
+            errors.append(exc.args[0])
     producer.flush(30)
     return errors
 
