@@ -1,11 +1,11 @@
 """Iteration-level (continuous) batching: sequences join and leave between decode steps.
 
-The batch holds one left-padded KV cache. Joining sequences are prefilled
-together and merged in (the narrower side is padded on the left); finished
-sequences are dropped before the next forward pass, and all-padding columns are
-trimmed, so a short request never waits for a long one and never pays for it.
-Attention masks keep every row independent of its neighbours: a sequence's
-greedy tokens are the same whatever it is batched with (tested).
+The batch keeps each sequence's text, stop sequences, log-probabilities and choices, and
+picks every token itself (penalties, bias, seeds, JSON-Schema masks: ``sampling.py``,
+``constraints.py``), so every engine decodes by the same rules. Where the model's KV state
+lives is a :class:`SequenceStore`: kinfer's left-padded torch cache (``padded_cache.py``) or
+llama.cpp's sequences (``llama_cpp.py``); the store only prefills, decodes a token per row
+and forgets rows.
 
 A request for ``n`` choices is prefilled once and its row repeated ``n`` times; it
 leaves the batch when the last of its choices finished.
@@ -16,17 +16,39 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 import torch
 
 from kinfer.consumers.engine.constraints import Matcher, mask_logits, matcher
-from kinfer.consumers.engine.model_api import CausalLM, Detokenizer, KVCache, TextCodec
+from kinfer.consumers.engine.model_api import Detokenizer, TextCodec
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta
 from kinfer.consumers.engine.sampling import RowLogprobs, logprobs_of, make_generator, pick_batch
 from kinfer.schemas import TokenLogprob, TopLogprob
 
 K = TypeVar("K")
+
+
+class SequenceStore(Protocol):
+    """A model and the KV state of the batch's rows, in row order."""
+
+    @property
+    def max_context(self) -> int:
+        """Most tokens (prompt + generated) one row may hold."""
+        ...
+
+    def prefill(self, prompts: Sequence[list[int]], copies: Sequence[int]) -> torch.Tensor:
+        """Append rows: prompt ``i`` becomes ``copies[i]`` rows from one prefill. Returns the
+        new rows' next-token logits, (rows, vocab). On failure nothing was appended."""
+        ...
+
+    def decode(self, tokens: Sequence[int]) -> torch.Tensor:
+        """Feed one token to every row; the next logits, (rows, vocab)."""
+        ...
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only these rows (ascending indices); the others' state is freed."""
+        ...
 
 
 @dataclass
@@ -73,14 +95,12 @@ class SequenceState(Generic[K]):
 
 
 class DecodeBatch(Generic[K]):
-    def __init__(self, model: CausalLM, tokenizer: TextCodec, device: torch.device) -> None:
-        self.model = model
+    def __init__(self, store: SequenceStore, tokenizer: TextCodec, device: torch.device) -> None:
+        self.store = store
         self.tokenizer = tokenizer
         self.device = device
+        """Where the sampling generators live."""
         self.rows: list[SequenceState[K]] = []
-        self._cache: KVCache = []
-        self._mask = torch.zeros((0, 0), dtype=torch.bool, device=device)
-        self._last_pos = torch.zeros(0, dtype=torch.long, device=device)
         self._logits = torch.zeros((0, 0), device=device)
         self._groups = 0
         self._parked: dict[int, list[SequenceState[K]]] = {}
@@ -96,11 +116,6 @@ class DecodeBatch(Generic[K]):
             firsts.setdefault(row.group, row.key)
         return list(firsts.values())
 
-    @property
-    def width(self) -> int:
-        """Cache columns: what the next decode step attends over."""
-        return int(self._mask.shape[1])
-
     @torch.inference_mode()
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None:
         """Prefill new sequences together and merge them into the running batch (a request's
@@ -108,11 +123,9 @@ class DecodeBatch(Generic[K]):
         if not items:
             return
         prompts = [self.tokenizer.encode(item.prompt) for _, item in items]
-        ids, mask, positions = self._left_pad(prompts)
-        logits, cache = self.model(ids, mask, positions)
         new_rows: list[SequenceState[K]] = []
-        for (key, item), prompt in zip(items, prompts, strict=True):
-            group, self._groups = self._groups, self._groups + 1
+        for number, ((key, item), prompt) in enumerate(zip(items, prompts, strict=True)):
+            group = self._groups + number
             for choice in range(item.sampling.n):
                 gen = make_generator(item.sampling, self.device, choice)
                 detok = self.tokenizer.detokenizer()
@@ -120,32 +133,11 @@ class DecodeBatch(Generic[K]):
                 if item.sampling.json_schema is not None:
                     row.constraint = matcher(item.sampling.json_schema, self.tokenizer.grammar_tokenizer())
                 new_rows.append(row)
-        if len(new_rows) > len(items):
-            repeat = torch.tensor([i for i, (_, it) in enumerate(items) for _ in range(it.sampling.n)])
-            index = repeat.to(self.device)
-            logits, mask, positions = logits[index], mask[index], positions[index]
-            cache = [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache]
-        if not self.rows:
-            self.rows, self._cache, self._mask, self._last_pos, self._logits = (
-                new_rows,
-                cache,
-                mask,
-                positions[:, -1],
-                logits,
-            )
-            return
-        width = max(self.width, mask.shape[1])
-        self._cache = [
-            (
-                torch.cat([_pad(k0, width, 2), _pad(k1, width, 2)]),
-                torch.cat([_pad(v0, width, 2), _pad(v1, width, 2)]),
-            )
-            for (k0, v0), (k1, v1) in zip(self._cache, cache, strict=True)
-        ]
-        self._mask = torch.cat([_pad(self._mask, width, 1), _pad(mask, width, 1)])
-        self._last_pos = torch.cat([self._last_pos, positions[:, -1]])
-        self._logits = torch.cat([self._logits, logits])
+        # Last: a failure before or in the prefill leaves the batch as it was.
+        logits = self.store.prefill(prompts, [item.sampling.n for _, item in items])
+        self._groups += len(items)
         self.rows += new_rows
+        self._logits = torch.cat([self._logits.to(logits.dtype), logits]) if len(self._logits) else logits
 
     @torch.inference_mode()
     def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
@@ -158,7 +150,7 @@ class DecodeBatch(Generic[K]):
         if len(keep) < len(self.rows):
             self._select(keep)
         if self.rows:
-            self._decode([picks[i] for i in keep])
+            self._logits = self.store.decode([picks[i] for i in keep])
         return done
 
     def _complete(
@@ -234,7 +226,7 @@ class DecodeBatch(Generic[K]):
             row.finish = "stop"  # the JSON is complete: nothing may follow it
         elif (
             len(row.tokens) >= sampling.max_tokens
-            or row.prompt_len + len(row.tokens) >= self.model.max_context
+            or row.prompt_len + len(row.tokens) >= self.store.max_context
         ):
             row.finish = "length"
 
@@ -254,43 +246,5 @@ class DecodeBatch(Generic[K]):
 
     def _select(self, keep: list[int]) -> None:
         self.rows = [self.rows[i] for i in keep]
-        if not keep:
-            self._cache, self._mask = [], self._mask[:0, :0]
-            self._last_pos, self._logits = self._last_pos[:0], self._logits[:0]
-            return
-        index = torch.tensor(keep, device=self.device)
-        mask = self._mask.index_select(0, index)
-        start = int(mask.any(dim=0).long().argmax())  # leading columns that are padding in every row
-        self._mask = mask[:, start:]
-        self._cache = [
-            (k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:])
-            for k, v in self._cache
-        ]
-        self._last_pos = self._last_pos.index_select(0, index)
-        self._logits = self._logits.index_select(0, index)
-
-    def _decode(self, picks: list[int]) -> None:
-        ids = torch.tensor(picks, device=self.device).unsqueeze(1)
-        self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
-        self._last_pos = self._last_pos + 1
-        self._logits, self._cache = self.model(ids, self._mask, self._last_pos.unsqueeze(1), self._cache)
-
-    def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.bool)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(prompt)
-            mask[i, width - len(prompt) :] = True
-        positions = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
-        return ids.to(self.device), mask.to(self.device), positions.to(self.device)
-
-
-def _pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    """Left-pad ``t`` with zeros (False for masks) along ``dim`` to ``width``."""
-    missing = width - t.shape[dim]
-    if missing <= 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
+        self.store.keep(keep)
+        self._logits = self._logits[torch.tensor(keep, dtype=torch.long, device=self._logits.device)]

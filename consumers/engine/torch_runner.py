@@ -1,4 +1,5 @@
-"""The torch runner: device, dtype and quantization around a :class:`DecodeBatch`."""
+"""The torch runner: device, dtype and quantization around a :class:`DecodeBatch` over kinfer's
+own padded KV cache."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
+from kinfer.consumers.engine.padded_cache import PaddedCache
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink, bias_problem
 from kinfer.consumers.engine.tokenizer import ByteTokenizer
 from kinfer.schemas import ChatMessage, SamplingParams
@@ -106,7 +108,7 @@ class TorchRunner:
 
     def batch(self) -> DecodeBatch[int]:
         """An empty continuous batch over this runner's model."""
-        return DecodeBatch(self.model, self.tokenizer, self.device)
+        return DecodeBatch(PaddedCache(self.model, self.tokenizer.pad_id, self.device), self.tokenizer, self.device)
 
     def generate(
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None

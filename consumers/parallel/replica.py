@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
+from kinfer.consumers.engine.padded_cache import PaddedCache
 from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
 from kinfer.consumers.engine.sampling import RowLogprobs
 from kinfer.consumers.engine.torch_runner import TorchRunner, decode_all
@@ -36,7 +37,7 @@ class LeaderBatch(DecodeBatch[K]):
     def __init__(
         self, model: CausalLM, tokenizer: TextCodec, device: torch.device, channel: Channel, ident: int
     ):
-        super().__init__(model, tokenizer, device)
+        super().__init__(PaddedCache(model, tokenizer.pad_id, device), tokenizer, device)
         self.channel = channel
         self.ident = ident
         self._numbers = itertools.count()
@@ -69,7 +70,7 @@ class FollowerBatch(DecodeBatch[Any]):
     """A replica: the same rows, the picks it is told."""
 
     def __init__(self, model: CausalLM, tokenizer: TextCodec, device: torch.device, channel: Channel):
-        super().__init__(model, tokenizer, device)
+        super().__init__(PaddedCache(model, tokenizer.pad_id, device), tokenizer, device)
         self.channel = channel
 
     def _choose(self) -> list[int]:
