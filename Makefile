@@ -6,8 +6,16 @@ KINFER := $(VENV)/bin/kinfer
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.kinfer-installed
+# llama.cpp, built once from the llama-cpp-python sdist's vendored sources (pip's cmake and ninja,
+# -march=native, llama-server and the tools included) into a wheel kept per CPU outside the
+# checkout, so a fresh clone on the same machine installs it in seconds.
+LLAMA_CPP_VERSION := 0.3.36
+CPU_ID := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | md5sum | cut -c1-8)
+WHEELS ?= $(HOME)/.cache/kinfer/wheels/$(CPU_ID)
+LLAMA_STAMP := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
+LLAMA_CMAKE := -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_TOOLS_INSTALL=ON
 
-.PHONY: setup system-packages venv jars model demo test test-fast lint bench up down clean
+.PHONY: setup system-packages llama-wheel venv jars model demo test test-fast lint bench up down clean
 
 setup: system-packages venv jars model
 
@@ -25,12 +33,20 @@ system-packages:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+llama-wheel: $(LLAMA_STAMP)
+$(LLAMA_STAMP):
+	@mkdir -p $(WHEELS)
+	@echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from its sdist (once per machine, ~10 min on 2 cores)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
+	  --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	@touch $(LLAMA_STAMP)
+
 # The virtualenv keeps torch (a large download) between runs; reinstalled only when pyproject changes.
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LLAMA_STAMP)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
 	@touch $(STAMP)
 
 jars: venv

@@ -26,7 +26,7 @@ import torch
 from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.stack import MODELS
-from kinfer.consumers.engine import GenerationInput
+from kinfer.consumers.engine import GenerationInput, GenerationOutput
 from kinfer.consumers.parallel.channel import Channel
 from kinfer.consumers.parallel.group import RankAddress, join_group
 from kinfer.consumers.parallel.layout import ParallelLayout
@@ -62,6 +62,7 @@ def measure(runner: ParallelRunner, items: list[GenerationInput]) -> dict[str, A
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         while running:
             for _, output in running.step():
+                assert isinstance(output, GenerationOutput), output  # torch fails whole batches
                 latencies.append(time.perf_counter() - started)
                 tokens += output.completion_tokens
     wall = time.perf_counter() - started

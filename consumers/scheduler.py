@@ -15,8 +15,9 @@ from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import BatchPolicy, FixedBatching
 from kinfer.consumers.batching.waiting import WaitingQueue
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
-from kinfer.consumers.engine.runner import RankGroupLost, TextDelta
+from kinfer.consumers.engine.runner import GenerationError, RankGroupLost, TextDelta
 from kinfer.consumers.outbox import Job
+from kinfer.schemas import ErrorCode
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,9 @@ class Expired:
 class Failed:
     job: Job
     message: str
-    """The model's failure, for the ``internal`` answer."""
+    """The model's failure, for the error answer."""
+    code: ErrorCode = ErrorCode.INTERNAL
+    """``internal`` for a model that broke; an engine server's refusal or absence says its own."""
 
 
 Outcome = Finished | Expired | Failed
@@ -140,6 +143,9 @@ class BatchScheduler:
         ended_ms = now_ms + (self.monotonic_ms() - self._tick[1])
         for job, output in finished:
             began = self._started_ms.pop(job.request.request_id, now_ms)
+            if isinstance(output, GenerationError):
+                outcomes.append(Failed(job, output.message, output.code))
+                continue
             created = job.request.created_ms
             queue_ms = float(max(0, began - created)) if created else 0.0
             outcomes.append(Finished(job, output, queue_ms, ended_ms - began, size, float(began)))
@@ -182,7 +188,9 @@ class BatchScheduler:
             metrics.QUEUE_SECONDS.observe(max(0, now_ms - (job.request.created_ms or now_ms)) / 1000)
         metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
         metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
-        inputs = [(job, GenerationInput(job.prompt, job.request.sampling)) for job in jobs]
+        inputs = [
+            (job, GenerationInput(job.prompt, job.request.sampling, job.request.messages)) for job in jobs
+        ]
         try:
             self.running.join(inputs)
             return []

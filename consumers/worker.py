@@ -109,6 +109,8 @@ class InferenceWorker:
         self.outbox = self._new_outbox()
         self._last_commit = 0.0
         self._last_busy_ms = 0
+        self._paused = False
+        """Consumption paused while the engine server is away."""
 
     def stop(self) -> None:
         """Finish what is running, answer it, then leave the group (SIGTERM does this)."""
@@ -183,12 +185,16 @@ class InferenceWorker:
     def _turn(self) -> str | None:
         """One iteration: take in records, decode one step, commit, report; the pool's command."""
         self._collect(wait=False)
-        records = self._poll()
+        away = self._engine_away()
+        records = self._poll(idle=away is not None)
         now = self.clock_ms()
         for record in records:
             self.offsets.consumed(*_partition_offset(record))
         for item in self.intake.take_in(records, now) if records else []:
-            self._take(item, now)
+            self._take(item, now)  # fetched before the pause: they wait in the queue
+        if away is not None:
+            self.membership.tick("drained", now, drained_reason=f"engine server away: {away}")
+            return None
         ticked = time.monotonic()
         outcomes = self.scheduler.tick(now)
         self.telemetry.computed(time.monotonic() - ticked)
@@ -216,6 +222,30 @@ class InferenceWorker:
             return None
         return command
 
+    def _engine_away(self) -> str | None:
+        """Why the engine (a server) does not answer, or None. While it does not, the worker
+        takes no records: they wait in Kafka rather than fail, admission sees this worker
+        drained with the reason, and what was running is answered (its streams ended as
+        ``unavailable``)."""
+        why = self.runner.unavailable()
+        consumer = self.clients.consumer
+        if why is None:
+            if self._paused:
+                consumer.resume(consumer.assignment())
+                self._paused = False
+                log.info("worker.engine_back", model=self.runner.name)
+            return None
+        if not self._paused:
+            log.warning("worker.engine_away", model=self.runner.name, reason=why)
+        consumer.pause(consumer.assignment())  # each turn: a rebalance may have brought partitions
+        self._paused = True
+        while len(self.scheduler):  # streams already failing: answer them
+            for outcome in self.scheduler.step(self.clock_ms()):
+                self._answer(outcome)
+        if self.outbox:
+            self._commit(wait=True)
+        return why
+
     def _load(self) -> WorkerLoad:
         """How busy it is and its batch wait, for the heartbeat the tuner reads."""
         return WorkerLoad(
@@ -228,9 +258,11 @@ class InferenceWorker:
             error_ratio=self.telemetry.error_ratio,
         )
 
-    def _poll(self) -> list[Message]:
+    def _poll(self, *, idle: bool = False) -> list[Message]:
         """Never wait while sequences are decoding; when idle, wait for work (or the batch wait)."""
-        if len(self.scheduler):
+        if idle:
+            timeout = 0.2
+        elif len(self.scheduler):
             timeout = 0.0
         elif self.scheduler.waiting_count:
             timeout = min(0.2, self.scheduler.wait_ms(self.clock_ms()) / 1000)
@@ -284,8 +316,8 @@ class InferenceWorker:
             metrics.GENERATED_TOKENS.inc(result.usage.completion_tokens)
             self.telemetry.generated(result.usage.completion_tokens)
             return
-        code = ErrorCode.DEADLINE_EXCEEDED if isinstance(outcome, Expired) else ErrorCode.INTERNAL
         assert isinstance(outcome, Expired | Failed)
+        code = ErrorCode.DEADLINE_EXCEEDED if isinstance(outcome, Expired) else outcome.code
         self.outbox.error(job, code, outcome.message, now)
         self._count(code.value, job.request, now)
 

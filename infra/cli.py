@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,10 @@ from kinfer.infra.cli_monitor import monitor
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
 from kinfer.infra.cli_tenants import tenant_app
 from kinfer.schemas import SamplingParams
+
+if TYPE_CHECKING:
+    from kinfer.consumers.config import WorkerConfig
+    from kinfer.infra.models import ModelStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
 cli_stack.register(app)
@@ -138,7 +142,6 @@ def worker(
     from kinfer.consumers.engine.runner import RankGroupLost
     from kinfer.infra import worker_ranks
     from kinfer.infra.models import ModelStore
-    from kinfer.infra.models.pull import ensure_local
 
     settings = _settings(given)
     try:
@@ -146,13 +149,23 @@ def worker(
         config = settings.worker_config(**worker_ranks.torchrun_overrides(config, os.environ))
         if config.rank in (None, 0):
             _serve_metrics(settings.metrics_port)
-        local = ensure_local(config.model, ModelStore(settings.model_root))
+        local = _model_for(config, ModelStore(settings.model_root))
         served = config.model if local != config.model else None  # a pulled model keeps its name
         if config.layout.parallel:
             worker_ranks.serve(config, local, served, standby=standby)
             return
         runner = load_runner(
-            local, device=config.device, dtype=config.dtype, quantize=config.quantize, served_name=served
+            local,
+            engine=config.engine,
+            device=config.device,
+            dtype=config.dtype,
+            quantize=config.quantize,
+            served_name=served,
+            threads=config.threads,
+            max_batch_tokens=config.max_batch_tokens,
+            max_batch_requests=config.max_batch_requests,
+            engine_url=config.engine_url,
+            engine_api_key=config.engine_api_key.get_secret_value() if config.engine_api_key else None,
         )
     except ValueError as exc:
         typer.echo(f"error [invalid_settings]: {exc}", err=True)
@@ -239,6 +252,19 @@ def bench(
     argv = [sys.executable, "-m", "benchmarks.suite", *(names or [])]
     suite = subprocess.run(argv, cwd=checkout, check=False)
     raise typer.Exit(suite.returncode)
+
+
+def _model_for(config: WorkerConfig, store: ModelStore) -> str:
+    """What the engine loads for the configured model: a catalogue model pulled (its Hugging
+    Face folder, or for llama.cpp its GGUF of the wanted type); an engine server's id as is."""
+    from kinfer.infra.models.gguf import ensure_gguf_local
+    from kinfer.infra.models.pull import ensure_local
+
+    if config.engine == "openai":
+        return config.model
+    if config.engine == "llama.cpp":
+        return ensure_gguf_local(config.model, store, config.dtype, config.quantize)
+    return ensure_local(config.model, store)
 
 
 def _over(defaults: Given, given: Given) -> Given:

@@ -11,12 +11,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from kinfer.consumers.engine.llama_cpp import LlamaCppRunner
+
 from kinfer.consumers.engine import load_runner
 from kinfer.consumers.engine.torch_runner import TorchRunner
-from kinfer.infra.models import DEFAULT_MODEL, ModelStore
+from kinfer.infra.models import CATALOG, DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.gguf import GgufType, ensure_gguf
 from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.kafka import KafkaCluster
@@ -87,6 +92,21 @@ def smollm2(smollm2_dir: Path) -> TorchRunner:
     """One loaded copy of the real model, shared by every test that needs it."""
     runner = load_runner(str(smollm2_dir), device="cpu", served_name=DEFAULT_MODEL)
     assert isinstance(runner, TorchRunner)
+    return runner
+
+
+def smollm2_gguf(kind: GgufType = "F32") -> Path:
+    """SmolLM2's GGUF of ``kind`` (F32: the torch engine's exact weights), made once."""
+    return ensure_gguf(CATALOG[DEFAULT_MODEL], ModelStore(MODELS), kind)
+
+
+@pytest.fixture(scope="session")
+def smollm2_llama() -> LlamaCppRunner:
+    """The same model on llama.cpp (F32: the same values as the torch engine's)."""
+    from kinfer.consumers.engine.llama_cpp import LlamaCppRunner
+
+    runner = load_runner(str(smollm2_gguf("F32")), engine="llama.cpp", served_name=DEFAULT_MODEL, threads=2)
+    assert isinstance(runner, LlamaCppRunner)
     return runner
 
 

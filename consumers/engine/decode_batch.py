@@ -22,7 +22,7 @@ import torch
 
 from kinfer.consumers.engine.constraints import Matcher, mask_logits, matcher
 from kinfer.consumers.engine.model_api import Detokenizer, TextCodec
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta
+from kinfer.consumers.engine.runner import Ended, GenerationInput, GenerationOutput, TextDelta
 from kinfer.consumers.engine.sampling import RowLogprobs, logprobs_of, make_generator, pick_batch
 from kinfer.schemas import TokenLogprob, TopLogprob
 
@@ -140,13 +140,14 @@ class DecodeBatch(Generic[K]):
         self._logits = torch.cat([self._logits.to(logits.dtype), logits]) if len(self._logits) else logits
 
     @torch.inference_mode()
-    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, Ended]]:
         """Pick one token per sequence; return the requests that finished; decode the rest one step."""
         picks = self._pick()
         if on_text is not None:
             self._stream(on_text)
         keep = [i for i, row in enumerate(self.rows) if not row.finish]
-        done = self._complete([row for row in self.rows if row.finish], {self.rows[i].group for i in keep})
+        finished = [row for row in self.rows if row.finish]
+        done: list[tuple[K, Ended]] = list(self._complete(finished, {self.rows[i].group for i in keep}))
         if len(keep) < len(self.rows):
             self._select(keep)
         if self.rows:

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from kinfer.consumers.engine.chat_template import render_plain
 from kinfer.consumers.engine.runner import (
+    Ended,
     GenerationInput,
     GenerationOutput,
     TextDelta,
@@ -28,6 +29,9 @@ class EchoRunner:
 
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.encode()) + 1
+
+    def unavailable(self) -> str | None:
+        return None  # in this process: up while the process is
 
     def sampling_problem(self, sampling: SamplingParams) -> str | None:
         if sampling.json_schema is not None:
@@ -86,7 +90,7 @@ class OneStepBatch(Generic[K]):
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None:
         self.items += items
 
-    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, Ended]]:
         items, self.items = self.items, []
         keys = [key for key, _ in items]
         sink = (lambda row, text: on_text(keys[row], text)) if on_text is not None else None

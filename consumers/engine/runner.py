@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from kinfer.schemas import ChatMessage, SamplingParams, TokenLogprob
+from kinfer.schemas import ChatMessage, ErrorCode, SamplingParams, TokenLogprob
 
 
 class RankGroupLost(RuntimeError):
@@ -14,10 +14,18 @@ class RankGroupLost(RuntimeError):
     the worker must exit (its partitions move on) rather than answer them with an error."""
 
 
+class EngineLoadFailed(ValueError):
+    """The engine cannot serve the model: a file that is not a model it loads, an engine
+    server that does not answer or does not serve it. The message names the cause."""
+
+
 @dataclass(frozen=True)
 class GenerationInput:
     prompt: str
+    """What the model continues (a chat already through the model's template)."""
     sampling: SamplingParams
+    messages: tuple[ChatMessage, ...] = ()
+    """The chat ``prompt`` was rendered from, for an engine server that applies its own template."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,15 @@ class GenerationOutput:
     """Per token of ``text``, when the request asked for them."""
     more: tuple[GenerationOutput, ...] = ()
     """Choices 1..n-1 of a request with ``n`` > 1 (this output is choice 0)."""
+
+
+@dataclass(frozen=True)
+class GenerationError:
+    """One sequence could not be generated, through no fault of its neighbours (an engine
+    server refused it, or went away while it ran)."""
+
+    code: ErrorCode
+    message: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,9 @@ TokenSink = Callable[[int, TextDelta], None]
 
 K = TypeVar("K")
 
+Ended = GenerationOutput | GenerationError
+"""How a sequence left the batch: finished, or failed alone."""
+
 
 class RunningBatch(Protocol[K]):
     """Sequences decoding together; they join and leave between steps (keys are the caller's)."""
@@ -60,13 +80,15 @@ class RunningBatch(Protocol[K]):
 
     def join(self, items: Sequence[tuple[K, GenerationInput]]) -> None: ...
 
-    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, Ended]]:
         """Advance every sequence one token; return the ones that finished (they leave; a
-        request with ``n`` choices when the last of them finished)."""
+        request with ``n`` choices when the last of them finished), or failed alone. Raising
+        fails every sequence in the batch."""
         ...
 
     def remove(self, keep: Callable[[K], bool]) -> list[K]:
-        """Drop sequences whose key ``keep`` refuses (their partitions moved away)."""
+        """Drop sequences whose key ``keep`` refuses (their partitions moved away, their
+        deadline passed): they stop decoding now."""
         ...
 
 
@@ -101,6 +123,11 @@ class ModelRunner(Protocol):
         """An empty continuous batch."""
         ...
 
+    def unavailable(self) -> str | None:
+        """Why the engine cannot take work now (an engine server that does not answer), or
+        None. The worker stops taking records while it says so."""
+        ...
+
     def generate(
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
     ) -> list[GenerationOutput]:
@@ -118,3 +145,18 @@ def bias_problem(params: SamplingParams, vocab_size: int, model: str) -> str | N
     if not unknown:
         return None
     return f"logit_bias names token ids {unknown[:5]} outside {model!r}'s vocabulary of {vocab_size}"
+
+
+def decode_all(
+    running: RunningBatch[int], batch: Sequence[GenerationInput], on_text: TokenSink | None = None
+) -> list[GenerationOutput]:
+    """Decode ``batch`` in ``running`` until every sequence ended; outputs in input order (a
+    sequence that failed alone fails the call)."""
+    running.join(list(enumerate(batch)))
+    outputs: dict[int, GenerationOutput] = {}
+    while running:
+        for index, ended in running.step(on_text):
+            if isinstance(ended, GenerationError):
+                raise RuntimeError(f"{ended.code.value}: {ended.message}")
+            outputs[index] = ended
+    return [outputs[i] for i in range(len(batch))]

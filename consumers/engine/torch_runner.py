@@ -12,7 +12,13 @@ from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
 from kinfer.consumers.engine.padded_cache import PaddedCache
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TokenSink, bias_problem
+from kinfer.consumers.engine.runner import (
+    GenerationInput,
+    GenerationOutput,
+    TokenSink,
+    bias_problem,
+    decode_all,
+)
 from kinfer.consumers.engine.tokenizer import ByteTokenizer
 from kinfer.schemas import ChatMessage, SamplingParams
 
@@ -90,6 +96,9 @@ class TorchRunner:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer.encode(prompt))
 
+    def unavailable(self) -> str | None:
+        return None  # in this process: up while the process is
+
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         return self.tokenizer.render_chat(messages)
 
@@ -108,24 +117,15 @@ class TorchRunner:
 
     def batch(self) -> DecodeBatch[int]:
         """An empty continuous batch over this runner's model."""
-        return DecodeBatch(PaddedCache(self.model, self.tokenizer.pad_id, self.device), self.tokenizer, self.device)
+        return DecodeBatch(
+            PaddedCache(self.model, self.tokenizer.pad_id, self.device), self.tokenizer, self.device
+        )
 
     def generate(
         self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
     ) -> list[GenerationOutput]:
         """All of ``batch`` at once: a continuous batch that nothing joins later."""
         return decode_all(self.batch(), batch, on_text)
-
-
-def decode_all(
-    running: DecodeBatch[int], batch: Sequence[GenerationInput], on_text: TokenSink | None = None
-) -> list[GenerationOutput]:
-    """Decode ``batch`` in ``running`` until every sequence finished; outputs in input order."""
-    running.join(list(enumerate(batch)))
-    outputs: dict[int, GenerationOutput] = {}
-    while running:
-        outputs.update(running.step(on_text))
-    return [outputs[i] for i in range(len(batch))]
 
 
 def _local(value: object) -> object:

@@ -19,9 +19,16 @@ import torch.distributed as dist
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
 from kinfer.consumers.engine.padded_cache import PaddedCache
-from kinfer.consumers.engine.runner import GenerationInput, GenerationOutput, TextDelta, TokenSink
+from kinfer.consumers.engine.runner import (
+    Ended,
+    GenerationInput,
+    GenerationOutput,
+    TextDelta,
+    TokenSink,
+    decode_all,
+)
 from kinfer.consumers.engine.sampling import RowLogprobs
-from kinfer.consumers.engine.torch_runner import TorchRunner, decode_all
+from kinfer.consumers.engine.torch_runner import TorchRunner
 from kinfer.consumers.parallel.channel import Channel, Close, Join, Open, Remove, Step, Stop
 from kinfer.consumers.parallel.group import RankGroup, guard
 from kinfer.schemas import ChatMessage, SamplingParams
@@ -48,7 +55,7 @@ class LeaderBatch(DecodeBatch[K]):
             self.channel.send(Join(self.ident, [(next(self._numbers), item) for _, item in items]))
         super().join(items)
 
-    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, GenerationOutput]]:
+    def step(self, on_text: Callable[[K, TextDelta], None] | None = None) -> list[tuple[K, Ended]]:
         self.channel.send(Step(self.ident))
         return super().step(on_text)
 
@@ -105,6 +112,9 @@ class ParallelRunner:
 
     def count_tokens(self, prompt: str) -> int:
         return self.local.count_tokens(prompt)
+
+    def unavailable(self) -> str | None:
+        return None  # in this process: up while the process is
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         return self.local.render_chat(messages)

