@@ -142,9 +142,13 @@ class RemoteRunner:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def close(self) -> None:
+        """Close the connections and the streams' loop (the worker's process ends otherwise)."""
+        if self._loop.is_closed():
+            return
         self._call(self.client.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 class RemoteBatch(Generic[K]):

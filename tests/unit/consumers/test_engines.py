@@ -13,7 +13,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import torch
 
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from kinfer.consumers.engine.runner import TextDelta
