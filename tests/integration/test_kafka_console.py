@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import redis
 
+from kinfer.producers.reply_lease import ReplyLease
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, serving
 
@@ -55,6 +57,10 @@ def console_line(request: dict[str, Any], prefix: str) -> str:
 def test_the_console_producer_asks_and_the_console_consumer_reads_the_answer(
     make_pipeline: Callable[[str], Pipeline], prefix: str, services: Services
 ) -> None:
+    # The console consumer reads its partition from the start: lease it as an SDK client would,
+    # so no SDK client (the readiness probes, whose late answers once landed here) shares it.
+    lease = redis.Redis.from_url(services.redis_url)
+    lease.set(ReplyLease(lease, prefix).key(REPLY_PARTITION), "console-test", px=600_000)
     serving(make_pipeline, prefix)
     reply_to = {"topic": f"{prefix}.replies", "partition": REPLY_PARTITION}
     good = {

