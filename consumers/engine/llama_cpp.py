@@ -131,7 +131,10 @@ class LlamaEngine:
             raise EngineLoadFailed(f"llama.cpp could not load {path}: {_last_errors()}")
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = sizing.kv_tokens
-        cparams.n_batch = cparams.n_ubatch = sizing.prefill_chunk
+        # A chunk larger than the cache makes llama.cpp abort the process (GGML_ASSERT), not fail
+        # the call: never ask for one.
+        chunk = min(sizing.prefill_chunk, sizing.kv_tokens)
+        cparams.n_batch = cparams.n_ubatch = chunk
         cparams.n_seq_max = min(sizing.sequences, MAX_SEQUENCES)
         cparams.n_threads = cparams.n_threads_batch = sizing.threads
         cparams.kv_unified = True  # any row may use any cell: one budget for the whole batch
@@ -144,7 +147,7 @@ class LlamaEngine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.vocab = LlamaCodec(self.model)
         self.n_vocab = self.vocab.vocab_size
-        self.chunk = sizing.prefill_chunk
+        self.chunk = chunk
         self._batch = llama_cpp.llama_batch_init(self.chunk, 0, 1)
         self.free = list(range(int(cparams.n_seq_max)))[::-1]
         train = int(llama_cpp.llama_model_n_ctx_train(self.model))

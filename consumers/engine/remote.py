@@ -106,9 +106,10 @@ class RemoteRunner:
         return None  # the engine refuses what it cannot do, and that refusal is the answer
 
     def count_tokens(self, prompt: str) -> int:
-        """An estimate (a token is rarely under 2 bytes) for the batch budget and the context
-        check; answers carry the engine's own count."""
-        return len(prompt.encode("utf-8", "surrogatepass")) // 2 + 1
+        """An estimate (about 4 bytes a token, as BPE vocabularies make of text) for the batch
+        budget and the context check. Too low at worst lets the engine check the context itself:
+        its 400 is the request's ``invalid_request``. Answers carry the engine's own count."""
+        return len(prompt.encode("utf-8", "surrogatepass")) // 4 + 1
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         return render_plain(messages)  # only counted: the engine renders chats with its template

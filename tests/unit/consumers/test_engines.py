@@ -9,15 +9,17 @@ depends on the batch, so there a near-tie may flip and the test checks the logit
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
-from kinfer.consumers.engine.runner import TextDelta
+from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner, load_runner
+from kinfer.consumers.engine.runner import EngineLoadFailed, TextDelta
 from kinfer.consumers.engine.torch_runner import TorchRunner
 from kinfer.schemas import ChatMessage, SamplingParams
+from tests.conftest import smollm2_gguf
 
 ENGINES = ["torch", "llama.cpp"]
 QUESTIONS = ["What is Kafka? Answer in one sentence.", "Name three colours.", "Say hello in French."]
@@ -207,3 +209,44 @@ def _token_of(runner: ModelRunner, text: str) -> int:
     tokenizer: Any = getattr(runner, "tokenizer")  # noqa: B009 - both engines keep their codec there
     (token,) = [t for t in tokenizer.encode(text) if tokenizer.decode([t])]
     return int(token)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "no such GGUF file"),
+        (b"not a model\n", "is not a GGUF file"),
+        (b"GGUF\x03\x00\x00\x00garbage", "failed to read header"),
+        ("truncated", "not within the file bounds"),
+    ],
+)
+def test_a_file_llama_cpp_cannot_serve_is_refused_naming_why(
+    tmp_path: Path, content: bytes | str | None, why: str
+) -> None:
+    path = tmp_path / "model.gguf"
+    if content == "truncated":
+        with smollm2_gguf("Q4_1").open("rb") as whole:
+            path.write_bytes(whole.read(2_000_000))
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    with pytest.raises(EngineLoadFailed, match=why):
+        load_runner(str(path), engine="llama.cpp", threads=1)
+
+
+def test_a_llama_cpp_prefill_that_cannot_fit_leaves_the_batch_as_it_was() -> None:
+    from kinfer.consumers.engine.llama_cpp import LlamaCppRunner, LlamaSequences
+
+    small = load_runner(
+        str(smollm2_gguf("Q4_1")), engine="llama.cpp", threads=1, max_batch_tokens=256, max_batch_requests=4
+    )
+    assert isinstance(small, LlamaCppRunner)
+    engine = small.engine
+    store = LlamaSequences(engine)
+    with pytest.raises(RuntimeError, match="free sequences"):
+        store.prefill([[1, 2, 3]] * 5, [1] * 5)
+    with pytest.raises(RuntimeError, match="llama_decode failed"):
+        store.prefill([[1] * 100] * 4, [1] * 4)  # 400 tokens: more than its 256 KV cells
+    assert sorted(engine.free) == [0, 1, 2, 3] and store.seqs == []
+    assert len(store.prefill([[1, 2, 3]], [2])) == 2  # and it still serves
+    store.keep([])
+    engine.close()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from kinfer.consumers.engine import GenerationInput, load_runner
+import pytest
+
+from kinfer.consumers.engine import GenerationInput, ModelRunner, load_runner
 from kinfer.consumers.engine.echo import EchoRunner, OneStepBatch
+from kinfer.consumers.engine.runner import Ended, GenerationError, TextDelta
 from kinfer.consumers.outbox import Job
 from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished
-from kinfer.schemas import InferenceRequest, ReplyAddress, SamplingParams
+from kinfer.schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams
 
 
 def job(
@@ -42,8 +45,17 @@ def test_a_failing_step_fails_every_running_request_and_leaves_an_empty_batch() 
     assert len(s) == 0
 
 
-def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot() -> None:
-    s = scheduler(load_runner("kinfer-tiny"))
+@pytest.fixture(params=["kinfer-tiny", "llama.cpp"])
+def decoder(request: pytest.FixtureRequest) -> ModelRunner:
+    """A runner that really decodes step by step: the torch engine, and llama.cpp (SmolLM2)."""
+    if request.param == "llama.cpp":
+        runner: ModelRunner = request.getfixturevalue("smollm2_llama")
+        return runner
+    return load_runner("kinfer-tiny")
+
+
+def test_a_deadline_passing_mid_decode_ends_the_sequence_and_frees_its_slot(decoder: ModelRunner) -> None:
+    s = scheduler(decoder)
     s.add(job(0, prompt="tell me a long story", deadline_ms=1_500, max_tokens=50, now=1_000), now_ms=1_000)
     s.add(job(1, prompt="tell me a long story", max_tokens=50, now=1_000), now_ms=1_000)
     assert s.tick(1_000) == [] and s.step(1_100) == []
@@ -98,8 +110,8 @@ def test_a_request_that_breaks_the_prefill_fails_alone() -> None:
     assert isinstance(outcomes["r0"], Finished) and isinstance(outcomes["r2"], Finished)
 
 
-def test_requests_of_revoked_partitions_are_dropped_running_or_waiting() -> None:
-    s = scheduler(load_runner("kinfer-tiny"), max_batch_requests=1)
+def test_requests_of_revoked_partitions_are_dropped_running_or_waiting(decoder: ModelRunner) -> None:
+    s = scheduler(decoder, max_batch_requests=1)
     s.add(job(0, max_tokens=50), now_ms=0)
     s.add(job(1, max_tokens=50), now_ms=0)
     s.tick(0)
@@ -107,3 +119,31 @@ def test_requests_of_revoked_partitions_are_dropped_running_or_waiting() -> None
     dropped = s.remove(lambda j: False)
     assert sorted(j.request.request_id for j in dropped) == ["r0", "r1"]
     assert len(s) == 0 and s.waiting_count == 0
+
+
+class RefusingRunner(EchoRunner):
+    """An engine server's answers: it refuses the prompt "refuse" and decodes the rest."""
+
+    def batch(self) -> OneStepBatch[object]:
+        runner = self
+
+        class Batch(OneStepBatch[object]):
+            def step(
+                self, on_text: Callable[[object, TextDelta], None] | None = None
+            ) -> list[tuple[object, Ended]]:
+                done = super().step(on_text)
+                refused = GenerationError(ErrorCode.INVALID_REQUEST, "engine server refused it (HTTP 400)")
+                return [(key, refused if key.prompt == "refuse" else out) for key, out in done]  # type: ignore[attr-defined]
+
+        return Batch(runner)
+
+
+def test_a_request_the_engine_refuses_fails_alone_with_the_engines_code() -> None:
+    s = scheduler(RefusingRunner())
+    for i, prompt in enumerate(["a", "refuse", "b"]):
+        s.add(job(i, prompt=prompt), now_ms=0)
+    outcomes = {o.job.request.request_id: o for o in s.tick(0)}
+    refused = outcomes["r1"]
+    assert isinstance(refused, Failed) and refused.code == ErrorCode.INVALID_REQUEST
+    assert "HTTP 400" in refused.message
+    assert isinstance(outcomes["r0"], Finished) and isinstance(outcomes["r2"], Finished)
