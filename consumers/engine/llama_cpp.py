@@ -27,18 +27,12 @@ import numpy as np
 import structlog
 import torch
 
-from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
 from kinfer.consumers.engine.llama_vocab import LlamaCodec
+from kinfer.consumers.engine.local_runner import LocalRunner
 from kinfer.consumers.engine.runner import (
     EngineLoadFailed,
-    GenerationInput,
-    GenerationOutput,
-    TokenSink,
-    bias_problem,
-    decode_all,
 )
-from kinfer.schemas import ChatMessage, SamplingParams
 
 MAX_SEQUENCES = 256
 """llama.cpp's own limit on sequence ids in one context (LLAMA_MAX_SEQ)."""
@@ -201,7 +195,7 @@ class LlamaEngine:
             self.ctx = None
 
 
-class LlamaCppRunner:
+class LlamaCppRunner(LocalRunner):
     """A :class:`ModelRunner` over a GGUF file."""
 
     def __init__(self, engine: LlamaEngine, *, name: str) -> None:
@@ -211,43 +205,14 @@ class LlamaCppRunner:
         self.device = _CPU
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
     def max_context(self) -> int:
         return self.engine.max_context
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def sampling_problem(self, sampling: SamplingParams) -> str | None:
-        if (problem := bias_problem(sampling, self.vocab_size, self.name)) is not None:
-            return problem
-        if sampling.json_schema is None:
-            return None
-        return schema_problem(sampling.json_schema, self.tokenizer.grammar_tokenizer())
-
-    def count_tokens(self, prompt: str) -> int:
-        return len(self.tokenizer.encode(prompt))
-
-    def unavailable(self) -> str | None:
-        return None  # in this process: up while the process is
-
-    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
-        return self.tokenizer.render_chat(messages)
 
     def parameter_bytes(self) -> int:
         return self.engine.parameter_bytes
 
     def batch(self) -> DecodeBatch[Any]:
         return DecodeBatch(LlamaSequences(self.engine), self.tokenizer, _CPU)
-
-    def generate(
-        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
-    ) -> list[GenerationOutput]:
-        return decode_all(self.batch(), batch, on_text)
 
 
 def is_gguf(path: Path) -> bool:

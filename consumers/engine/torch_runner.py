@@ -4,23 +4,14 @@ own padded KV cache."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import torch
 
-from kinfer.consumers.engine.constraints import schema_problem
 from kinfer.consumers.engine.decode_batch import DecodeBatch
+from kinfer.consumers.engine.local_runner import LocalRunner
 from kinfer.consumers.engine.model_api import CausalLM, TextCodec
 from kinfer.consumers.engine.padded_cache import PaddedCache
-from kinfer.consumers.engine.runner import (
-    GenerationInput,
-    GenerationOutput,
-    TokenSink,
-    bias_problem,
-    decode_all,
-)
 from kinfer.consumers.engine.tokenizer import ByteTokenizer
-from kinfer.schemas import ChatMessage, SamplingParams
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,7 +47,7 @@ def tensor_bytes(value: object) -> int:
     return 0
 
 
-class TorchRunner:
+class TorchRunner(LocalRunner):
     """A :class:`ModelRunner` over any :class:`CausalLM` module and its tokenizer."""
 
     def __init__(
@@ -75,32 +66,8 @@ class TorchRunner:
         self._name = name
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
     def max_context(self) -> int:
         return self.model.max_context
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def sampling_problem(self, sampling: SamplingParams) -> str | None:
-        if (problem := bias_problem(sampling, self.vocab_size, self.name)) is not None:
-            return problem
-        if sampling.json_schema is None:
-            return None
-        return schema_problem(sampling.json_schema, self.tokenizer.grammar_tokenizer())
-
-    def count_tokens(self, prompt: str) -> int:
-        return len(self.tokenizer.encode(prompt))
-
-    def unavailable(self) -> str | None:
-        return None  # in this process: up while the process is
-
-    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
-        return self.tokenizer.render_chat(messages)
 
     def parameter_bytes(self) -> int:
         """Memory of the weights as held (int8 packed weights count one byte each; tied
@@ -120,12 +87,6 @@ class TorchRunner:
         return DecodeBatch(
             PaddedCache(self.model, self.tokenizer.pad_id, self.device), self.tokenizer, self.device
         )
-
-    def generate(
-        self, batch: Sequence[GenerationInput], on_text: TokenSink | None = None
-    ) -> list[GenerationOutput]:
-        """All of ``batch`` at once: a continuous batch that nothing joins later."""
-        return decode_all(self.batch(), batch, on_text)
 
 
 def _local(value: object) -> object:
