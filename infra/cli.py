@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -20,10 +20,6 @@ from kinfer.infra.cli_monitor import monitor
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
 from kinfer.infra.cli_tenants import tenant_app
 from kinfer.schemas import SamplingParams
-
-if TYPE_CHECKING:
-    from kinfer.consumers.config import WorkerConfig
-    from kinfer.infra.models import ModelStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="LLM inference as a Kafka pipeline.")
 cli_stack.register(app)
@@ -143,16 +139,17 @@ def worker(
     from kinfer.consumers.engine import load_runner
     from kinfer.consumers.engine.runner import RankGroupLost
     from kinfer.infra import worker_ranks
+    from kinfer.infra.engine_choice import engine_for, model_for
     from kinfer.infra.models import ModelStore
 
     settings = _settings(given)
     try:
         config = settings.worker_config()
         config = settings.worker_config(**worker_ranks.torchrun_overrides(config, os.environ))
-        config = _engine_for(config)
+        config = engine_for(config)
         if config.rank in (None, 0):
             _serve_metrics(settings.metrics_port)
-        local = _model_for(config, ModelStore(settings.model_root))
+        local = model_for(config, ModelStore(settings.model_root))
         served = config.model if local != config.model else None  # a pulled model keeps its name
         if config.layout.parallel:
             worker_ranks.serve(config, local, served, standby=standby)
@@ -255,34 +252,6 @@ def bench(
     argv = [sys.executable, "-m", "benchmarks.suite", *(names or [])]
     suite = subprocess.run(argv, cwd=checkout, check=False)
     raise typer.Exit(suite.returncode)
-
-
-def _model_for(config: WorkerConfig, store: ModelStore) -> str:
-    """What the engine loads for the configured model: a catalogue model pulled (its Hugging
-    Face folder, or for llama.cpp its GGUF of the wanted type); an engine server's id as is."""
-    from kinfer.infra.models.gguf import ensure_gguf_local
-    from kinfer.infra.models.pull import ensure_local
-
-    if config.engine == "openai":
-        return config.model
-    if config.engine == "llama.cpp":
-        return ensure_gguf_local(config.model, store, config.dtype, config.quantize)
-    return ensure_local(config.model, store)
-
-
-def _engine_for(config: WorkerConfig) -> WorkerConfig:
-    """``auto`` made concrete: llama.cpp (when built) for a catalogue model, which has GGUFs, or a
-    .gguf file; kinfer's torch engine for the rest (kinfer-tiny, Hugging Face folders, ranks)."""
-    if config.engine != "auto":
-        return config
-    import importlib.util
-
-    from kinfer.infra.models import CATALOG
-
-    spec = CATALOG.get(config.model)
-    gguf = (spec is not None and not spec.builtin) or config.model.endswith(".gguf")
-    llama = gguf and not config.layout.parallel and importlib.util.find_spec("llama_cpp") is not None
-    return config.model_copy(update={"engine": "llama.cpp" if llama else "torch"})
 
 
 def _over(defaults: Given, given: Given) -> Given:

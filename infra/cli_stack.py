@@ -40,8 +40,8 @@ def up(
 
     Nothing is started for KINFER_BOOTSTRAP_SERVERS / KINFER_REDIS_URL: those are used as they are.
     """
+    from kinfer.infra.engine_choice import engine_for, model_for
     from kinfer.infra.models import ModelStore
-    from kinfer.infra.models.pull import ensure_local
     from kinfer.infra.stack import local, pipeline
 
     settings = settings_from(given)
@@ -53,8 +53,9 @@ def up(
     typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
     if services_only:
         return
-    model = settings.worker.model
-    typer.echo(f"model {model}: {ensure_local(model, ModelStore(settings.model_root))}")
+    worker = engine_for(settings.worker_config())
+    served = model_for(worker, ModelStore(settings.model_root))
+    typer.echo(f"model {worker.model} on {worker.engine}: {served}")
     pipeline.start_all(settings)
     took = pipeline.wait_until_up(settings, settings.startup_timeout_s)
     for stage in pipeline.stages(settings):

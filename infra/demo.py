@@ -8,8 +8,8 @@ import time
 
 import typer
 
+from kinfer.infra.engine_choice import engine_for, model_for
 from kinfer.infra.models import ModelStore
-from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.stages import StageProcess, running
@@ -67,7 +67,8 @@ def run_demo(settings: KinferSettings, *, requests: int, max_tokens: int) -> Non
     typer.echo("== starting Kafka (KRaft) and Redis, creating topics")
     local.up(settings)
     model = settings.worker.model
-    typer.echo(f"== model {model}: {ensure_local(model, ModelStore(settings.model_root))}")
+    worker = engine_for(settings.worker_config())
+    typer.echo(f"== model {model} on {worker.engine}: {model_for(worker, ModelStore(settings.model_root))}")
     logs = settings.state_dir / "demo"
     env = {"KINFER_STATE_DIR": str(settings.state_dir)}
     try:
