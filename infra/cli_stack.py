@@ -98,7 +98,8 @@ def status() -> None:
         typer.echo(f"group     {g.group:34} {g.state:12} members {g.members}  lag {lag} on {g.topic}")
     for region, beats in found.workers.items():
         for worker_id, beat in beats.items():
-            typer.echo(f"worker    {region:13} {worker_id:34} {beat.state:8} model {beat.model}")
+            why = f" ({beat.drained_reason})" if beat.state == "drained" and beat.drained_reason else ""
+            typer.echo(f"worker    {region:13} {worker_id:34} {beat.state:8} model {beat.model}{why}")
     opened = ", ".join(found.open_breakers) or "none"
     typer.echo(f"breakers  open: {opened}")
     for problem in found.problems:
