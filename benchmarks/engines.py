@@ -244,7 +244,9 @@ def engines_alone(args: argparse.Namespace, hosts: dict[int, LlamaServer]) -> di
             report.progress(
                 round_ * len(cells) + i, args.repeats * len(cells), f"{c}, {t} thread(s), batch {b}"
             )
-            samples.setdefault(f"{c}|{t}|{b}", []).append(measures[c, t](prompts[:b]))
+            tok_s, ttft = measures[c, t](prompts[:b])
+            samples.setdefault(f"{c}|{t}|{b}", []).append((tok_s, ttft))
+            print(f"cell {c} | {t} threads | batch {b}: {tok_s:.1f} tok/s, ttft {ttft:.3f} s", flush=True)
     for runner in loaded.values():
         if isinstance(runner, RemoteRunner):
             runner.close()
@@ -362,6 +364,7 @@ def main() -> None:
         alone = engines_alone(args, hosts)
         report.progress(1, 3, "pipeline / engine at saturation")
         ratios = pipeline_ratios(args, hosts)
+        print(f"pipeline {ratios}", flush=True)
     report.progress(2, 3, "perplexity")
     ppl = perplexities()
     report.progress(3, 3, "done")

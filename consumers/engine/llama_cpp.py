@@ -181,7 +181,7 @@ class LlamaEngine:
             if status != 0:
                 what = "no free KV cells" if status == 1 else f"status {status}"
                 raise RuntimeError(f"llama_decode failed ({what}) for {len(piece)} tokens")
-            outputs = sum(1 for *_, wants in piece if wants)
+            outputs = sum(1 for *_, wants in piece if wants or not last_only)
             if outputs:
                 pointer = llama_cpp.llama_get_logits(self.ctx)
                 out.append(np.ctypeslib.as_array(pointer, shape=(outputs, self.n_vocab)).copy())
