@@ -129,7 +129,7 @@ class LlamaEngine:
         # the call: never ask for one.
         chunk = min(sizing.prefill_chunk, sizing.kv_tokens)
         cparams.n_batch = cparams.n_ubatch = chunk
-        cparams.n_seq_max = min(sizing.sequences, MAX_SEQUENCES)
+        cparams.n_seq_max = sizing.sequences
         cparams.n_threads = cparams.n_threads_batch = sizing.threads
         cparams.kv_unified = True  # any row may use any cell: one budget for the whole batch
         cparams.no_perf = True
@@ -225,6 +225,9 @@ def is_gguf(path: Path) -> bool:
 
 def load_llama(path: str, sizing: LlamaSizing, *, served_name: str | None = None) -> LlamaCppRunner:
     """The runner for a GGUF file; :class:`EngineLoadFailed` names what is wrong with it."""
+    if sizing.sequences > MAX_SEQUENCES:
+        why = f"llama.cpp holds at most {MAX_SEQUENCES} sequences; --max-batch-requests is {sizing.sequences}"
+        raise EngineLoadFailed(why)
     file = Path(path)
     if not file.is_file():
         raise EngineLoadFailed(f"{path}: no such GGUF file (llama.cpp serves a .gguf file or a pulled model)")

@@ -250,3 +250,8 @@ def test_a_llama_cpp_prefill_that_cannot_fit_leaves_the_batch_as_it_was() -> Non
     assert len(store.prefill([[1, 2, 3]], [2])) == 2  # and it still serves
     store.keep([])
     engine.close()
+
+
+def test_more_rows_than_llama_cpp_has_sequences_are_refused_at_start() -> None:
+    with pytest.raises(EngineLoadFailed, match="at most 256 sequences"):
+        load_runner(str(smollm2_gguf("Q4_1")), engine="llama.cpp", max_batch_requests=300)
