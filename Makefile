@@ -9,11 +9,17 @@ STAMP := $(VENV)/.kinfer-installed
 # llama.cpp, built once from the llama-cpp-python sdist's vendored sources (pip's cmake and ninja,
 # -march=native, llama-server and the tools included) into a wheel kept per CPU outside the
 # checkout, so a fresh clone on the same machine installs it in seconds.
+# AMX is compiled out: on CPUs that have it (Sapphire Rapids and later) ggml's AMX kernels crash
+# on Q4_1 weights (a segfault in the first llama_decode; llama.cpp PR 16315 says they also give
+# wrong Q4_0/Q4_1 results), and explicit -mno-* flags win over -march=native in GCC.
 LLAMA_CPP_VERSION := 0.3.36
-CPU_ID := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | md5sum | cut -c1-8)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE := -DGGML_NATIVE=ON '-DCMAKE_C_FLAGS=$(NO_AMX)' '-DCMAKE_CXX_FLAGS=$(NO_AMX)' \
+  -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_TOOLS_INSTALL=ON
+# Keyed by the CPU and by the build's flags: a change of either builds anew.
+CPU_ID := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m; echo "$(LLAMA_CMAKE)") | md5sum | cut -c1-8)
 WHEELS ?= $(HOME)/.cache/kinfer/wheels/$(CPU_ID)
 LLAMA_STAMP := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
-LLAMA_CMAKE := -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_TOOLS_INSTALL=ON
 
 .PHONY: setup system-packages llama-wheel venv jars model demo test test-fast lint bench up down clean
 
@@ -38,7 +44,7 @@ $(LLAMA_STAMP):
 	@mkdir -p $(WHEELS)
 	@echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from its sdist (once per machine, ~10 min on 2 cores)"
 	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
-	  --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	  --no-cache-dir --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	@touch $(LLAMA_STAMP)
 
 # The virtualenv keeps torch (a large download) between runs; reinstalled only when pyproject changes.
@@ -47,6 +53,9 @@ $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
+	@# The same version built with other flags is still "installed": put this build in.
+	$(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
+	  llama-cpp-python==$(LLAMA_CPP_VERSION)
 	@touch $(STAMP)
 
 jars: venv
