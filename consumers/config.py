@@ -69,6 +69,15 @@ class WorkerConfig(BaseModel):
     """How long an idle worker waits for more requests before it starts a lone one (0: not at
     all). A poll already takes every record that is there, and later arrivals join the running
     batch at its next step anyway, so a wait only adds latency at light load."""
+    max_waiting: int = Field(default=256, ge=1, le=100_000)
+    """Most requests the worker holds waiting for a batch slot (its fair queue); past it, the
+    partitions holding the most are paused and the rest stays in Kafka. Fair share works over
+    what is held: larger sees more tenants at once, and holds more that a rebalance must redo."""
+    fair_quantum_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    """Tokens a tenant of weight 1 is granted per deficit round-robin turn (consumers/batching/fair.py)."""
+    lower_band_share: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Share of joining tokens kept for lower priority bands while they wait: the bound on
+    how long a free-tier request can be starved by paid ones."""
     batching: Policy = "fixed"
     """fixed: the configured wait and token budget always; adaptive: both follow the measured
     arrival rate and service time, within the configured ones (consumers/batching/adaptive.py)."""

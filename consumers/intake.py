@@ -107,6 +107,7 @@ class Intake:
                 out.append(Duplicate(decision.request.request_id, source, self.dedupe.in_flight(key)))
                 continue
             topic, partition, offset = source
+            band, weight = headers.priority(record_headers)
             out.append(
                 Job(
                     decision.request,
@@ -119,6 +120,8 @@ class Intake:
                     admitted_ms=admitted_ms(record_headers),
                     dispatched_ms=float(record.timestamp()[1]),
                     reply_key=record_headers.get(REPLY_KEY),
+                    band=band,
+                    weight=weight,
                 )
             )
         return out

@@ -63,3 +63,20 @@ GPU_MEMORY_BYTES = Gauge("kinfer_worker_gpu_memory_bytes", "GPU memory allocated
 POOL_LAG = Gauge("kinfer_pool_lag_records", "Dispatch records the region's workers have not committed past")
 POOL_MEMBERS = Gauge("kinfer_pool_members", "Live pool members by state", ["state"])
 POOL_ACTIONS = Counter("kinfer_pool_actions_total", "Promotions and releases sent", ["kind"])
+CANCELLED = Counter(
+    "kinfer_worker_cancelled_total",
+    "Requests answered cancelled, by where they were stopped (dispatched: before joining the batch; "
+    "decoding: mid-decode)",
+    ["where"],
+)
+CANCEL_SAVED_TOKENS = Counter(
+    "kinfer_worker_cancel_saved_tokens_total",
+    "Tokens a cancel spared (max_tokens not generated), by where the request was stopped",
+    ["where"],
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "kinfer_worker_queue_wait_seconds",
+    "Time a request waited in the worker's fair queue before joining the batch, per priority band and tenant",
+    ["band", "tenant"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

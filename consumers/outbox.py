@@ -63,6 +63,15 @@ class Job:
     """When admission produced it (the record's Kafka timestamp; 0: none)."""
     reply_key: str | None = None
     """Signs every answer to it, when admission gave one (``schemas/signing.py``)."""
+    band: int = 0
+    """Its tier's priority band, as admission stamped it (higher joins first)."""
+    weight: float = 1.0
+    """Its tier's share of the band's tokens (fair share between tenants)."""
+
+    @property
+    def key(self) -> str:
+        """Its :func:`~schemas.request_keys.request_key` (tenant-scoped)."""
+        return request_key(self.request.tenant, self.request.request_id)
 
 
 @dataclass
@@ -109,13 +118,23 @@ class Outbox:
         self.event(event)
         self.answered.append((job.source, job.offset))
 
-    def error(self, job: Job, code: ErrorCode, message: str, now_ms: int) -> None:
-        """A request taken in is answered with an error instead of a result."""
+    def error(
+        self, job: Job, code: ErrorCode, message: str, now_ms: int, made: GenerationOutput | None = None
+    ) -> None:
+        """A request taken in is answered with an error instead of a result; ``made``: what it
+        generated before that (a cancelled request's text and usage, charged as used)."""
         request = job.request
-        reply = ErrorReply(request_id=request.request_id, code=code, message=message)
+        usage = _usage(made) if made is not None else None
+        text = made.text if made is not None else ""
+        reply = ErrorReply(request_id=request.request_id, code=code, message=message, text=text, usage=usage)
         self.reply(request.reply_to, request.request_id, encode(reply), job.reply_key)
         self.answered_keys.append(request_key(request.tenant, request.request_id))
-        self.event(self.outcome(request, code.value, now_ms))
+        tokens = (
+            {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+            if usage
+            else {}
+        )
+        self.event(self.outcome(request, code.value, now_ms, **tokens))
         self.answered.append((job.source, job.offset))
 
     def refusal(
@@ -193,7 +212,7 @@ def result_of(
         request_id=job.request.request_id,
         text=out.text,
         finish_reason=out.finish_reason,
-        usage=Usage(out.prompt_tokens, out.completion_tokens + sum(c.completion_tokens for c in out.more)),
+        usage=_usage(out),
         model=model,
         worker_id=worker_id,
         queue_ms=queue_ms,
@@ -212,3 +231,8 @@ def result_of(
             for i, c in enumerate(out.more, start=1)
         ),
     )
+
+
+def _usage(out: GenerationOutput) -> Usage:
+    """Every choice's tokens (the prompt counted once)."""
+    return Usage(out.prompt_tokens, out.completion_tokens + sum(c.completion_tokens for c in out.more))

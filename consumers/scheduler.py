@@ -13,6 +13,7 @@ import structlog
 
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import BatchPolicy, FixedBatching
+from kinfer.consumers.batching.fair import DEFAULT_LOWER_SHARE, DEFAULT_QUANTUM
 from kinfer.consumers.batching.waiting import WaitingQueue
 from kinfer.consumers.engine import GenerationInput, GenerationOutput, ModelRunner
 from kinfer.consumers.engine.runner import GenerationError, RankGroupLost, TextDelta
@@ -51,7 +52,16 @@ class Failed:
     """``internal`` for a model that broke; an engine server's refusal or absence says its own."""
 
 
-Outcome = Finished | Expired | Failed
+@dataclass(frozen=True)
+class Cancelled:
+    job: Job
+    made: GenerationOutput
+    """What it generated before it was stopped (nothing when it had not joined the batch)."""
+    where: str
+    """``dispatched`` (it had not joined the batch) or ``decoding``."""
+
+
+Outcome = Finished | Expired | Failed | Cancelled
 
 
 class BatchScheduler:
@@ -65,6 +75,8 @@ class BatchScheduler:
         on_text: Callable[[Job, TextDelta], None] | None = None,
         monotonic_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
         policy: BatchPolicy | None = None,
+        quantum: float = DEFAULT_QUANTUM,
+        lower_share: float = DEFAULT_LOWER_SHARE,
     ) -> None:
         self.runner = runner
         self.policy: BatchPolicy = policy or FixedBatching()
@@ -78,7 +90,11 @@ class BatchScheduler:
         self.on_text = on_text
         self.running = runner.batch()
         self.waiting: WaitingQueue[Job] = WaitingQueue(
-            max_tokens=max_batch_tokens, max_rows=max_batch_requests, max_wait_ms=max_wait_ms
+            max_tokens=max_batch_tokens,
+            max_rows=max_batch_requests,
+            max_wait_ms=max_wait_ms,
+            quantum=quantum,
+            lower_share=lower_share,
         )
         self._started_ms: dict[str, int] = {}
         self.recent_queue_ms = 0
@@ -96,8 +112,16 @@ class BatchScheduler:
         self.policy.arrived(now_ms, job.tokens)
         self._apply_policy()
         request = job.request
-        rows = request.sampling.n  # a request for n choices decodes as n rows
-        self.waiting.add(job, tokens=job.tokens, deadline_ms=request.deadline_ms, now_ms=now_ms, rows=rows)
+        self.waiting.add(
+            job,
+            tokens=job.tokens,
+            deadline_ms=request.deadline_ms,
+            now_ms=now_ms,
+            rows=request.sampling.n,  # a request for n choices decodes as n rows
+            tenant=request.tenant,
+            band=job.band,
+            weight=job.weight,
+        )
 
     def _apply_policy(self) -> None:
         self.waiting.max_wait_ms = self.policy.wait_ms(self._wait_cap)
@@ -105,6 +129,24 @@ class BatchScheduler:
 
     def jobs(self) -> list[Job]:
         return list(self.running.keys())
+
+    def held(self) -> list[Job]:
+        """Every request here: decoding and waiting."""
+        return self.jobs() + self.waiting.items()
+
+    def cancel(self, keys: set[str]) -> list[Outcome]:
+        """Stop the requests with these keys before the next step: they leave the batch (or
+        the queue) with what they made so far."""
+        if not keys:
+            return []
+        outcomes: list[Outcome] = []
+        made = {job.key: self.running.progress(job) for job in self.jobs() if job.key in keys}
+        for job in self.running.remove(lambda job: job.key not in keys):
+            self._started_ms.pop(job.request.request_id, None)
+            outcomes.append(Cancelled(job, made.get(job.key) or nothing(job), "decoding"))
+        for job in self.waiting.remove(lambda job: job.key not in keys):
+            outcomes.append(Cancelled(job, nothing(job), "dispatched"))
+        return outcomes
 
     def tick(self, now_ms: int) -> list[Outcome]:
         """Expire what waited too long, let waiting requests join, decode one step."""
@@ -185,6 +227,8 @@ class BatchScheduler:
         for job in jobs:
             self._started_ms[job.request.request_id] = now_ms
             self.recent_queue_ms = max(self.recent_queue_ms, now_ms - job.consumed_ms)
+            waited_s = max(0, now_ms - job.consumed_ms) / 1000
+            metrics.QUEUE_WAIT_SECONDS.labels(str(job.band), job.request.tenant).observe(waited_s)
             metrics.QUEUE_SECONDS.observe(max(0, now_ms - (job.request.created_ms or now_ms)) / 1000)
         metrics.BATCH_SIZE.observe(len(self.running) + len(jobs))
         metrics.BATCH_TOKENS.observe(budget_used + sum(j.tokens for j in jobs))
@@ -232,3 +276,8 @@ class BatchScheduler:
         for job in jobs:
             self._started_ms.pop(job.request.request_id, None)
         return [Failed(job, f"model {self.runner.name} failed: {exc}") for job in jobs]
+
+
+def nothing(job: Job) -> GenerationOutput:
+    """The output of a request stopped before it joined a batch: no tokens computed."""
+    return GenerationOutput("", "stop", 0, 0)

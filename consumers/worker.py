@@ -24,6 +24,7 @@ from redis.retry import Retry
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import batch_policy
 from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.cancels import CancelWatch
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
 from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung, exit_stuck
@@ -39,7 +40,7 @@ from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
 from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
-from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished, Outcome
+from kinfer.consumers.scheduler import BatchScheduler, Cancelled, Expired, Failed, Finished, Outcome, nothing
 from kinfer.consumers.self_test import health_check, warm_up
 from kinfer.consumers.telemetry import DeviceSampler
 from kinfer.schemas import ErrorCode, InferenceRequest, TopicNames
@@ -85,6 +86,7 @@ class InferenceWorker:
             ResultCache(client, config.topic_prefix, config.cache_ttl_s, self.redis_gate) if client else None
         )
         self.dedupe = RequestDeduplicator(client, config.topic_prefix, gate=self.redis_gate)
+        self.cancels = CancelWatch(client, config.topic_prefix, self.redis_gate)
         self.clients = WorkerClients(config)
         self.reply_topics = ReplyTopics(self.topics, self._partitions_of)
         self.chunks = ChunkPublisher(lambda: self.clients.chunk_producer)
@@ -95,6 +97,8 @@ class InferenceWorker:
             max_wait_ms=config.max_wait_ms,
             on_text=self.chunks.publish,
             policy=batch_policy(config.batching),
+            quantum=config.fair_quantum_tokens,
+            lower_share=config.lower_band_share,
         )
         self.intake = Intake(runner, self.reply_topics, self.dedupe)
         self.offsets = OffsetTracker()
@@ -111,6 +115,8 @@ class InferenceWorker:
         self._last_busy_ms = 0
         self._paused = False
         """Consumption paused while the engine server is away."""
+        self._full: set[tuple[str, int]] = set()
+        """Partitions paused because the worker holds ``max_waiting`` requests."""
 
     def stop(self) -> None:
         """Finish what is running, answer it, then leave the group (SIGTERM does this)."""
@@ -161,6 +167,7 @@ class InferenceWorker:
         ended it ("release": back to standby; "drain": out of the group for a health check)."""
         source = self.topics.dispatch(self.config.region)
         consumer = self.clients.consumer
+        self.cancels.start()  # before any record: a cancel is then in the marks or the channel
         consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
@@ -174,6 +181,7 @@ class InferenceWorker:
             exit_stuck(exc, self.clients.consumer)
         finally:
             consumer.close()
+            self.cancels.close()
         if ended in LEAVING:
             log.info(
                 f"worker.{'released' if ended == 'release' else 'drained'}", worker=self.config.worker_id
@@ -190,8 +198,10 @@ class InferenceWorker:
         now = self.clock_ms()
         for record in records:
             self.offsets.consumed(*_partition_offset(record))
-        for item in self.intake.take_in(records, now) if records else []:
-            self._take(item, now)  # fetched before the pause: they wait in the queue
+        self._take_in(self.intake.take_in(records, now) if records else [], now)
+        for outcome in self.scheduler.cancel(self.cancels.new(job.key for job in self.scheduler.held())):
+            self._answer(outcome)  # before the step: a cancelled sequence decodes no further
+        self._bound_queue()
         if away is not None:
             self.membership.tick("drained", now, drained_reason=f"engine server away: {away}")
             return None
@@ -271,6 +281,36 @@ class InferenceWorker:
         records = take_available(self.clients.consumer, self.config.max_batch_requests, timeout)
         return [r for r in records if _usable(r)]
 
+    def _take_in(self, items: list[Intaken], now: int) -> None:
+        """Records taken in: jobs join the queue (fetched before a pause too: they wait there),
+        unless cancelled already; refusals and copies are answered or skipped."""
+        cancelled = self.cancels.marked(item.key for item in items if isinstance(item, Job))
+        for item in items:
+            if isinstance(item, Job) and item.key in cancelled:
+                self._answer(Cancelled(item, nothing(item), "dispatched"))
+            else:
+                self._take(item, now)
+
+    def _bound_queue(self) -> None:
+        """Pause the partitions holding the most waiting requests while the worker holds
+        ``max_waiting``; resume them below it. Records past the bound stay in Kafka."""
+        if self._paused:
+            return  # all paused for the engine: resumed together when it is back
+        consumer = self.clients.consumer
+        held: dict[tuple[str, int], int] = {}
+        for job in self.scheduler.waiting.items():
+            held[job.source] = held.get(job.source, 0) + 1
+        cap = max(1, self.config.max_waiting // max(1, len(self._assigned())))
+        full = {tp for tp, count in held.items() if count >= cap}
+        if pause := full - self._full:
+            consumer.pause([TopicPartition(t, p) for t, p in pause])
+        if resume := self._full - full:
+            consumer.resume([TopicPartition(t, p) for t, p in resume if (t, p) in self._assigned()])
+        self._full = full
+
+    def _assigned(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self.clients.consumer.assignment()}
+
     def _take(self, item: Intaken, now: int) -> None:
         if isinstance(item, Job):
             self.scheduler.add(item, now)
@@ -316,10 +356,30 @@ class InferenceWorker:
             metrics.GENERATED_TOKENS.inc(result.usage.completion_tokens)
             self.telemetry.generated(result.usage.completion_tokens)
             return
+        if isinstance(outcome, Cancelled):
+            self._cancelled(outcome, now)
+            return
         assert isinstance(outcome, Expired | Failed)
         code = ErrorCode.DEADLINE_EXCEEDED if isinstance(outcome, Expired) else outcome.code
         self.outbox.error(job, code, outcome.message, now)
         self._count(code.value, job.request, now)
+
+    def _cancelled(self, outcome: Cancelled, now: int) -> None:
+        job, made = outcome.job, outcome.made
+        sampling = job.request.sampling
+        generated = made.completion_tokens + sum(c.completion_tokens for c in made.more)
+        message = (
+            f"cancelled {'mid-decode' if outcome.where == 'decoding' else 'before it joined a batch'}"
+            f" after {generated} of at most {sampling.max_tokens * sampling.n} tokens"
+        )
+        self.outbox.error(job, ErrorCode.CANCELLED, message, now, made=made)
+        self._count(ErrorCode.CANCELLED.value, job.request, now)
+        metrics.CANCELLED.labels(outcome.where).inc()
+        metrics.CANCEL_SAVED_TOKENS.labels(outcome.where).inc(
+            max(0, sampling.max_tokens * sampling.n - generated)
+        )
+        metrics.GENERATED_TOKENS.inc(generated)
+        log.info("worker.cancelled", request_id=job.request.request_id, where=outcome.where, tokens=generated)
 
     def _count(self, status: str, request: InferenceRequest | None, now_ms: int | None = None) -> None:
         """An answer in the signals the tuner reads: error rate per region and model, and (for
@@ -382,6 +442,7 @@ class InferenceWorker:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""
         self._commit(wait=True)
         self._forget([(tp.topic, tp.partition) for tp in partitions])
+        self._full -= {(tp.topic, tp.partition) for tp in partitions}
 
     def _forget(self, tps: list[tuple[str, int]]) -> None:
         gone = set(tps)

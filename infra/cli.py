@@ -74,6 +74,34 @@ def submit(
     typer.echo(asyncio.run(run()))
 
 
+CANCEL_KNOBS = [k for k in section_knobs("client") if k.name in ("tenant", "timeout_s")]
+
+
+@app.command()
+@_friendly
+@with_knobs(*CANCEL_KNOBS)
+def cancel(request_id: str, given: Given) -> None:
+    """Cancel a request of the tenant by its id: prints what the cancel did.
+
+    The request itself still gets one answer, on its own reply address: `cancelled` with the
+    text made so far, or its result if it finished first. Exit status 1 when refused.
+    """
+    from kinfer.producers import AsyncClient
+
+    config = _settings(given).client_config()
+
+    async def run() -> tuple[str, str]:
+        async with AsyncClient(config) as client:
+            ack = await client.cancel(request_id, timeout_s=config.timeout_s)
+            code = f" ({ack.code.value})" if ack.code is not None else ""
+            return ack.status, f"{ack.status}{code}: {ack.message}"
+
+    status, line = asyncio.run(run())
+    typer.echo(line)
+    if status == "refused":
+        raise typer.Exit(1)
+
+
 @app.command("chat")
 @_friendly
 @with_knobs(*section_knobs("client"))

@@ -7,6 +7,7 @@ under ``kinfer.schemas``, ``kinfer.producers``, ``kinfer.streams``, ``kinfer.con
 
 from kinfer.producers import (
     AsyncClient,
+    Cancelled,
     ChatMessage,
     Client,
     ClientClosed,
@@ -21,6 +22,7 @@ from kinfer.producers import (
 )
 from kinfer.schemas import (
     SCHEMA_VERSION,
+    CancelAck,
     Choice,
     DeadLetter,
     ErrorCode,
@@ -48,6 +50,8 @@ from kinfer.schemas import (
 __all__ = [
     "SCHEMA_VERSION",
     "AsyncClient",
+    "CancelAck",
+    "Cancelled",
     "ChatMessage",
     "Choice",
     "Client",

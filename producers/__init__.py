@@ -4,6 +4,7 @@ from kinfer.producers.chat import ChatMessage
 from kinfer.producers.client import AsyncClient
 from kinfer.producers.config import ClientConfig
 from kinfer.producers.errors import (
+    Cancelled,
     ClientClosed,
     DeadlineExceeded,
     InternalError,
@@ -17,6 +18,7 @@ from kinfer.producers.sync_client import Client
 
 __all__ = [
     "AsyncClient",
+    "Cancelled",
     "ChatMessage",
     "Client",
     "ClientClosed",

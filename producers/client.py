@@ -27,6 +27,8 @@ from kinfer.producers.replies import ReplyRouter
 from kinfer.producers.reply_lease import ReplyLease
 from kinfer.producers.sessions import SessionStore
 from kinfer.schemas import (
+    CancelAck,
+    CancelRequest,
     ErrorReply,
     InferenceRequest,
     InferenceResult,
@@ -37,7 +39,8 @@ from kinfer.schemas import (
     TopicNames,
     encode,
 )
-from kinfer.schemas.codec import request_headers
+from kinfer.schemas.codec import cancel_headers, request_headers
+from kinfer.schemas.headers import KafkaHeaders
 from kinfer.schemas.kafka_client import client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 from kinfer.schemas.signing import SIGNATURE, sign
@@ -263,6 +266,42 @@ class AsyncClient:
         assert isinstance(reply, InferenceResult)
         return reply
 
+    async def cancel(
+        self, request_id: str, *, tenant: str | None = None, timeout_s: float = 10.0
+    ) -> CancelAck:
+        """Stop a request of this tenant (or ``tenant``) sent by any client: what the cancel did.
+
+        The request still gets exactly one answer: ``cancelled`` (:class:`Cancelled`, with the
+        text and usage made until it stopped) or its result, if it finished first. An unknown,
+        finished or already cancelled id changes nothing and says so in ``status``; a cancel the
+        pipeline refuses (forged, Redis away) has ``status == "refused"`` and a ``code``.
+        """
+        if self._closed.is_set():
+            raise ClientClosed("client is closed", request_id=request_id)
+        now = int(time.time() * 1000)
+        try:
+            cancel = CancelRequest(
+                request_id=request_id,
+                tenant=tenant or self.config.tenant,
+                reply_to=self.reply_address,
+                created_ms=now,
+                deadline_ms=now + int(timeout_s * 1000),
+            )
+        except InvalidMessage as exc:
+            raise InvalidRequest(exc.message, request_id=request_id) from exc
+        future = self.router.expect_cancel(request_id, self._reply_key_for(cancel.tenant, request_id))
+        try:
+            await self._send(
+                cancel.tenant, encode(cancel), cancel_headers(cancel), request_id, cancel.deadline_ms
+            )
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"cancel not acknowledged within {timeout_s:.1f}s", request_id=request_id
+            ) from None
+        finally:
+            self.router.forget_cancel(request_id)
+
     async def stream(
         self, prompt: str | Sequence[ChatMessage], **kwargs: Any
     ) -> AsyncIterator[TokenChunk | InferenceResult]:
@@ -297,15 +336,17 @@ class AsyncClient:
 
     def _reply_key(self, request: InferenceRequest) -> str | None:
         """What the request's answers must be signed with (``verify_replies``), else None."""
+        return self._reply_key_for(request.tenant, request.request_id)
+
+    def _reply_key_for(self, tenant: str, request_id: str) -> str | None:
         if not self.config.verify_replies:
             return None
-        key = self.config.signing_keys.get(request.tenant)
+        key = self.config.signing_keys.get(tenant)
         if key is None:
             raise InvalidRequest(
-                f"verify_replies needs tenant {request.tenant!r}'s signing key in signing_keys",
-                request_id=request.request_id,
+                f"verify_replies needs tenant {tenant!r}'s signing key in signing_keys", request_id=request_id
             )
-        return derive_reply_key(key.get_secret_value(), request.request_id)
+        return derive_reply_key(key.get_secret_value(), request_id)
 
     async def _publish(self, request: InferenceRequest) -> None:
         value = encode(request)
@@ -314,23 +355,30 @@ class AsyncClient:
                 f"encoded request is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}",
                 request_id=request.request_id,
             )
+        await self._send(
+            request.tenant, value, request_headers(request), request.request_id, request.deadline_ms
+        )
+
+    async def _send(
+        self, tenant: str, value: bytes, hdrs: KafkaHeaders, request_id: str, deadline_ms: int | None
+    ) -> None:
+        """One record on the ingress topic (keyed by tenant, signed when the tenant's key is
+        known), acknowledged by Kafka."""
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             loop.call_soon_threadsafe(_settle, delivered, err)
 
-        hdrs = request_headers(request)
-        key = self.config.signing_keys.get(request.tenant)
+        key = self.config.signing_keys.get(tenant)
         if key is not None:  # proves the tenant to a secured pipeline
-            rid, tenant, deadline = request.request_id, request.tenant, request.deadline_ms
-            hdrs.append((SIGNATURE, sign(key.get_secret_value(), rid, tenant, deadline, value)))
+            hdrs.append((SIGNATURE, sign(key.get_secret_value(), request_id, tenant, deadline_ms, value)))
         while True:
             try:
                 self._producer.produce(
                     self.topics.requests,
                     value=value,
-                    key=request.tenant.encode(),
+                    key=tenant.encode(),
                     headers=hdrs,
                     on_delivery=on_delivery,
                 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kinfer.schemas import ErrorCode, ErrorReply, KinferError, RateLimitStatus
+from kinfer.schemas import ErrorCode, ErrorReply, KinferError, RateLimitStatus, Usage
 
 
 class RequestFailed(KinferError):
@@ -59,6 +59,20 @@ class Unauthenticated(RequestFailed):
     code = ErrorCode.UNAUTHENTICATED
 
 
+class Cancelled(RequestFailed):
+    """The request was cancelled (``AsyncClient.cancel``, or its HTTP client went away) before
+    it finished: ``text`` and ``usage`` hold what it made until then (the tokens charged)."""
+
+    code = ErrorCode.CANCELLED
+
+    def __init__(
+        self, message: str, *, request_id: str = "", text: str = "", usage: Usage | None = None
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.text = text
+        self.usage = usage
+
+
 class ClientClosed(RequestFailed):
     """The client was closed while the call waited; the request may still be answered."""
 
@@ -73,6 +87,8 @@ _BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
 
 def from_reply(reply: ErrorReply) -> RequestFailed:
     """The typed exception for an error reply."""
+    if reply.code is ErrorCode.CANCELLED:
+        return Cancelled(reply.message, request_id=reply.request_id, text=reply.text, usage=reply.usage)
     cls = _BY_CODE.get(reply.code, InternalError)
     return cls(
         reply.message,

@@ -13,13 +13,15 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kinfer.producers.errors import ClientClosed, Unavailable
-from kinfer.schemas import ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, decode_reply, headers
+from kinfer.schemas import CancelAck, ErrorCode, ErrorReply, InvalidMessage, Reply, TokenChunk, headers
+from kinfer.schemas.codec import decode_reply_record
 from kinfer.schemas.kafka_client import KafkaConnection, client_config, take_available
 from kinfer.schemas.signing import REPLY_SIGNATURE, reply_signed
 
@@ -57,6 +59,7 @@ class ReplyRouter:
         self.stats = ReplyStats()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, _Stream] = {}
+        self._cancels: dict[str, tuple[asyncio.Future[CancelAck], str | None]] = {}
         self._lock = threading.Lock()
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._reply_keys: dict[str, str] = {}
@@ -116,6 +119,18 @@ class ReplyRouter:
         if reply_key is not None:
             self._reply_keys[request_id] = reply_key
 
+    def expect_cancel(self, request_id: str, reply_key: str | None = None) -> asyncio.Future[CancelAck]:
+        """The acknowledgement of a cancel of ``request_id`` sent from this client."""
+        assert self._loop is not None, "start() first"
+        future: asyncio.Future[CancelAck] = self._loop.create_future()
+        with self._lock:
+            self._cancels[request_id] = (future, reply_key)
+        return future
+
+    def forget_cancel(self, request_id: str) -> None:
+        with self._lock:
+            self._cancels.pop(request_id, None)
+
     def forget(self, request_id: str) -> None:
         with self._lock:
             self._pending.pop(request_id, None)
@@ -138,11 +153,15 @@ class ReplyRouter:
 
     def _route(self, value: bytes, record_headers: RecordHeaders = None) -> None:
         try:
-            reply = decode_reply(value)
+            record = decode_reply_record(value)
         except InvalidMessage as exc:
             self.stats.undecodable += 1
             log.warning("replies.undecodable", error=exc.message)
             return
+        if isinstance(record, CancelAck):
+            self._acknowledged(record, value, record_headers)
+            return
+        reply: Reply = record
         with self._lock:
             if not self._signed_for(reply, value, record_headers):
                 self.stats.forged += 1
@@ -174,6 +193,21 @@ class ReplyRouter:
         assert future is not None
         self.stats.delivered += 1
         self._loop.call_soon_threadsafe(_resolve, future, reply)
+
+    def _acknowledged(self, ack: CancelAck, value: bytes, record_headers: RecordHeaders) -> None:
+        with self._lock:
+            future, key = self._cancels.get(ack.request_id, (None, None))
+            if future is None:
+                self.stats.unknown += 1
+                return
+            refused_unproven = ack.status == "refused" and ack.code is ErrorCode.UNAUTHENTICATED
+            signature = headers.decode_headers(record_headers).get(REPLY_SIGNATURE)
+            if key is not None and not refused_unproven and not reply_signed(key, value, signature):
+                self.stats.forged += 1
+                return
+            del self._cancels[ack.request_id]
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, future, ack)
 
     def _signed_for(self, reply: Reply, value: bytes, record_headers: RecordHeaders) -> bool:
         """Under the lock: whether the reply carries the pipeline's signature for its request,
@@ -251,7 +285,10 @@ def _retriable(exc: BaseException) -> bool:
     return bool(err.retriable()) or err.code() in _STARTUP_RETRIABLE
 
 
-def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:
+R = TypeVar("R")
+
+
+def _resolve(future: asyncio.Future[R], reply: R) -> None:
     if not future.done():
         future.set_result(reply)
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from kinfer.producers.chat import ChatMessage
 from kinfer.producers.client import AsyncClient
 from kinfer.producers.config import ClientConfig
-from kinfer.schemas import InferenceRequest, InferenceResult, TokenChunk
+from kinfer.schemas import CancelAck, InferenceRequest, InferenceResult, TokenChunk
 
 T = TypeVar("T")
 
@@ -51,6 +51,10 @@ class Client:
 
     def submit(self, request: InferenceRequest, *, timeout_s: float | None = None) -> InferenceResult:
         return self._call(self._client.submit(request, timeout_s=timeout_s))
+
+    def cancel(self, request_id: str, **kwargs: Any) -> CancelAck:
+        """See :meth:`AsyncClient.cancel`."""
+        return self._call(self._client.cancel(request_id, **kwargs))
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[TokenChunk | InferenceResult]:
         """See :meth:`AsyncClient.stream`: chunks, then the final result."""

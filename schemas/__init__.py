@@ -8,6 +8,9 @@ from kinfer.schemas.errors import ErrorCode, InvalidMessage, KinferError
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
+    CancelAck,
+    CancelRequest,
+    CancelStatus,
     ChatMessage,
     Choice,
     DeadLetter,
@@ -31,6 +34,9 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_REGIONS",
     "SCHEMA_VERSION",
+    "CancelAck",
+    "CancelRequest",
+    "CancelStatus",
     "ChatMessage",
     "Choice",
     "DeadLetter",

@@ -14,12 +14,14 @@ from kinfer.schemas import headers
 from kinfer.schemas.errors import InvalidMessage
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
+    CancelRequest,
     ChatMessage,
     DeadLetter,
     InferenceRequest,
     RateLimitStatus,
     Reply,
     ReplyAddress,
+    ReplyRecord,
     SamplingParams,
     WorkerEvent,
 )
@@ -29,6 +31,8 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(InferenceRequest)
 _reply_decoder: msgspec.json.Decoder[Reply] = msgspec.json.Decoder(Reply)
+_record_decoder: msgspec.json.Decoder[ReplyRecord] = msgspec.json.Decoder(ReplyRecord)
+_cancel_decoder = msgspec.json.Decoder(CancelRequest)
 _event_decoder = msgspec.json.Decoder(WorkerEvent)
 _dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 _rate_limit_decoder = msgspec.json.Decoder(RateLimitStatus)
@@ -44,6 +48,21 @@ _MESSAGE_FIELDS = frozenset(ChatMessage.__struct_fields__)
 def encode(message: msgspec.Struct) -> bytes:
     """JSON bytes of any wire message."""
     return _encoder.encode(message)
+
+
+def cancel_headers(cancel: CancelRequest) -> headers.KafkaHeaders:
+    """The headers of a cancel record: its kind, and where its acknowledgement goes."""
+    return headers.encode_headers(
+        {
+            headers.KIND: headers.CANCEL,
+            headers.REQUEST_ID: cancel.request_id,
+            headers.TENANT: cancel.tenant,
+            headers.DEADLINE_MS: cancel.deadline_ms,
+            headers.REPLY_TOPIC: cancel.reply_to.topic,
+            headers.REPLY_PARTITION: cancel.reply_to.partition,
+            headers.SCHEMA_VERSION: cancel.schema_version,
+        }
+    )
 
 
 def request_headers(request: InferenceRequest) -> headers.KafkaHeaders:
@@ -138,6 +157,16 @@ def reply_target(value: bytes, record_headers: dict[str, str]) -> tuple[str, Rep
 def decode_reply(data: bytes) -> Reply:
     """A result, token chunk or error reply from JSON bytes."""
     return _decode(_reply_decoder, data, "reply")
+
+
+def decode_reply_record(data: bytes) -> ReplyRecord:
+    """Anything a reply partition holds: a request's reply, or a cancel's acknowledgement."""
+    return _decode(_record_decoder, data, "reply")
+
+
+def decode_cancel(data: bytes) -> CancelRequest:
+    """A cancel record's value (unknown fields are ignored: it only ever stops something)."""
+    return _decode(_cancel_decoder, data, "cancel")
 
 
 def decode_event(data: bytes) -> WorkerEvent:

@@ -20,6 +20,9 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     """The request's tenant is not proven: unsigned, or not signed with the tenant's key
     (schema version 5)."""
+    CANCELLED = "cancelled"
+    """The request was cancelled by its tenant (or its HTTP client went away) before it was
+    answered; the reply carries the text and usage produced until then (schema version 7)."""
 
     @property
     def retriable(self) -> bool:

@@ -26,8 +26,14 @@ RATE_LIMIT: Final = "kinfer-ratelimit"
 ADMITTED_MS: Final = "kinfer-admitted-ms"
 """Unix ms (fractional) when admission began deciding a dispatched record, stamped by admission
 (replacing any a client sent); workers report it in the result's ``timings``."""
-ADMISSION_STAMPS: Final = frozenset({RATE_LIMIT, ADMITTED_MS})
+PRIORITY: Final = "kinfer-priority"
+"""``<band>:<weight>`` of the request's tier (``2:1.5``), stamped by admission (replacing any a
+client sent); a worker's fair queue serves higher bands first, tenants by weight within one."""
+ADMISSION_STAMPS: Final = frozenset({RATE_LIMIT, ADMITTED_MS, PRIORITY})
 """Headers only admission may set on a dispatched record."""
+KIND: Final = "kinfer-kind"
+"""What an ingress record is: absent for a request, ``cancel`` for a :class:`CancelRequest`."""
+CANCEL: Final = "cancel"
 TRACEPARENT: Final = "traceparent"
 """W3C trace context, unchanged from the caller (https://www.w3.org/TR/trace-context/)."""
 
@@ -77,3 +83,15 @@ def reply_address(values: Mapping[str, str]) -> tuple[str, int] | None:
         return None
     number = int(partition)
     return (topic, number) if number <= MAX_PARTITION else None
+
+
+def priority(values: Mapping[str, str]) -> tuple[int, float]:
+    """(band, weight) from a ``kinfer-priority`` stamp; (0, 1.0) when absent or unreadable."""
+    band, _, weight = values.get(PRIORITY, "").partition(":")
+    try:
+        parsed = int(band), float(weight)
+    except ValueError:
+        return 0, 1.0
+    if not 0 <= parsed[0] <= 9 or not 0.01 <= parsed[1] <= 100:
+        return 0, 1.0
+    return parsed

@@ -12,6 +12,8 @@ from pathlib import Path
 import msgspec
 
 from kinfer.schemas.messages import (
+    CancelAck,
+    CancelRequest,
     DeadLetter,
     ErrorReply,
     InferenceRequest,
@@ -29,6 +31,8 @@ MESSAGES: dict[str, type[msgspec.Struct]] = {
     "error_reply": ErrorReply,
     "worker_event": WorkerEvent,
     "dead_letter": DeadLetter,
+    "cancel_request": CancelRequest,
+    "cancel_ack": CancelAck,
 }
 
 

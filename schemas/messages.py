@@ -17,7 +17,7 @@ from kinfer.schemas import limits
 from kinfer.schemas.errors import ErrorCode, InvalidMessage
 from kinfer.schemas.topics import is_topic_name
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """Version written by this code; bumped only by additive, optional changes.
 
 2: ``rate_limit`` on results, first token chunks and error replies; every message
@@ -33,6 +33,10 @@ SCHEMA_VERSION = 6
 6: OpenAI's sampling knobs: ``frequency_penalty``, ``presence_penalty``, ``logit_bias``,
    ``n`` (choices decoded together), ``logprobs``, ``top_logprobs`` and ``json_schema``; results carry
    ``logprobs`` and the further ``choices``, chunks their ``choice`` and ``logprobs``.
+7: cancel: the error code ``cancelled``, with ``text`` and ``usage`` on its error reply (what
+   was produced before the cancel); :class:`CancelRequest` on the ingress topic (header
+   ``kinfer-kind: cancel``) and its :class:`CancelAck` on the canceller's reply address;
+   ``cancelled`` as an outcome status.
 """
 
 
@@ -326,6 +330,10 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
     """When retrying may succeed (rate limits, open breakers)."""
     rate_limit: RateLimitStatus | None = None
     """With ``rate_limited``: the tenant's limits and how far they are spent."""
+    text: str = ""
+    """With ``cancelled``: the text generated before the cancel took effect (choice 0)."""
+    usage: Usage | None = None
+    """With ``cancelled``: the tokens really used (what the tenant is charged)."""
     schema_version: int = msgspec.field(default_factory=_writer_version)
 
     @property
@@ -334,11 +342,63 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
 
 
 Reply = InferenceResult | TokenChunk | ErrorReply
-"""Everything that may arrive on a reply address."""
+"""Everything that may arrive on a reply address for a request."""
+
+CancelStatus = Literal["cancelling", "finished", "unknown", "already_cancelled", "refused"]
+"""What a cancel did: ``cancelling`` (the request is being stopped: its own one answer follows,
+``cancelled`` with what was made, or its result if it finished first), ``finished`` (it was
+answered already), ``unknown`` (no such request of this tenant), ``already_cancelled``,
+``refused`` (see ``code``). Each leaves the request's one answer as it was."""
+
+
+class CancelRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """Stop a request (put on ``<prefix>.requests``, key = tenant, header ``kinfer-kind:
+    cancel``). Same topic and key as the request, so admission sees it after the request."""
+
+    request_id: str
+    """The request to cancel."""
+    tenant: str
+    """Its tenant: only the tenant that sent a request can cancel it (ids are per tenant)."""
+    reply_to: ReplyAddress
+    """Where the :class:`CancelAck` goes."""
+    created_ms: int = 0
+    """Unix ms when the cancel was made."""
+    deadline_ms: int | None = None
+    """Unix ms after which the cancel is void (a signature's validity, as for requests)."""
+    schema_version: int = msgspec.field(default_factory=_writer_version)
+
+    def __post_init__(self) -> None:
+        for name in ("request_id", "tenant"):
+            if not 1 <= len(getattr(self, name)) <= limits.MAX_ID_CHARS:
+                raise InvalidMessage(f"{name} must be 1..{limits.MAX_ID_CHARS} characters")
+
+
+class CancelAck(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="cancel"):
+    """Admission's one answer to a :class:`CancelRequest`, on its reply address."""
+
+    request_id: str
+    """The request the cancel named."""
+    status: CancelStatus
+    message: str = ""
+    """For humans; never parsed."""
+    code: ErrorCode | None = None
+    """With ``refused``: why (``unauthenticated``, ``invalid_request``)."""
+    schema_version: int = msgspec.field(default_factory=_writer_version)
+
+
+ReplyRecord = Reply | CancelAck
+"""Everything a reply partition may hold."""
 
 
 OutcomeStatus = Literal[
-    "ok", "invalid_request", "rate_limited", "unavailable", "deadline_exceeded", "internal", "unauthenticated"
+    "ok",
+    "invalid_request",
+    "rate_limited",
+    "unavailable",
+    "deadline_exceeded",
+    "internal",
+    "unauthenticated",
+    "cancelled",
 ]
 """``ok`` or an :class:`ErrorCode` value (a test keeps the two in step)."""
 

@@ -25,3 +25,15 @@ def answered_key(prefix: str, key: str) -> str:
 def decided_key(prefix: str, key: str) -> str:
     """Set by admission once its decision for the request (forward, answer, queue) is carried out."""
     return f"{prefix}:decided:{key}"
+
+
+def cancelled_key(prefix: str, key: str) -> str:
+    """Set by admission when the request is cancelled: whoever holds it (a worker, the delay
+    queue) stops it and answers it ``cancelled``."""
+    return f"{prefix}:cancelled:{key}"
+
+
+def cancels_channel(prefix: str) -> str:
+    """The Redis pub/sub channel a cancel's request key is published on: a worker holding the
+    request stops it at its next step, without asking Redis every step."""
+    return f"{prefix}:cancels"

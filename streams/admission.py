@@ -82,9 +82,16 @@ def reserved_tokens(request: InferenceRequest) -> int:
 
 
 def stamped(
-    hdrs: list[tuple[str, bytes]], status: RateLimitStatus, admitted_ms: float
+    hdrs: list[tuple[str, bytes]],
+    status: RateLimitStatus,
+    admitted_ms: float,
+    band: tuple[int, float] = (0, 1.0),
 ) -> list[tuple[str, bytes]]:
-    """The record's headers with admission's own stamps: the rate-limit status and when
-    admission began deciding it (any a client sent are dropped)."""
-    own = [(headers.RATE_LIMIT, encode(status)), (headers.ADMITTED_MS, f"{admitted_ms:.3f}".encode())]
+    """The record's headers with admission's own stamps: the rate-limit status, when admission
+    began deciding it, and the tier's (band, weight) (any a client sent are dropped)."""
+    own = [
+        (headers.RATE_LIMIT, encode(status)),
+        (headers.ADMITTED_MS, f"{admitted_ms:.3f}".encode()),
+        (headers.PRIORITY, f"{band[0]}:{band[1]:g}".encode()),
+    ]
     return [(k, v) for k, v in hdrs if k not in headers.ADMISSION_STAMPS] + own

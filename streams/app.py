@@ -32,6 +32,7 @@ from kinfer.streams.admission import AdmissionLimits
 from kinfer.streams.answer_ledger import AnswerLedger
 from kinfer.streams.breakers.state import BreakerConfig
 from kinfer.streams.breakers.store import BreakerStore
+from kinfer.streams.cancels import CancelDesk
 from kinfer.streams.config import AdmissionConfig
 from kinfer.streams.controller import AdmissionController
 from kinfer.streams.delay_queue import DelayQueue
@@ -115,6 +116,9 @@ def create_app(config: AdmissionConfig) -> faust.App:
     limiter = RedisLimiter(redis, names.prefix)
     breakers = BreakerStore(redis, names.prefix, breaker_cfg)
     tiers = ReloadingTierTable(config.tiers_file)
+    authenticator = Authenticator(
+        names, TenantKeys(redis, names.prefix) if config.require_signatures else None, config.private_replies
+    )
     controller = AdmissionController(
         names=names,
         limits=AdmissionLimits(config.max_prompt_bytes, config.max_new_tokens),
@@ -126,11 +130,8 @@ def create_app(config: AdmissionConfig) -> faust.App:
         store=RedisRequestStore(redis, names.prefix),
         reply_topics=ReplyTopics(config.kafka, names),
         ledger=AnswerLedger(config.kafka),
-        authenticator=Authenticator(
-            names,
-            TenantKeys(redis, names.prefix) if config.require_signatures else None,
-            config.private_replies,
-        ),
+        authenticator=authenticator,
+        cancels=CancelDesk(redis, names.prefix, authenticator),
     )
     outcomes = OutcomeRecorder(
         redis=redis,

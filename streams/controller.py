@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from kinfer.schemas import (
+    CancelAck,
     ErrorCode,
     ErrorReply,
     InferenceRequest,
@@ -30,6 +31,7 @@ from kinfer.schemas import (
     headers,
 )
 from kinfer.schemas.cache import as_chunks, cache_key, cacheable
+from kinfer.schemas.codec import reply_target
 from kinfer.schemas.refusals import Refused
 from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.signing import REPLY_KEY
@@ -37,6 +39,7 @@ from kinfer.streams import fallbacks, metrics
 from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, stamped
 from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
+from kinfer.streams.cancels import CancelDesk, queued_cancel
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, signed
 from kinfer.streams.identity import Authenticator, Proven, Unproven
@@ -84,10 +87,12 @@ class AdmissionController:
         ledger: AnswerLedger,
         health: RedisHealth | None = None,
         authenticator: Authenticator | None = None,
+        cancels: CancelDesk | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
         self.authenticator = authenticator
+        self.cancels = cancels
         self.limits = limits
         self.router = router
         self.tiers = tiers
@@ -113,6 +118,8 @@ class AdmissionController:
         now = self.clock_ms()
         began = time.time() * 1000  # a measurement (Timings.admitted_ms), not a decision input
         decoded = headers.decode_headers(hdrs)
+        if decoded.get(headers.KIND) == headers.CANCEL:
+            return await self._cancel(value or b"", decoded)
         first = decide(value, decoded, now_ms=now, limits=self.limits)
         if first.request is None:  # unreadable: no id to be idempotent by, no tenant to prove
             assert isinstance(first, Refused)
@@ -151,6 +158,18 @@ class AdmissionController:
                 read = Prefetched(ahead, cached)
                 effects = await self._admit_valid(request, value or b"", hdrs, now, began, read)
             return signed(self._remembered(request, effects, now), proof.reply_key)
+
+    async def _cancel(self, value: bytes, decoded: dict[str, str]) -> list[Effect]:
+        """A cancel record (``cancels.py``), after any earlier record of its tenant."""
+        async with self._locks.hold(decoded.get(headers.TENANT, "")):
+            if self.cancels is not None:
+                return await self.cancels.cancel(value, decoded)
+        request_id, address = reply_target(value, decoded)
+        if address is None:
+            return []
+        why = "this admission takes no cancels (it has no Redis for them)"
+        ack = CancelAck(request_id=request_id, status="refused", code=ErrorCode.UNAVAILABLE, message=why)
+        return [Answer(address, ack)]
 
     async def _prove(
         self, request: InferenceRequest, value: bytes, decoded: dict[str, str]
@@ -271,7 +290,8 @@ class AdmissionController:
             await self.state.settle(request.tenant, policy.tier, tokens)  # nothing was computed
             chunks = as_chunks(cached, status) if request.stream else []
             return [*(Answer(request.reply_to, chunk) for chunk in chunks), Answer(request.reply_to, cached)]
-        return await self._route(request, policy, tokens, value, stamped(hdrs, status, began))
+        band = (policy.tier.priority, policy.tier.weight)
+        return await self._route(request, policy, tokens, value, stamped(hdrs, status, began, band))
 
     async def _route(
         self,
@@ -365,6 +385,9 @@ class AdmissionController:
         req = request.request
         policy = self.tiers.policy(tenant)
         now = self.clock_ms()
+        if self.cancels is not None and await self.cancels.cancelled(tenant, req.request_id):
+            await send(queued_cancel(req, reply_key))
+            return PumpResult(done=True)
         if req.deadline_ms is not None and req.deadline_ms <= now:
             waited = now - item.enqueued_ms
             message = f"deadline passed after {waited} ms in the delay queue"

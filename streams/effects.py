@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from kinfer.schemas import DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
+from kinfer.schemas import CancelAck, DeadLetter, ErrorReply, InferenceResult, ReplyAddress, TokenChunk
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Forward:
 @dataclass(frozen=True)
 class Answer:
     address: ReplyAddress
-    reply: ErrorReply | InferenceResult | TokenChunk
+    reply: ErrorReply | InferenceResult | TokenChunk | CancelAck
     reply_key: str | None = None
     """Signs the answer record, when the request was proven (``schemas/signing.py``)."""
 

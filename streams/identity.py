@@ -21,7 +21,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from kinfer.schemas import ErrorCode, InferenceRequest, TopicNames
+from kinfer.schemas import ErrorCode, ReplyAddress, TopicNames
 from kinfer.schemas.signing import SIGNATURE, SignatureRefused, verified_key
 from kinfer.schemas.signing import reply_key as derive_reply_key
 
@@ -73,6 +73,19 @@ class Proven:
     """What the request's answers are signed with (None: its tenant was not asked to prove itself)."""
 
 
+class Signed(Protocol):
+    """What a signature covers beside the value: a request, or a cancel."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def deadline_ms(self) -> int | None: ...
+    @property
+    def reply_to(self) -> ReplyAddress: ...
+
+
 class Authenticator:
     """Refuses requests whose tenant is not proven, or that would send answers where the
     tenant may not read them."""
@@ -82,7 +95,7 @@ class Authenticator:
         self.keys = keys
         self.private_replies = private_replies
 
-    async def check(self, request: InferenceRequest, value: bytes, hdrs: dict[str, str]) -> Proven | Unproven:
+    async def check(self, request: Signed, value: bytes, hdrs: dict[str, str]) -> Proven | Unproven:
         reply_key = None
         if self.keys is not None:
             try:

@@ -37,3 +37,14 @@ REDIS_ROUND_TRIPS = Counter(
 REDIS_COMMANDS = Counter(
     "kinfer_admission_redis_commands_total", "Redis commands sent (coalesced per loop turn)"
 )
+CANCELS = Counter(
+    "kinfer_admission_cancels_total", "Cancel records, by what they did (CancelAck status)", ["status"]
+)
+CANCELLED = Counter(
+    "kinfer_admission_cancelled_total", "Requests answered cancelled, by where they were stopped", ["where"]
+)
+CANCEL_SAVED_TOKENS = Counter(
+    "kinfer_admission_cancel_saved_tokens_total",
+    "Tokens a cancel spared (max_tokens not generated), by where the request was stopped",
+    ["where"],
+)

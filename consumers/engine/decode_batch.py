@@ -175,6 +175,14 @@ class DecodeBatch(Generic[K]):
             self._parked = {g: rows for g, rows in self._parked.items() if g in running}
         return dropped
 
+    def progress(self, key: K) -> GenerationOutput | None:
+        rows = [row for row in self.rows if row.key == key]
+        if not rows:
+            return None
+        rows += self._parked.get(rows[0].group, [])
+        first, *more = (row.output() for row in sorted(rows, key=lambda r: r.choice))
+        return dataclasses.replace(first, more=tuple(more))
+
     def _pick(self) -> list[int]:
         picks = self._choose()
         scored = self._score(picks)

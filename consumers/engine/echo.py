@@ -101,3 +101,6 @@ class OneStepBatch(Generic[K]):
         dropped = [key for key, _ in self.items if not keep(key)]
         self.items = [(key, item) for key, item in self.items if keep(key)]
         return dropped
+
+    def progress(self, key: K) -> GenerationOutput | None:
+        return None  # nothing is generated before its one step

@@ -132,6 +132,10 @@ class StreamState:
         """The finished request: choice 0, the others in ``more``."""
         if not self.done and all(c.finish is None for c in self.choices):
             raise ValueError("the stream ended without a finish_reason or [DONE]")
+        return self.so_far()
+
+    def so_far(self) -> GenerationOutput:
+        """What arrived until now (a request stopped mid-stream: a cancel)."""
         outs = [self._output(c) for c in self.choices]
         first, *more = outs
         return GenerationOutput(

@@ -209,6 +209,12 @@ class RemoteBatch(Generic[K]):
                 stream.future.cancel()  # closes the HTTP stream: the engine stops decoding it
         return [stream.key for _, stream in dropped]
 
+    def progress(self, key: K) -> GenerationOutput | None:
+        for stream in list(self._streams.values()):
+            if stream.key == key:
+                return stream.state.so_far()
+        return None
+
     async def _run(self, ident: int, item: GenerationInput) -> None:
         state = self._streams[ident].state
         runner = self.runner

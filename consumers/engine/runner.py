@@ -88,7 +88,12 @@ class RunningBatch(Protocol[K]):
 
     def remove(self, keep: Callable[[K], bool]) -> list[K]:
         """Drop sequences whose key ``keep`` refuses (their partitions moved away, their
-        deadline passed): they stop decoding now."""
+        deadline passed, they were cancelled): they stop decoding now."""
+        ...
+
+    def progress(self, key: K) -> GenerationOutput | None:
+        """What the sequence has generated so far (all its choices), for a cancelled request's
+        answer; None when it is not decoding here or nothing can be told."""
         ...
 
 

@@ -7,6 +7,7 @@ from the caller's API key), answered from the reply topic.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from kinfer.producers.config import ClientConfig
 from kinfer.producers.errors import RequestFailed
 from kinfer.producers.gateway import metrics, responses, wire
 from kinfer.producers.gateway.config import GatewayConfig
+from kinfer.producers.gateway.disconnect import CallerGone, Canceller
 from kinfer.producers.gateway.errors import error_response, from_failure
 from kinfer.producers.gateway.headers import rate_limit_headers
 from kinfer.producers.gateway.streaming import chat_events, completion_events, first_and_rest
@@ -31,6 +33,7 @@ from kinfer.schemas import InvalidMessage
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
     client = AsyncClient(client_config)
+    canceller = Canceller(client)
     served = (
         ServedModels(Redis.from_url(client_config.redis_url), client_config.topic_prefix, config.regions)
         if client_config.redis_url
@@ -75,6 +78,10 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         """Values the wire contract refuses (a temperature the sampler cannot use, a seed out
         of range): the caller's 400, never a 500."""
         return error_response(400, exc.message, "invalid_request_error", "invalid_request")
+
+    @app.exception_handler(CallerGone)
+    async def gone(_request: Request, _exc: CallerGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
     @app.exception_handler(RequestFailed)
     async def failed(_request: Request, exc: RequestFailed) -> JSONResponse:
@@ -140,6 +147,7 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
             "user": body.user,
             "tenant": tenant,
             "timeout_s": config.timeout_s,
+            "request_id": uuid.uuid4().hex,  # known here: a caller that goes away cancels it
         }
 
     @app.post("/v1/chat/completions")
@@ -147,12 +155,15 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         params = await prepare(body, request)
         if isinstance(params, JSONResponse):
             return params
+        rid, tenant = params["request_id"], params["tenant"]
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            items, limits = await first_and_rest(client.chat_stream(body.chat(), **params))
+            first = first_and_rest(client.chat_stream(body.chat(), **params))
+            items, limits = await canceller.unless_gone(request, first, rid, tenant)
+            items = canceller.cancel_if_abandoned(items, rid, tenant)
             events = chat_events(items, body.model, body.choices, include_usage)
             return StreamingResponse(events, media_type="text/event-stream", headers=limits)
-        result = await client.chat(body.chat(), **params)
+        result = await canceller.unless_gone(request, client.chat(body.chat(), **params), rid, tenant)
         return JSONResponse(
             responses.chat_completion(result, body.model), headers=rate_limit_headers(result.rate_limit)
         )
@@ -163,11 +174,14 @@ def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
         if isinstance(params, JSONResponse):
             return params
         echoed = body.text() if body.echo else ""
+        rid, tenant = params["request_id"], params["tenant"]
         if body.stream:
-            items, limits = await first_and_rest(client.stream(body.text(), **params))
+            first = first_and_rest(client.stream(body.text(), **params))
+            items, limits = await canceller.unless_gone(request, first, rid, tenant)
+            items = canceller.cancel_if_abandoned(items, rid, tenant)
             events = completion_events(items, body.model, body.choices, echoed)
             return StreamingResponse(events, media_type="text/event-stream", headers=limits)
-        result = await client.generate(body.text(), **params)
+        result = await canceller.unless_gone(request, client.generate(body.text(), **params), rid, tenant)
         return JSONResponse(
             responses.completion(result, body.model, echoed), headers=rate_limit_headers(result.rate_limit)
         )

@@ -17,6 +17,7 @@ _STATUS = {
     ErrorCode.DEADLINE_EXCEEDED: (504, "timeout"),
     ErrorCode.INTERNAL: (500, "server_error"),
     ErrorCode.UNAUTHENTICATED: (401, "invalid_api_key"),
+    ErrorCode.CANCELLED: (499, "cancelled"),
 }
 
 

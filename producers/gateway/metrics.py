@@ -9,3 +9,9 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+DISCONNECT_CANCELS = Counter(
+    "kinfer_gateway_disconnect_cancels_total",
+    "Requests cancelled because their HTTP caller went away (disconnected: before the answer; "
+    "stream_closed: mid-stream)",
+    ["why"],
+)

@@ -7,6 +7,8 @@ request_burst = 2000
 tokens_per_min = 200000
 token_burst = 400000
 over_limit = "queue"        # or "reject"
+priority = 1                # band: a saturated worker serves higher bands first (free: 0)
+weight = 1.0                # share of its band's tokens against other tenants' (fair share)
 
 [tenants.acme]
 tier = "pro"
@@ -39,6 +41,11 @@ class Tier:
     token_burst: float
     over_limit: Literal["reject", "queue"]
     """Free tiers are refused (rate_limited); paid tiers wait in the delay queue."""
+    priority: int = 0
+    """Priority band: a saturated worker lets a higher band's waiting request join first (a
+    share is kept for lower bands, see ``consumers/batching/fair.py``); the delay queue too."""
+    weight: float = 1.0
+    """A tenant's share of its band's tokens against the band's other tenants."""
 
     def __post_init__(self) -> None:
         for name in ("requests_per_min", "request_burst", "tokens_per_min", "token_burst"):
@@ -46,12 +53,16 @@ class Tier:
                 raise ValueError(f"tier {self.name}: {name} must be > 0, got {getattr(self, name)}")
         if self.request_burst < 1:
             raise ValueError(f"tier {self.name}: request_burst must be >= 1")
+        if not 0 <= self.priority <= 9:
+            raise ValueError(f"tier {self.name}: priority must be in 0..9, got {self.priority}")
+        if not 0.01 <= self.weight <= 100:
+            raise ValueError(f"tier {self.name}: weight must be in 0.01..100, got {self.weight}")
 
 
 DEFAULT_TIERS: Mapping[str, Tier] = {
-    "free": Tier("free", 100, 200, 20_000, 40_000, "reject"),
-    "pro": Tier("pro", 1_000, 2_000, 400_000, 800_000, "queue"),
-    "enterprise": Tier("enterprise", 10_000, 20_000, 4_000_000, 8_000_000, "queue"),
+    "free": Tier("free", 100, 200, 20_000, 40_000, "reject", priority=0),
+    "pro": Tier("pro", 1_000, 2_000, 400_000, 800_000, "queue", priority=1),
+    "enterprise": Tier("enterprise", 10_000, 20_000, 4_000_000, 8_000_000, "queue", priority=1, weight=2.0),
 }
 
 

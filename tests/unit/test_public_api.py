@@ -21,6 +21,8 @@ def test_kinfer_exports() -> None:
     assert set(kinfer.__all__) == {
         "SCHEMA_VERSION",
         "AsyncClient",
+        "CancelAck",
+        "Cancelled",
         "ChatMessage",
         "Choice",
         "Client",
@@ -65,6 +67,9 @@ def test_schemas_exports() -> None:
         "DEFAULT_PREFIX",
         "DEFAULT_REGIONS",
         "SCHEMA_VERSION",
+        "CancelAck",
+        "CancelRequest",
+        "CancelStatus",
         "ChatMessage",
         "Choice",
         "DeadLetter",
@@ -99,6 +104,7 @@ def test_schemas_exports() -> None:
 def test_producers_exports() -> None:
     assert set(producers.__all__) == {
         "AsyncClient",
+        "Cancelled",
         "ChatMessage",
         "Client",
         "ClientClosed",

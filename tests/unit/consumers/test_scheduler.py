@@ -11,7 +11,7 @@ from kinfer.consumers.engine import GenerationInput, ModelRunner, load_runner
 from kinfer.consumers.engine.echo import EchoRunner, OneStepBatch
 from kinfer.consumers.engine.runner import Ended, GenerationError, TextDelta
 from kinfer.consumers.outbox import Job
-from kinfer.consumers.scheduler import BatchScheduler, Expired, Failed, Finished
+from kinfer.consumers.scheduler import BatchScheduler, Cancelled, Expired, Failed, Finished
 from kinfer.schemas import ErrorCode, InferenceRequest, ReplyAddress, SamplingParams
 
 
@@ -147,3 +147,27 @@ def test_a_request_the_engine_refuses_fails_alone_with_the_engines_code() -> Non
     assert isinstance(refused, Failed) and refused.code == ErrorCode.INVALID_REQUEST
     assert "HTTP 400" in refused.message
     assert isinstance(outcomes["r0"], Finished) and isinstance(outcomes["r2"], Finished)
+
+
+def test_a_cancelled_request_leaves_before_the_next_step_with_what_it_made(decoder: ModelRunner) -> None:
+    s = scheduler(decoder, max_batch_requests=1)
+    s.add(job(0, prompt="tell me a long story", max_tokens=50), now_ms=0)
+    s.add(job(1, prompt="tell me a long story", max_tokens=50), now_ms=0)  # waits: one row only
+    assert s.tick(0) == [] and s.step(1) == [] and s.step(2) == []
+    outcomes = s.cancel({s.jobs()[0].key, job(1).key, "4:none:of-these"})
+    by_id = {o.job.request.request_id: o for o in outcomes}
+    assert set(by_id) == {"r0", "r1"} and all(isinstance(o, Cancelled) for o in outcomes)
+    decoding, waiting = by_id["r0"], by_id["r1"]
+    assert isinstance(decoding, Cancelled) and isinstance(waiting, Cancelled)
+    assert decoding.where == "decoding" and decoding.made.completion_tokens == 3  # one per step so far
+    assert decoding.made.prompt_tokens > 0
+    assert waiting.where == "dispatched" and waiting.made.completion_tokens == 0
+    assert len(s) == 0 and s.waiting_count == 0
+    assert s.tick(3) == []  # nothing left to step
+
+
+def test_a_cancel_for_nothing_held_changes_nothing() -> None:
+    s = scheduler(load_runner("echo"))
+    s.add(job(0), now_ms=0)
+    assert s.cancel(set()) == [] and s.cancel({"1:t:other"}) == []
+    assert s.waiting_count == 1

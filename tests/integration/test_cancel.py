@@ -1,0 +1,204 @@
+"""Cancel through the real pipeline: a streamed request stopped mid-decode gets one
+``cancelled`` answer and its worker stops stepping; cancels that change nothing say so;
+a forged cancel on a signed pipeline is refused; the gateway cancels for a caller that
+hangs up (with the official ``openai`` client)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from kinfer.infra.stack.process import free_port
+from kinfer.producers import AsyncClient, Cancelled
+from kinfer.schemas import CancelAck, ErrorReply, SamplingParams, TokenChunk
+from kinfer.schemas.codec import decode_reply_record
+from tests.integration.conftest import Pipeline, metric, read_all, start_gateway, until
+
+TINY_EOS = 257
+LONG = SamplingParams(max_tokens=900, logit_bias={TINY_EOS: -100})
+"""kinfer-tiny with its end of sequence banned: without a cancel it decodes all 900."""
+
+
+def _worker_with_metrics(pipeline: Pipeline) -> int:
+    port = free_port()
+    pipeline.start("admission", "admission")
+    pipeline.start("worker", "worker", env={"KINFER_METRICS_PORT": str(port)})
+    pipeline.wait_serving()
+    return port
+
+
+def _steps(port: int) -> float:
+    return metric(port, "kinfer_worker_compute_seconds_count")
+
+
+def _answers(pipeline: Pipeline, request_id: str) -> list[object]:
+    records = read_all(pipeline.services.bootstrap, pipeline.names.replies)
+    replies = [decode_reply_record(v or b"") for v, _ in records]
+    return [r for r in replies if r.request_id == request_id and not isinstance(r, TokenChunk | CancelAck)]
+
+
+def test_a_streamed_request_cancelled_mid_decode_gets_one_cancelled_answer(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    port = _worker_with_metrics(pipeline)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=60)
+
+    before = _steps(port)  # the readiness check's own request stepped too
+
+    async def scenario() -> tuple[list[TokenChunk], Cancelled, CancelAck, float, float]:
+        async with AsyncClient(config) as client:
+            chunks: list[TokenChunk] = []
+            stream = client.stream("Once upon a time", sampling=LONG, request_id="stop-me")
+            ack: CancelAck | None = None
+            steps_at_ack = 0.0
+            try:
+                async for item in stream:
+                    assert isinstance(item, TokenChunk), "finished before the cancel"
+                    chunks.append(item)
+                    if len(chunks) == 3:
+                        ack = await client.cancel("stop-me")
+                        steps_at_ack = _steps(port)
+            except Cancelled as exc:
+                assert ack is not None
+                return chunks, exc, ack, steps_at_ack - before, _steps(port) - before
+            raise AssertionError("the stream ended without an answer")
+
+    chunks, cancelled, ack, steps_at_ack, steps_after = asyncio.run(scenario())
+    assert ack.status == "cancelling"
+    assert cancelled.code.value == "cancelled"
+    assert cancelled.usage is not None
+    made = cancelled.usage.completion_tokens
+    assert 3 <= made < LONG.max_tokens
+    assert cancelled.text.startswith("".join(c.text for c in chunks))
+    # It stopped before its next step once the cancel reached it: one request ran, so the
+    # worker's steps are its tokens (+1 for the step that saw the last pick), no more.
+    assert steps_after <= made + 1, (steps_after, made)
+    assert steps_after - steps_at_ack <= made  # and it did not go on after the answer
+    assert metric(port, "kinfer_worker_cancelled_total", where="decoding") == 1
+    assert metric(port, "kinfer_worker_cancel_saved_tokens_total", where="decoding") == LONG.max_tokens - made
+    answers = _answers(pipeline, "stop-me")
+    assert len(answers) == 1 and isinstance(answers[0], ErrorReply), answers
+
+
+def test_cancels_that_change_nothing_say_so_once(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    _worker_with_metrics(pipeline)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=60)
+
+    async def scenario() -> dict[str, str]:
+        async with AsyncClient(config) as client:
+            done = await client.generate("hello", sampling=SamplingParams(max_tokens=4), request_id="done-1")
+            assert done.request_id == "done-1"
+            statuses = {"finished": (await client.cancel("done-1")).status}
+            statuses["unknown"] = (await client.cancel("never-sent")).status
+            statuses["foreign"] = (await client.cancel("done-1", tenant="someone-else")).status
+            stream = client.stream("Once", sampling=LONG, request_id="twice")
+            with pytest.raises(Cancelled):
+                async for _ in stream:  # chunks already on their way still arrive
+                    if "first" not in statuses:
+                        statuses["first"] = (await client.cancel("twice")).status
+                        statuses["second"] = (await client.cancel("twice")).status
+            return statuses
+
+    statuses = asyncio.run(scenario())
+    assert statuses == {
+        "finished": "finished",
+        "unknown": "unknown",
+        "foreign": "unknown",  # ids are per tenant: another tenant's cancel finds nothing
+        "first": "cancelling",
+        "second": "already_cancelled",
+    }
+    assert [type(a).__name__ for a in _answers(pipeline, "done-1")] == ["InferenceResult"]
+    assert len(_answers(pipeline, "twice")) == 1
+
+
+def test_a_cancel_storm_never_answers_twice_nor_loses_one(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    _worker_with_metrics(pipeline)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+    n = 60
+
+    async def scenario() -> collections.Counter[str]:
+        async with AsyncClient(config) as client:
+            sampling = SamplingParams(max_tokens=64)
+            calls = [
+                asyncio.create_task(client.generate(f"storm {i}", sampling=sampling, request_id=f"storm{i}"))
+                for i in range(n)
+            ]
+            acks = await asyncio.gather(*(client.cancel(f"storm{i}") for i in range(0, n, 2)))
+            assert {a.status for a in acks} <= {"cancelling", "finished", "unknown"}
+            outcomes: collections.Counter[str] = collections.Counter()
+            for call in calls:
+                try:
+                    await call
+                    outcomes["ok"] += 1
+                except Cancelled:
+                    outcomes["cancelled"] += 1
+            assert client.router.stats.duplicate_answers == 0
+            return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert sum(outcomes.values()) == n and outcomes["cancelled"] >= 1
+    records = read_all(pipeline.services.bootstrap, pipeline.names.replies)
+    replies = [decode_reply_record(v or b"") for v, _ in records]
+    per_id = collections.Counter(
+        r.request_id
+        for r in replies
+        if not isinstance(r, TokenChunk | CancelAck) and r.request_id.startswith("storm")
+    )
+    assert len(per_id) == n and set(per_id.values()) == {1}
+
+
+def test_the_gateway_cancels_when_the_openai_client_hangs_up(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    from openai import OpenAI
+
+    pipeline = make_pipeline(prefix)
+    port = _worker_with_metrics(pipeline)
+    base = start_gateway(pipeline, {"default": "sk-test"}, env={"KINFER_GATEWAY__TIMEOUT_S": "60"})
+    # Streaming: the official client reads the first chunk and closes the connection.
+    client = OpenAI(base_url=base, api_key="sk-test", max_retries=0)
+    stream = client.chat.completions.create(
+        model="kinfer-tiny",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=900,
+        stream=True,
+        logit_bias={str(TINY_EOS): -100},
+    )
+    next(iter(stream))
+    stream.close()
+    asyncio.run(
+        until(lambda: metric(port, "kinfer_worker_cancelled_total", where="decoding") >= 1, 30, "a cancel")
+    )
+    # Non-streaming: the caller times out (goes away) long before the 900 tokens.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{base}/completions",
+            headers={"Authorization": "Bearer sk-test"},
+            json={
+                "model": "kinfer-tiny",
+                "prompt": "Once",
+                "max_tokens": 900,
+                "logit_bias": {str(TINY_EOS): -100},
+            },
+            timeout=httpx.Timeout(10, read=0.5),
+        )
+    asyncio.run(
+        until(
+            lambda: metric(port, "kinfer_worker_cancelled_total", where="decoding") >= 2,
+            30,
+            "a second cancel",
+        )
+    )
+    saved = metric(port, "kinfer_worker_cancel_saved_tokens_total", where="decoding")
+    assert saved > 900  # most of both requests' tokens were never decoded
