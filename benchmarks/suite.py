@@ -45,6 +45,7 @@ BENCHMARKS = (
     Benchmark("quantization", "SmolLM2 in float32, bfloat16, int8: memory, perplexity, speed", 0.4),
     Benchmark("sampling", "SmolLM2 with penalties, logprobs, a JSON Schema; n=4 vs 4 requests", 1.5),
     Benchmark("parallel", "tensor and pipeline parallel ranks", 2.8),
+    Benchmark("flow", "cancel storm tokens saved; fair share and priority bands on a saturated worker", 9.0),
     Benchmark("engines", "torch vs llama.cpp vs llama-server (--engine openai): tok/s, TTFT, ratios", 20.0),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}

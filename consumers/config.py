@@ -73,6 +73,9 @@ class WorkerConfig(BaseModel):
     """Most requests the worker holds waiting for a batch slot (its fair queue); past it, the
     partitions holding the most are paused and the rest stays in Kafka. Fair share works over
     what is held: larger sees more tenants at once, and holds more that a rebalance must redo."""
+    queue: Literal["fair", "fifo"] = "fair"
+    """fair: priority bands, tenants by deficit round-robin on tokens (consumers/batching/fair.py);
+    fifo: one queue, earliest deadline then arrival, whoever sent it (kinfer before fair share)."""
     fair_quantum_tokens: int = Field(default=256, ge=1, le=1_000_000)
     """Tokens a tenant of weight 1 is granted per deficit round-robin turn (consumers/batching/fair.py)."""
     lower_band_share: float = Field(default=0.1, ge=0.0, lt=1.0)

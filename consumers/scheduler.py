@@ -77,6 +77,7 @@ class BatchScheduler:
         policy: BatchPolicy | None = None,
         quantum: float = DEFAULT_QUANTUM,
         lower_share: float = DEFAULT_LOWER_SHARE,
+        fair: bool = True,
     ) -> None:
         self.runner = runner
         self.policy: BatchPolicy = policy or FixedBatching()
@@ -96,6 +97,8 @@ class BatchScheduler:
             quantum=quantum,
             lower_share=lower_share,
         )
+        self.fair = fair
+        """False: every request in one queue (tenants and bands ignored)."""
         self._started_ms: dict[str, int] = {}
         self.recent_queue_ms = 0
         """Longest wait for a batch slot since the pool membership last read it."""
@@ -118,8 +121,8 @@ class BatchScheduler:
             deadline_ms=request.deadline_ms,
             now_ms=now_ms,
             rows=request.sampling.n,  # a request for n choices decodes as n rows
-            tenant=request.tenant,
-            band=job.band,
+            tenant=request.tenant if self.fair else "",
+            band=job.band if self.fair else 0,
             weight=job.weight,
         )
 

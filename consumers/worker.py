@@ -99,6 +99,7 @@ class InferenceWorker:
             policy=batch_policy(config.batching),
             quantum=config.fair_quantum_tokens,
             lower_share=config.lower_band_share,
+            fair=config.queue == "fair",
         )
         self.intake = Intake(runner, self.reply_topics, self.dedupe)
         self.offsets = OffsetTracker()

@@ -95,6 +95,18 @@ class RegionRow:
 
 
 @dataclass(frozen=True)
+class Flow:
+    cancelled: dict[str, float]
+    """Cancelled requests in the interval by where they were stopped (queued, dispatched, decoding)."""
+    cancel_saved_tokens: float
+    """Tokens those cancels spared."""
+    band_wait_p99_s: dict[str, float]
+    """p99 wait in the workers' fair queues, by priority band."""
+    tenant_wait_p99_s: dict[str, float]
+    """p99 wait in the workers' fair queues, by tenant (the five longest)."""
+
+
+@dataclass(frozen=True)
 class View:
     seconds: float
     regions: list[RegionRow]
@@ -114,6 +126,7 @@ class View:
     """Pool actions (promote, release, shorten_wait, restore_wait, drain) in the interval."""
     tuner_totals: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    flow: Flow = field(default_factory=lambda: Flow({}, 0.0, {}, {}))
 
 
 def view(before: Scrape, after: Scrape, seconds: float, problems: list[str] | None = None) -> View:
@@ -173,7 +186,30 @@ def view(before: Scrape, after: Scrape, seconds: float, problems: list[str] | No
         },
         tuner_totals={k: _sum(after, actions, kind=k) for k in sorted(_values(after, actions, "kind"))},
         problems=problems or [],
+        flow=_flow(before, after),
     )
+
+
+def _flow(before: Scrape, after: Scrape) -> Flow:
+    """Cancels (admission's and the workers') and the fair queue's waits, for :class:`View`."""
+    cancelled: dict[str, float] = {}
+    for name in ("kinfer_admission_cancelled_total", "kinfer_worker_cancelled_total"):
+        for where in sorted(_values(after, name, "where")):
+            cancelled[where] = cancelled.get(where, 0.0) + _delta(before, after, name, where=where)
+    saved = sum(
+        _delta(before, after, n)
+        for n in ("kinfer_admission_cancel_saved_tokens_total", "kinfer_worker_cancel_saved_tokens_total")
+    )
+    wait = "kinfer_worker_queue_wait_seconds"
+    bands = {
+        b: quantile(before, after, wait, 0.99, band=b)
+        for b in sorted(_values(after, f"{wait}_bucket", "band"))
+    }
+    tenants = {
+        t: quantile(before, after, wait, 0.99, tenant=t) for t in _values(after, f"{wait}_bucket", "tenant")
+    }
+    longest = sorted(((t, w) for t, w in tenants.items() if w is not None), key=lambda tw: -tw[1])[:5]
+    return Flow(cancelled, saved, {b: w for b, w in bands.items() if w is not None}, dict(longest))
 
 
 def _pct(value: float | None) -> str:
@@ -200,6 +236,9 @@ def render(v: View) -> Group:
     totals = ", ".join(f"{k} {n:g}" for k, n in v.tuner_totals.items() if n) or "none"
     mean_batch = "-" if v.mean_batch is None else f"{v.mean_batch:.1f}"
     breakers = ", ".join(v.open_breakers) or "none"
+    cancels = ", ".join(f"{w} {n:g}" for w, n in v.flow.cancelled.items() if n) or "none"
+    bands = ", ".join(f"{b}: {_ms(w)}" for b, w in v.flow.band_wait_p99_s.items()) or "-"
+    tenants = ", ".join(f"{t}: {_ms(w)}" for t, w in v.flow.tenant_wait_p99_s.items()) or "-"
     caption = [
         f"admission  admitted {v.admitted_per_s:.1f}/s   rejected {rejected}",
         f"           rate-limited (by tier) {limited}",
@@ -207,6 +246,8 @@ def render(v: View) -> Group:
         f"workers    mean batch {mean_batch}   utilisation {utilisation}   waiting {v.waiting:g}",
         f"pool       lag {v.lag:g} records",
         f"tuner      this interval: {actions}   so far: {totals}",
+        f"flow       cancelled {cancels}   tokens spared {v.flow.cancel_saved_tokens:g}",
+        f"           queue wait p99 by band {bands}   longest tenants {tenants}",
         *(f"[red]unreachable: {p}[/red]" for p in v.problems),
     ]
     return Group(table, Text.from_markup("\n".join(caption)))

@@ -372,7 +372,7 @@ class AdmissionController:
         async def handle(tenant: str, item: QueuedRequest) -> PumpResult:
             return await self._readmit(tenant, item, send)
 
-        return await self.state.pump(handle)
+        return await self.state.pump(handle, lambda tenant: self.tiers.policy(tenant).tier.priority)
 
     async def _readmit(
         self, tenant: str, item: QueuedRequest, send: Callable[[list[Effect]], Awaitable[None]]

@@ -72,12 +72,15 @@ class DelayQueue:
         """Requests this tenant has queued: new ones must queue behind them."""
         return int(await self.client.llen(self._list(tenant)))
 
-    async def pump(self, handle: Handler, now_ms: int, max_tenants: int = 32) -> int:
-        """Offer due tenants' queue heads to ``handle``; returns how many it finished."""
+    async def pump(
+        self, handle: Handler, now_ms: int, max_tenants: int = 32, band: Callable[[str], int] = lambda _: 0
+    ) -> int:
+        """Offer due tenants' queue heads to ``handle``, tenants of a higher ``band`` (their
+        tier's priority) first; returns how many it finished."""
         claimed = await self._claim(keys=[self.due_key], args=[now_ms, self.lease_ms, max_tenants])
+        tenants = sorted((raw.decode() for raw in claimed), key=lambda tenant: -band(tenant))
         finished = 0
-        for raw_tenant in claimed:
-            tenant = raw_tenant.decode()
+        for tenant in tenants:
             finished += await self._drain(tenant, handle, now_ms)
         return finished
 

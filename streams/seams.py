@@ -42,7 +42,11 @@ class DelayQueue(Protocol):
     async def waiting(self, tenant: str) -> int: ...
 
     async def pump(
-        self, handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]], now_ms: int
+        self,
+        handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]],
+        now_ms: int,
+        max_tenants: int = 32,
+        band: Callable[[str], int] = lambda _: 0,
     ) -> int: ...
 
 

@@ -83,8 +83,10 @@ class SharedState:
         length = await self.health.call(lambda: self.delay.enqueue(tenant, item, wait_ms, now), lambda: -1)
         return None if length < 0 else length
 
-    async def pump(self, handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]]) -> int:
-        return await self.health.call(lambda: self.delay.pump(handle, self.clock_ms()), lambda: 0)
+    async def pump(
+        self, handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]], band: Callable[[str], int]
+    ) -> int:
+        return await self.health.call(lambda: self.delay.pump(handle, self.clock_ms(), band=band), lambda: 0)
 
     # -- the response cache ---------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient, Cancelled
 from kinfer.schemas import CancelAck, ErrorReply, SamplingParams, TokenChunk
 from kinfer.schemas.codec import decode_reply_record
-from tests.integration.conftest import Pipeline, metric, read_all, start_gateway, until
+from tests.integration.conftest import Pipeline, kinfer, metric, read_all, start_gateway, until
 
 TINY_EOS = 257
 LONG = SamplingParams(max_tokens=900, logit_bias={TINY_EOS: -100})
@@ -116,7 +116,49 @@ def test_cancels_that_change_nothing_say_so_once(
         "second": "already_cancelled",
     }
     assert [type(a).__name__ for a in _answers(pipeline, "done-1")] == ["InferenceResult"]
+    # The same from a shell: `kinfer cancel ID` says what the cancel did.
+    done = kinfer("cancel", "done-1", env=pipeline.services.env(prefix))
+    assert done.returncode == 0 and done.stdout.startswith("finished: "), done.stdout + done.stderr
     assert len(_answers(pipeline, "twice")) == 1
+
+
+SLOW_TIER = """
+[tiers.trickle]
+requests_per_min = 30
+request_burst = 1
+tokens_per_min = 1000000
+token_burst = 1000000
+over_limit = "queue"
+
+[tenants.default]
+tier = "trickle"
+"""
+
+
+def test_a_request_cancelled_in_the_delay_queue_is_answered_there_with_nothing_made(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = SLOW_TIER  # one request per 2 s: the second one waits in the delay queue
+    _worker_with_metrics(pipeline)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=60)
+
+    async def scenario() -> tuple[str, Cancelled]:
+        async with AsyncClient(config) as client:
+            first = asyncio.create_task(client.generate("one", sampling=SamplingParams(max_tokens=4)))
+            await first
+            queued = asyncio.create_task(client.generate("two", sampling=LONG, request_id="queued-1"))
+            await asyncio.sleep(0)  # produced before the cancel: one producer, one partition, in order
+            ack = await client.cancel("queued-1")
+            with pytest.raises(Cancelled) as info:
+                await queued
+            return ack.status, info.value
+
+    status, cancelled = asyncio.run(scenario())
+    assert status in ("cancelling", "unknown")  # "unknown" when it raced its request's mark
+    assert "delay queue" in cancelled.message and cancelled.usage is not None
+    assert (cancelled.usage.prompt_tokens, cancelled.usage.completion_tokens) == (0, 0)
+    assert len(_answers(pipeline, "queued-1")) == 1
 
 
 def test_a_cancel_storm_never_answers_twice_nor_loses_one(

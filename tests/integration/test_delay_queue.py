@@ -70,3 +70,19 @@ async def test_a_claimed_tenant_is_leased_to_one_pump(services: Services, prefix
     assert await second.pump(forward, now_ms=6_000) == 1, "the lease ran out: nothing was lost"
     assert handled == ["first", "second"]
     await client.aclose()
+
+
+async def test_due_tenants_of_a_higher_band_are_pumped_first(services: Services, prefix: str) -> None:
+    client = Redis.from_url(services.redis_url)
+    queue = DelayQueue(client, prefix)
+    for tenant in ("free-a", "paid-a", "free-b", "paid-b"):
+        await queue.enqueue(tenant, item(0), retry_after_ms=0, now_ms=0)
+    order: list[str] = []
+
+    async def forward(tenant: str, queued: QueuedRequest) -> PumpResult:
+        order.append(tenant)
+        return PumpResult(done=True)
+
+    assert await queue.pump(forward, now_ms=10, band=lambda t: 1 if t.startswith("paid") else 0) == 4
+    assert sorted(order[:2]) == ["paid-a", "paid-b"] and sorted(order[2:]) == ["free-a", "free-b"]
+    await client.aclose()

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from kinfer.infra.stack.process import free_port
 from kinfer.infra.stack.secure import SecureFiles
-from kinfer.producers import AsyncClient, ClientConfig, Unauthenticated
+from kinfer.producers import AsyncClient, Cancelled, ClientConfig, Unauthenticated
 from kinfer.schemas import (
     ErrorReply,
     InferenceRequest,
@@ -368,3 +368,31 @@ def test_rotation_keeps_both_keys_live_until_the_old_one_is_retired(secured: Sec
         )
     )
     assert exported == {"acme": new}
+
+
+def test_only_the_requests_own_tenant_can_cancel_it(secured: SecuredStack) -> None:
+    """A cancel is proven like a request: one signed with another key is refused
+    ``unauthenticated`` and stops nothing; the tenant's own stops it."""
+    long = SamplingParams(max_tokens=900, logit_bias={257: -100})  # kinfer-tiny, end of text banned
+
+    async def scenario() -> tuple[str, str | None, str, str]:
+        owner_config, forger_config = (
+            acme_client(secured, secured.tenant_key("acme")),
+            acme_client(secured, "00" * 32),
+        )
+        async with AsyncClient(owner_config) as owner, AsyncClient(forger_config) as forger:
+            stream = owner.stream("Once", sampling=long, request_id=f"mine-{uuid.uuid4().hex}")
+            first = await anext(stream)
+            rid = first.request_id
+            forged = await forger.cancel(rid)
+            real = await owner.cancel(rid)
+            try:
+                async for _ in stream:
+                    pass
+            except Cancelled as exc:
+                return forged.status, forged.code.value if forged.code else None, real.status, exc.code.value
+            return forged.status, None, real.status, "finished"
+
+    forged_status, forged_code, real_status, answer = asyncio.run(scenario())
+    assert (forged_status, forged_code) == ("refused", "unauthenticated")
+    assert real_status == "cancelling" and answer == "cancelled"

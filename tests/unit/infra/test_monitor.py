@@ -68,3 +68,36 @@ def test_the_view_renders_every_part_and_says_what_did_not_answer() -> None:
         "unreachable: http://gone",
     ):
         assert part in text, part
+
+
+FLOW_BEFORE = """
+kinfer_worker_cancelled_total{where="decoding"} 1
+kinfer_worker_queue_wait_seconds_bucket{band="1",tenant="paid",le="0.1"} 10
+kinfer_worker_queue_wait_seconds_bucket{band="1",tenant="paid",le="+Inf"} 10
+kinfer_worker_queue_wait_seconds_bucket{band="0",tenant="free",le="0.1"} 0
+kinfer_worker_queue_wait_seconds_bucket{band="0",tenant="free",le="+Inf"} 0
+"""
+FLOW_AFTER = """
+kinfer_worker_cancelled_total{where="decoding"} 4
+kinfer_worker_cancelled_total{where="dispatched"} 2
+kinfer_worker_cancel_saved_tokens_total{where="decoding"} 900
+kinfer_admission_cancelled_total{where="queued"} 1
+kinfer_admission_cancel_saved_tokens_total{where="queued"} 64
+kinfer_worker_queue_wait_seconds_bucket{band="1",tenant="paid",le="0.1"} 20
+kinfer_worker_queue_wait_seconds_bucket{band="1",tenant="paid",le="+Inf"} 20
+kinfer_worker_queue_wait_seconds_bucket{band="0",tenant="free",le="0.1"} 0
+kinfer_worker_queue_wait_seconds_bucket{band="0",tenant="free",le="+Inf"} 5
+"""
+
+
+def test_cancels_and_fair_queue_waits_by_band_and_tenant() -> None:
+    v = view(parse({"w": FLOW_BEFORE}), parse({"w": FLOW_AFTER}), 5.0)
+    assert v.flow.cancelled == {"queued": 1, "decoding": 3, "dispatched": 2}
+    assert v.flow.cancel_saved_tokens == 964
+    assert set(v.flow.band_wait_p99_s) == {"0", "1"} and v.flow.band_wait_p99_s["1"] <= 0.1
+    assert v.flow.band_wait_p99_s["0"] >= 0.1  # the free band waited past the first bucket
+    assert next(iter(v.flow.tenant_wait_p99_s)) == "free"  # the longest wait first
+    console = Console(width=160, record=True)
+    console.print(render(v))
+    text = console.export_text()
+    assert "cancelled queued 1, decoding 3, dispatched 2" in text and "queue wait p99 by band" in text

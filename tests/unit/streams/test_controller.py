@@ -77,9 +77,15 @@ class FakeDelay:
     async def waiting(self, tenant: str) -> int:
         return len(self.queues.get(tenant, []))
 
-    async def pump(self, handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]], _now_ms: int) -> int:
+    async def pump(
+        self,
+        handle: Callable[[str, QueuedRequest], Awaitable[PumpResult]],
+        _now_ms: int,
+        _max_tenants: int = 32,
+        band: Callable[[str], int] = lambda _: 0,
+    ) -> int:
         done = 0
-        for tenant, items in self.queues.items():
+        for tenant, items in sorted(self.queues.items(), key=lambda kv: -band(kv[0])):
             while items and (await handle(tenant, items[0])).done:
                 items.pop(0)
                 done += 1
