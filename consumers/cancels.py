@@ -68,11 +68,13 @@ class CancelWatch:
             log.warning("worker.cancels_unsubscribed", error=str(exc))
             self._close()
             return set()
-        held = set(held)
+        if not found and not self._resync:
+            return set()  # the common turn: nothing published, nothing held is looked at
+        keys = set(held)
         if self._resync:
             self._resync = False
-            found |= self.marked(held)
-        return found & held
+            found |= self.marked(keys)
+        return found & keys
 
     def close(self) -> None:
         self._close()

@@ -32,7 +32,7 @@ from kinfer.schemas import (
     headers,
     limits,
 )
-from kinfer.schemas.codec import reply_target
+from kinfer.schemas.codec import decode_cancel, decode_reply_record, reply_target
 from kinfer.schemas.dead_letters import dead_letter
 from kinfer.schemas.refusals import Refused
 from kinfer.streams.admission import AdmissionLimits, Admit, decide
@@ -270,3 +270,22 @@ def test_a_dead_letter_always_fits_the_broker(size: int, reason: str) -> None:
     assert back.original_bytes == size and back.truncated == (len(back.original) < size)
     assert original.startswith(back.original) and len(back.original_sha256) == 64
     assert isinstance(back, DeadLetter)
+
+
+CANCEL_FIELDS = st.dictionaries(
+    st.sampled_from(["request_id", "tenant", "reply_to", "created_ms", "deadline_ms", "schema_version", "x"]),
+    JSON_VALUES,
+)
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=512), CANCEL_FIELDS.map(lambda d: json.dumps(d).encode())))
+def test_a_hostile_cancel_is_decoded_or_refused_and_reply_records_never_raise(data: bytes) -> None:
+    """A cancel record's value (admission decodes it) and anything on a reply partition (the
+    client decodes it): a typed message or InvalidMessage, never another exception."""
+    with contextlib.suppress(InvalidMessage):
+        cancel = decode_cancel(data)
+        assert cancel.request_id and cancel.tenant
+        check_address(cancel.reply_to)
+    with contextlib.suppress(InvalidMessage):
+        decode_reply_record(data)

@@ -1,0 +1,90 @@
+"""Fair share through the real pipeline: a light tenant's request is served at its turn, not
+after a heavy tenant's backlog (and is after it with ``--queue fifo``); a worker holds at most
+``max_waiting`` requests, the rest waits in Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from kinfer.infra.stack.process import free_port
+from kinfer.producers import AsyncClient
+from kinfer.schemas import SamplingParams
+from tests.integration.conftest import DEFAULT_TEST_TIERS, Pipeline, metric
+
+TENANTS = DEFAULT_TEST_TIERS + '[tenants.heavy]\ntier = "enterprise"\n[tenants.light]\ntier = "enterprise"\n'
+TOKENS = SamplingParams(max_tokens=60, logit_bias={257: -100})  # kinfer-tiny: never ends early
+HEAVY = 20
+
+
+def backlog_then_one(pipeline: Pipeline, prefix: str) -> int:
+    """The heavy tenant's backlog, then one light request: how many heavy ones were still
+    unanswered when the light one was answered."""
+    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+
+    async def scenario() -> int:
+        async with AsyncClient(config) as client:
+            heavy = [
+                asyncio.create_task(client.generate(f"heavy {i}", sampling=TOKENS, tenant="heavy"))
+                for i in range(HEAVY)
+            ]
+            await asyncio.sleep(0.5)  # the backlog reaches the worker first
+            await client.generate("light", sampling=TOKENS, tenant="light")
+            pending = sum(not task.done() for task in heavy)
+            await asyncio.gather(*heavy)
+            return pending
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("queue", ["fair", "fifo"])
+def test_a_light_tenant_is_served_at_its_turn_not_after_a_heavy_backlog(
+    make_pipeline: Callable[[str], Pipeline], prefix: str, queue: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    pipeline.tiers = TENANTS
+    pipeline.start("admission", "admission")
+    # One row at a time, and room to hold the whole backlog (max_waiting / 3 partitions > 20).
+    worker = {"KINFER_WORKER__MAX_BATCH_REQUESTS": "1", "KINFER_WORKER__MAX_WAITING": "200"}
+    pipeline.start("worker", "worker", "--queue", queue, env=worker)
+    pipeline.wait_serving()
+    pending = backlog_then_one(pipeline, prefix)
+    if queue == "fair":
+        assert pending >= HEAVY // 2, f"the light request waited for {HEAVY - pending} heavy ones"
+    else:
+        assert pending <= 5, f"FIFO served the light request with {pending} heavy ones still waiting"
+
+
+def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    pipeline = make_pipeline(prefix)
+    port = free_port()
+    pipeline.start("admission", "admission")
+    env = {
+        "KINFER_WORKER__MAX_BATCH_REQUESTS": "1",
+        "KINFER_WORKER__MAX_WAITING": "3",
+        "KINFER_METRICS_PORT": str(port),
+    }
+    pipeline.start("worker", "worker", env=env)
+    pipeline.wait_serving()
+    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+    peak = 0.0
+
+    async def scenario() -> int:
+        nonlocal peak
+        async with AsyncClient(config) as client:
+            calls = [
+                asyncio.create_task(client.generate(f"q{i}", sampling=SamplingParams(max_tokens=40)))
+                for i in range(24)
+            ]
+            while not all(c.done() for c in calls):
+                peak = max(peak, await asyncio.to_thread(metric, port, "kinfer_worker_waiting_requests"))
+                await asyncio.sleep(0.05)
+            return len({(await c).request_id for c in calls})
+
+    assert asyncio.run(scenario()) == 24
+    # At most max_waiting, plus what one poll takes in before the pause (one record here).
+    assert 1 <= peak <= 4, peak
