@@ -11,8 +11,11 @@ One private stack (Kafka, Redis, admission, one worker on 2 engine threads), thr
 (b) fair share: a heavy tenant sending 10x a light one's open-loop load (``--heavy-rate`` vs
     ``--light-rate``, 32-token requests) for ``--seconds``: the light tenant's p99 with the
     worker's fair queue, with ``--queue fifo`` (kinfer before fair share), and alone.
-(c) priority: a paid tenant (band 1) and a free one (band 0) both sending the heavy load: the
-    paid tenant's p99 against it alone.
+(c) priority: a paid tenant (band 1) and a free one (band 0) each sending ``--paid-rate``
+    (under the worker's capacity alone, over it together): the paid tenant's p99 against it alone.
+
+Latency is end to end; the queue wait (the result's ``queue_ms``: creation to the start of its
+compute) is what fair share and bands decide, the rest is decoding in a full batch.
 
 The worker holds up to 1024 waiting requests (``max_waiting``) so that a saturated run's
 backlog is in its queue, where fair share works, not in Kafka behind it (see the README).
@@ -26,6 +29,7 @@ import asyncio
 import random
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager
 from pathlib import Path
@@ -74,6 +78,10 @@ tier = "paid"
 """
 
 
+SMOLLM2_ENDS = (0, 2)
+"""``<|endoftext|>`` and ``<|im_end|>``."""
+
+
 @contextmanager
 def serving(stack: BenchStack, **worker: str) -> Iterator[int]:
     """Admission and one worker; yields the worker's metrics port."""
@@ -108,7 +116,12 @@ def generated_tokens(port: int) -> float:
 
 async def storm(stack: BenchStack, n: int, tokens: int, cancel: bool) -> dict[str, float]:
     """``n`` streams at once; 80 % walk away after their first chunk (cancelling or not)."""
-    sampling = SamplingParams(max_tokens=tokens, temperature=0.8, seed=1)
+    # No seed: never answered from the cache; SmolLM2's ends of text banned, so that every
+    # stream would decode all its tokens (as a long answer does) unless it is cancelled.
+    sampling = SamplingParams(
+        max_tokens=tokens, temperature=0.8, logit_bias=dict.fromkeys(SMOLLM2_ENDS, -100.0)
+    )
+    run = uuid.uuid4().hex[:8]
     stays: list[float] = []
     async with AsyncClient(stack.settings.client_config(timeout_s=900)) as client:
 
@@ -116,7 +129,7 @@ async def storm(stack: BenchStack, n: int, tokens: int, cancel: bool) -> dict[st
             started = time.monotonic()
             rid = f"storm-{cancel}-{i}"
             leaves = i % 5 != 0
-            prompt = f"Tell me story number {i}."
+            prompt = f"Tell me story number {i} ({run})."
             try:
                 stream = client.stream(prompt, sampling=sampling, request_id=rid)
                 async with aclosing(cast(AsyncGenerator[TokenChunk | InferenceResult], stream)) as items:
@@ -137,18 +150,24 @@ async def storm(stack: BenchStack, n: int, tokens: int, cancel: bool) -> dict[st
 async def tenants_load(
     stack: BenchStack, rates: dict[str, float], seconds: float, tokens: int = 32
 ) -> dict[str, list[float]]:
-    """Open-loop Poisson arrivals per tenant for ``seconds``; each answer's latency, per tenant."""
+    """Open-loop Poisson arrivals per tenant for ``seconds``; each answer's latency per tenant,
+    and (under ``<tenant>:queue``) its wait before its compute began."""
     rng = random.Random(11)
-    sampling = SamplingParams(max_tokens=tokens, temperature=0.8, seed=3)
-    latencies: dict[str, list[float]] = {t: [] for t in rates}
+    sampling = SamplingParams(max_tokens=tokens, temperature=0.8)  # no seed: never from the cache
+    run = uuid.uuid4().hex[:8]
+    latencies: dict[str, list[float]] = {k: [] for t in rates for k in (t, f"{t}:queue")}
     async with AsyncClient(stack.settings.client_config(timeout_s=900)) as client:
 
         async def one(tenant: str, i: int) -> None:
             started = time.monotonic()
-            await client.generate(
-                f"{tenant} asks question {i}.", sampling=sampling, tenant=tenant, session_id=f"{tenant}-{i}"
+            result = await client.generate(
+                f"{tenant} asks question {i} ({run}).",
+                sampling=sampling,
+                tenant=tenant,
+                session_id=f"{tenant}-{i}",
             )
             latencies[tenant].append((time.monotonic() - started) * 1000)
+            latencies[f"{tenant}:queue"].append(result.queue_ms)
 
         async def arrivals(tenant: str, rate: float) -> None:
             tasks, end, i = [], time.monotonic() + seconds, 0
@@ -176,6 +195,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--heavy-rate", type=float, default=10.0)
     parser.add_argument("--light-rate", type=float, default=1.0)
+    parser.add_argument(
+        "--paid-rate", type=float, default=3.0, help="each of paid and free: below capacity alone"
+    )
     args = parser.parse_args()
     steps, step = 7, 0
 
@@ -204,10 +226,10 @@ def main() -> None:
                 tenants_load(stack, {"heavy": args.heavy_rate, "light": args.light_rate}, args.seconds)
             )
             progress("paid alone")
-            paid_alone = asyncio.run(tenants_load(stack, {"paid": args.heavy_rate}, args.seconds))
+            paid_alone = asyncio.run(tenants_load(stack, {"paid": args.paid_rate}, args.seconds))
             progress("paid + free, both saturating")
             bands = asyncio.run(
-                tenants_load(stack, {"paid": args.heavy_rate, "free": args.heavy_rate}, args.seconds)
+                tenants_load(stack, {"paid": args.paid_rate, "free": args.paid_rate}, args.seconds)
             )
         with serving(stack, queue="fifo"):
             progress("heavy + light, FIFO (no fair share)")
@@ -225,6 +247,15 @@ def main() -> None:
                 "fifo": p99(fifo["light"]),
             },
             "heavy_p99_ms": {"fair": p99(fair["heavy"]), "fifo": p99(fifo["heavy"])},
+            "light_queue_p99_ms": {
+                "alone": p99(alone["light:queue"]),
+                "fair": p99(fair["light:queue"]),
+                "fifo": p99(fifo["light:queue"]),
+            },
+            "paid_queue_p99_ms": {
+                "alone": p99(paid_alone["paid:queue"]),
+                "with_free": p99(bands["paid:queue"]),
+            },
             "paid_p99_ms": {"alone": p99(paid_alone["paid"]), "with_free": p99(bands["paid"])},
             "free_p99_ms": p99(bands["free"]),
             "free_answered": len(bands["free"]),
@@ -243,6 +274,11 @@ def main() -> None:
             ),
             ("light tenant p99 ÷ alone, fair share", f"{light['fair'] / light['alone']:.2f}"),
             ("light tenant p99 ÷ alone, FIFO", f"{light['fifo'] / light['alone']:.2f}"),
+            (
+                "light tenant queue wait p99: alone / fair / FIFO",
+                " / ".join(f"{results['light_queue_p99_ms'][k]:.0f}" for k in ("alone", "fair", "fifo"))
+                + " ms",
+            ),
             (
                 "paid tenant p99 ÷ alone, with a free one saturating",
                 f"{paid['with_free'] / paid['alone']:.2f}",
