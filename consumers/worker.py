@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import batch_policy
+from kinfer.consumers.batching.bound import full_partitions
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.cancels import CancelWatch
 from kinfer.consumers.chunks import ChunkPublisher
@@ -244,6 +245,7 @@ class InferenceWorker:
             if self._paused:
                 consumer.resume(consumer.assignment())
                 self._paused = False
+                self._full = set()  # resumed too: the bound pauses them again if still full
                 log.info("worker.engine_back", model=self.runner.name)
             return None
         if not self._paused:
@@ -298,11 +300,8 @@ class InferenceWorker:
         if self._paused:
             return  # all paused for the engine: resumed together when it is back
         consumer = self.clients.consumer
-        held: dict[tuple[str, int], int] = {}
-        for job in self.scheduler.waiting.items():
-            held[job.source] = held.get(job.source, 0) + 1
-        cap = max(1, self.config.max_waiting // max(1, len(self._assigned())))
-        full = {tp for tp, count in held.items() if count >= cap}
+        sources = (job.source for job in self.scheduler.waiting.items())
+        full = full_partitions(sources, len(consumer.assignment()), self.config.max_waiting, self._full)
         if pause := full - self._full:
             consumer.pause([TopicPartition(t, p) for t, p in pause])
         if resume := self._full - full:

@@ -17,6 +17,8 @@ from tests.integration.conftest import DEFAULT_TEST_TIERS, Pipeline, metric
 TENANTS = DEFAULT_TEST_TIERS + '[tenants.heavy]\ntier = "enterprise"\n[tenants.light]\ntier = "enterprise"\n'
 TOKENS = SamplingParams(max_tokens=60, logit_bias={257: -100})  # kinfer-tiny: never ends early
 HEAVY = 20
+TOKENS_300 = SamplingParams(max_tokens=300, logit_bias={257: -100})
+"""Long enough that records arrive faster than one row decodes them: the worker holds a queue."""
 
 
 def backlog_then_one(pipeline: Pipeline, prefix: str) -> int:
@@ -65,7 +67,7 @@ def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
     pipeline.start("admission", "admission")
     env = {
         "KINFER_WORKER__MAX_BATCH_REQUESTS": "1",
-        "KINFER_WORKER__MAX_WAITING": "3",
+        "KINFER_WORKER__MAX_WAITING": "6",  # 2 per partition: paused at 2, resumed at 1
         "KINFER_METRICS_PORT": str(port),
     }
     pipeline.start("worker", "worker", env=env)
@@ -76,10 +78,7 @@ def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
     async def scenario() -> int:
         nonlocal peak
         async with AsyncClient(config) as client:
-            calls = [
-                asyncio.create_task(client.generate(f"q{i}", sampling=SamplingParams(max_tokens=40)))
-                for i in range(24)
-            ]
+            calls = [asyncio.create_task(client.generate(f"q{i}", sampling=TOKENS_300)) for i in range(24)]
             while not all(c.done() for c in calls):
                 peak = max(peak, await asyncio.to_thread(metric, port, "kinfer_worker_waiting_requests"))
                 await asyncio.sleep(0.05)
@@ -87,4 +86,4 @@ def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
 
     assert asyncio.run(scenario()) == 24
     # At most max_waiting, plus what one poll takes in before the pause (one record here).
-    assert 1 <= peak <= 4, peak
+    assert 1 <= peak <= 7, peak

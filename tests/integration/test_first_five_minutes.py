@@ -98,6 +98,7 @@ def test_the_sdk_fails_fast_naming_the_stage_that_is_missing(
         asyncio.run(start())
     pipeline = make_pipeline(prefix)
     pipeline.start("admission", "admission")
+
     def only_the_worker_is_missing() -> bool:  # once admission has joined its group
         began = time.monotonic()
         try:

@@ -80,3 +80,16 @@ def test_oldest_wait_is_reported_for_the_pool() -> None:
     q.add("a", tokens=1, deadline_ms=None, now_ms=40)
     q.add("b", tokens=1, deadline_ms=None, now_ms=90)
     assert q.oldest_wait_ms(100) == 60
+
+
+def test_partitions_at_their_share_of_max_waiting_are_full() -> None:
+    from kinfer.consumers.batching.bound import full_partitions
+
+    waiting = [("d", 0)] * 5 + [("d", 1)] * 2 + [("d", 2)] * 4
+    assert full_partitions(waiting, assigned=3, max_waiting=12) == {("d", 0), ("d", 2)}  # share 4
+    assert full_partitions(waiting, assigned=3, max_waiting=2) == {("d", 0), ("d", 1), ("d", 2)}  # share 1
+    assert full_partitions([], assigned=0, max_waiting=256) == set()
+    # Once paused, a partition resumes only at half its share: no pause and resume every turn.
+    paused = {("d", 0)}
+    assert full_partitions([("d", 0)] * 3, assigned=3, max_waiting=12, paused=paused) == paused
+    assert full_partitions([("d", 0)] * 2, assigned=3, max_waiting=12, paused=paused) == set()
