@@ -17,14 +17,14 @@ from tests.integration.conftest import DEFAULT_TEST_TIERS, Pipeline, metric
 TENANTS = DEFAULT_TEST_TIERS + '[tenants.heavy]\ntier = "enterprise"\n[tenants.light]\ntier = "enterprise"\n'
 TOKENS = SamplingParams(max_tokens=60, logit_bias={257: -100})  # kinfer-tiny: never ends early
 HEAVY = 20
-TOKENS_300 = SamplingParams(max_tokens=300, logit_bias={257: -100})
+TOKENS_150 = SamplingParams(max_tokens=150, logit_bias={257: -100})
 """Long enough that records arrive faster than one row decodes them: the worker holds a queue."""
 
 
 def backlog_then_one(pipeline: Pipeline, prefix: str) -> int:
     """The heavy tenant's backlog, then one light request: how many heavy ones were still
     unanswered when the light one was answered."""
-    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=600)
 
     async def scenario() -> int:
         async with AsyncClient(config) as client:
@@ -72,18 +72,18 @@ def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
     }
     pipeline.start("worker", "worker", env=env)
     pipeline.wait_serving()
-    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=600)
     peak = 0.0
 
     async def scenario() -> int:
         nonlocal peak
         async with AsyncClient(config) as client:
-            calls = [asyncio.create_task(client.generate(f"q{i}", sampling=TOKENS_300)) for i in range(24)]
+            calls = [asyncio.create_task(client.generate(f"q{i}", sampling=TOKENS_150)) for i in range(12)]
             while not all(c.done() for c in calls):
                 peak = max(peak, await asyncio.to_thread(metric, port, "kinfer_worker_waiting_requests"))
                 await asyncio.sleep(0.05)
             return len({(await c).request_id for c in calls})
 
-    assert asyncio.run(scenario()) == 24
+    assert asyncio.run(scenario()) == 12
     # At most max_waiting, plus what one poll takes in before the pause (one record here).
     assert 1 <= peak <= 7, peak
