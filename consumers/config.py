@@ -33,6 +33,9 @@ class WorkerConfig(BaseModel):
     """Prefix of every pipeline topic."""
     region: str = "us-west"
     """Serves ``<prefix>.dispatch.<region>``."""
+    peer_regions: tuple[str, ...] = ()
+    """Linked clusters (regions as clusters): also serves each peer's MirrorMaker copy of this
+    region's dispatch topic, answering on return topics mirrored back (``return_path.py``)."""
     group_id: str | None = None
     """Consumer group; default ``<prefix>-workers-<region>``."""
     worker_id: str = Field(default_factory=default_worker_id)

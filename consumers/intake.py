@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 import structlog
 
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import ModelRunner
 from kinfer.consumers.outbox import Job
 from kinfer.consumers.reply_topics import ReplyTopics
+from kinfer.consumers.return_path import ReturnPath
 from kinfer.consumers.triage import Runnable, triage
 from kinfer.schemas import ErrorCode, ErrorReply, headers
 from kinfer.schemas.codec import rate_limit_header, reply_target
@@ -82,17 +84,27 @@ def source_of(record: Record) -> Source:
 
 
 class Intake:
-    def __init__(self, runner: ModelRunner, reply_topics: ReplyTopics, dedupe: RequestDeduplicator) -> None:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        reply_topics: ReplyTopics,
+        dedupe: RequestDeduplicator,
+        returns: ReturnPath | None = None,
+    ) -> None:
         self.runner = runner
         self.reply_topics = reply_topics
         self.dedupe = dedupe
+        # One cluster: every record is this region's own; answers go where they name.
+        self.returns = returns or ReturnPath(reply_topics.names, region="")
 
     def take_in(self, records: Sequence[Record], now_ms: int) -> list[Intaken]:
         """Each record's fate, in order (one Redis round trip for the poll's answered ids)."""
         decided: list[tuple[Record, Runnable | Refused, dict[str, str]]] = []
         for record in records:
             record_headers = headers.decode_headers(record.headers())
-            decided.append((record, self.decide(record.value(), record_headers, now_ms), record_headers))
+            source_topic = record.topic() or ""
+            decision = self.decide(record.value(), record_headers, now_ms, source_topic)
+            decided.append((record, self.routed(decision, source_topic), record_headers))
         runnable = [d for _, d, _ in decided if isinstance(d, Runnable)]
         answered = self.dedupe.seen([request_key(d.request.tenant, d.request.request_id) for d in runnable])
         out: list[Intaken] = []
@@ -126,7 +138,19 @@ class Intake:
             )
         return out
 
-    def decide(self, value: bytes | None, record_headers: dict[str, str], now_ms: int) -> Runnable | Refused:
+    def routed(self, decision: Runnable | Refused, source_topic: str) -> Runnable | Refused:
+        """``decision`` answering where ``self.returns`` says (a peer's client: its return topic)."""
+        if isinstance(decision, Runnable):
+            address = self.returns.address(decision.request.reply_to, source_topic)
+            request = msgspec.structs.replace(decision.request, reply_to=address)
+            return dataclasses.replace(decision, request=request)
+        if decision.address is None:
+            return decision
+        return dataclasses.replace(decision, address=self.returns.address(decision.address, source_topic))
+
+    def decide(
+        self, value: bytes | None, record_headers: dict[str, str], now_ms: int, source_topic: str = ""
+    ) -> Runnable | Refused:
         """:func:`triage`, and the reply address checked; whatever goes wrong costs this record only."""
         try:
             decision = triage(
@@ -140,7 +164,8 @@ class Intake:
                 sampling_problem=self.runner.sampling_problem,
             )
             address = decision.request.reply_to if isinstance(decision, Runnable) else decision.address
-            why = self.reply_topics.why_unanswerable(address) if address is not None else None
+            via = self.returns.origin(source_topic)
+            why = self.reply_topics.why_unanswerable(address, via) if address is not None else None
         except Exception as exc:  # a bug or a poison record in triage: this record's answer is internal
             log.exception("worker.triage_failed")
             request_id, address = reply_target(value or b"", record_headers)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from kinfer.consumers.engine.runner import GenerationOutput
+from kinfer.consumers.return_path import ReturnPath
 from kinfer.schemas import (
     Choice,
     DeadLetter,
@@ -115,7 +116,7 @@ class Outbox:
         self.answered_keys.append(request_key(job.request.tenant, job.request.request_id))
         # A cache hit gets the limits of its own admission, never these, and no timings.
         self.cacheable.append((job.request, msgspec.structs.replace(result, rate_limit=None, timings=None)))
-        self.event(event)
+        self.event(event, job.source[0])
         self.answered.append((job.source, job.offset))
 
     def error(
@@ -134,7 +135,7 @@ class Outbox:
             if usage
             else {}
         )
-        self.event(self.outcome(request, code.value, now_ms, **tokens))
+        self.event(self.outcome(request, code.value, now_ms, **tokens), job.source[0])
         self.answered.append((job.source, job.offset))
 
     def refusal(
@@ -150,7 +151,7 @@ class Outbox:
         if decision.address is not None:
             self.reply(decision.address, reply.request_id, encode(reply), reply_key)
         if decision.request is not None:
-            self.event(self.outcome(decision.request, reply.code.value, now_ms))
+            self.event(self.outcome(decision.request, reply.code.value, now_ms), source[0])
         if decision.dead_letter_reason is not None:
             letter = dead_letter(
                 value,
@@ -181,8 +182,10 @@ class Outbox:
             **fields,  # type: ignore[arg-type]
         )
 
-    def event(self, event: WorkerEvent) -> None:
-        self.add(self.names.events, None, event.tenant, encode(event), event.request_id)
+    def event(self, event: WorkerEvent, source_topic: str = "") -> None:
+        """An outcome, to the events of the admission that routed the record from ``source_topic``."""
+        topic = ReturnPath(self.names, self.region).events(source_topic)
+        self.add(topic, None, event.tenant, encode(event), event.request_id)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         rid = letter.request_id or ""

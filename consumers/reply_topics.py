@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import msgspec
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
 from kinfer.schemas import ReplyAddress, TopicNames
-from kinfer.schemas.reply_check import KNOWN_FOR_S, PartitionCounts, unanswerable
+from kinfer.schemas.reply_check import KNOWN_FOR_S, PartitionCounts, missing, unanswerable
 
 log = structlog.get_logger(__name__)
 
@@ -39,12 +40,21 @@ class ReplyTopics:
         self.counts = PartitionCounts(clock)
         self._failed: dict[tuple[str, int], tuple[str, float]] = {}
 
-    def why_unanswerable(self, address: ReplyAddress) -> str | None:
+    def why_unanswerable(self, address: ReplyAddress, via: str | None = None) -> str | None:
+        """``via``: the peer region whose client it is; the answer then goes to ``address``'s
+        return topic for that peer (``consumers/return_path.py``), which must exist here."""
+        if self.names.owns(address.topic):
+            return unanswerable(address, self.names, None)
+        if via is None:
+            return self._missing(address)
+        routed = msgspec.structs.replace(address, topic=self.names.to_region(via, address.topic))
+        why = self._missing(routed)
+        return None if why is None else f"{why} (answers on {address.topic} for {via}'s clients go there)"
+
+    def _missing(self, address: ReplyAddress) -> str | None:
         failed = self._failed.get((address.topic, address.partition))
         if failed is not None and self.clock() - failed[1] < KNOWN_FOR_S:
             return failed[0]
-        if self.names.owns(address.topic):
-            return unanswerable(address, self.names, None)
         fresh, count = self.counts.fresh(address)
         if not fresh:
             try:
@@ -53,7 +63,7 @@ class ReplyTopics:
                 log.warning("worker.reply_lookup_failed", topic=address.topic, error=str(exc.args[0]))
                 return None
             self.counts.put(address.topic, count)
-        return unanswerable(address, self.names, count)
+        return missing(address, count)
 
     def delivery_failed(self, topic: str, partition: int, error: KafkaError) -> None:
         """Called from delivery reports: a permanent failure makes the address undeliverable."""

@@ -41,6 +41,7 @@ from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
 from kinfer.consumers.redis_gate import RedisGate
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
+from kinfer.consumers.return_path import ReturnPath
 from kinfer.consumers.scheduler import BatchScheduler, Cancelled, Expired, Failed, Finished, Outcome, nothing
 from kinfer.consumers.self_test import health_check, warm_up
 from kinfer.consumers.telemetry import DeviceSampler
@@ -102,7 +103,7 @@ class InferenceWorker:
             lower_share=config.lower_band_share,
             fair=config.queue == "fair",
         )
-        self.intake = Intake(runner, self.reply_topics, self.dedupe)
+        self.intake = Intake(runner, self.reply_topics, self.dedupe, ReturnPath(self.topics, config.region))
         self.offsets = OffsetTracker()
         self.committer = TransactionalCommitter(self.clients, self.offsets, self.reply_topics.delivery_failed)
         self.commits = CommitThread(self.committer, hang_s=config.transaction_hang_s)
@@ -167,13 +168,13 @@ class InferenceWorker:
     def _serve(self) -> str | None:
         """Consume and answer until stopped, released or drained: the pool's command that
         ended it ("release": back to standby; "drain": out of the group for a health check)."""
-        source = self.topics.dispatch(self.config.region)
+        sources = self.topics.dispatch_sources(self.config.region, self.config.peer_regions)
         consumer = self.clients.consumer
         self.cancels.start()  # before any record: a cancel is then in the marks or the channel
-        consumer.subscribe([source], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        consumer.subscribe(sources, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
-        log.info("worker.started", topic=source, group=self.config.consumer_group, model=self.runner.name)
+        log.info("worker.started", topics=sources, group=self.config.consumer_group, model=self.runner.name)
         ended: str | None = None
         try:
             while not self._stop.is_set() and ended not in LEAVING:

@@ -18,6 +18,7 @@ from kinfer.infra.cli_engine import engine_server
 from kinfer.infra.cli_models import models_app
 from kinfer.infra.cli_monitor import monitor
 from kinfer.infra.cli_options import Given, section_knobs, shared_knobs, with_knobs
+from kinfer.infra.cli_regions import regions_app
 from kinfer.infra.cli_tenants import tenant_app
 from kinfer.schemas import SamplingParams
 
@@ -27,6 +28,7 @@ app.add_typer(models_app, name="models")
 app.command()(monitor)
 app.command("engine-server")(engine_server)
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(regions_app, name="regions")
 
 
 SUBMIT_KNOBS = [

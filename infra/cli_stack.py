@@ -10,6 +10,7 @@ import typer
 
 from kinfer.infra.cli_common import friendly, settings_from
 from kinfer.infra.cli_options import Given, shared_knobs, with_knobs
+from kinfer.infra.settings import KinferSettings
 
 STAGE_OR_SERVICE = ("admission", "worker", "gateway", "kafka", "redis")
 
@@ -34,6 +35,15 @@ def up(
             "users (README: Security). Kept: later commands on this state dir use it.",
         ),
     ] = False,
+    regions: Annotated[
+        str | None,
+        typer.Option(
+            "--regions",
+            help="Regions as clusters, hub first (e.g. us-west,eu-central,ap-southeast): a KRaft "
+            "cluster and a Redis per region, MirrorMaker 2 between them, admission and a worker per "
+            "region (README: Regions as clusters). Kept: later commands use the same regions.",
+        ),
+    ] = None,
 ) -> None:
     """Start the whole local pipeline: Kafka (KRaft), Redis and topics, then admission, an
     inference worker and the gateway, each supervised in the background (`kinfer down` stops all).
@@ -43,24 +53,33 @@ def up(
     from kinfer.infra.engine_choice import engine_for, model_for
     from kinfer.infra.models import ModelStore
     from kinfer.infra.stack import local, pipeline
+    from kinfer.infra.stack import regions as linked
 
     settings = settings_from(given)
     if secure:
         settings = settings.model_copy(update={"secure": True})
-    created = local.up(settings)
-    for svc in local.status(settings):
-        typer.echo(f"{svc.name:9} {svc.state:9} {svc.address}")
+    if regions:
+        settings = linked.link(settings, [r.strip() for r in regions.split(",") if r.strip()])
+    places = list(linked.each_region(settings)) if settings.linked else [settings]
+    created = linked.up(settings) if settings.linked else local.up(settings)
+    for place in places:
+        for svc in local.status(place):
+            typer.echo(f"{_where(place)}{svc.name:9} {svc.state:9} {svc.address}")
     typer.echo(f"topics created: {len(created)}" if created else "topics: all present")
+    if settings.linked:
+        typer.echo(f"mirror-maker running  {len(settings.clusters) * (len(settings.clusters) - 1)} flows")
     if services_only:
         return
     worker = engine_for(settings.worker_config())
     served = model_for(worker, ModelStore(settings.model_root))
     typer.echo(f"model {worker.model} on {worker.engine}: {served}")
-    pipeline.start_all(settings)
-    took = pipeline.wait_until_up(settings, settings.startup_timeout_s)
-    for stage in pipeline.stages(settings):
-        st = stage.status()
-        typer.echo(f"{st.name:9} {st.state:9} pid {st.pid}  log {st.log_file}")
+    for place in places:
+        pipeline.start_all(place)
+    took = max(pipeline.wait_until_up(place, settings.startup_timeout_s) for place in places)
+    for place in places:
+        for stage in pipeline.stages(place):
+            st = stage.status()
+            typer.echo(f"{_where(place)}{st.name:9} {st.state:9} pid {st.pid}  log {st.log_file}")
     gw = settings.gateway
     key = pipeline.dev_api_key(settings) if not gw.api_keys else "(your KINFER_GATEWAY__API_KEYS)"
     typer.echo(f"serving after {took:.1f}s")
@@ -72,9 +91,14 @@ def up(
 def down() -> None:
     """Stop everything `kinfer up` started: the stages first (they drain), then Redis and Kafka."""
     from kinfer.infra.stack import local, pipeline
+    from kinfer.infra.stack import regions as linked
 
     settings = settings_from()
-    stopped = pipeline.stop_all(settings) + local.down(settings)
+    if settings.linked:
+        stopped = [f"{n}@{p.region}" for p in linked.each_region(settings) for n in pipeline.stop_all(p)]
+        stopped += linked.down(settings)
+    else:
+        stopped = pipeline.stop_all(settings) + local.down(settings)
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -82,10 +106,26 @@ def down() -> None:
 def status() -> None:
     """Every part: broker(s), Redis, the stages `up` started, consumer groups (members, lag),
     live workers and their models, open circuit breakers."""
+    from kinfer.infra.stack import regions as linked
+
+    settings = settings_from()
+    if not settings.linked:
+        _status_of(settings)
+        return
+    for place in linked.each_region(settings):
+        typer.echo(f"== region {place.region}{' (hub)' if place.region == settings.hub else ''}")
+        _status_of(place)
+    mirror = linked.mirror_maker(settings)
+    typer.echo(f"== mirror-maker {'running' if mirror.running() else 'stopped'}  log {mirror.log_file}")
+    for flow in linked.flow_status(settings):
+        age = "no heartbeats" if flow.heartbeat_age_s is None else f"lag {flow.heartbeat_age_s:.1f}s"
+        typer.echo(f"flow      {flow.flow.source:>13} -> {flow.flow.target:13} {age}")
+
+
+def _status_of(settings: KinferSettings) -> None:
     from kinfer.infra.inspect import report
     from kinfer.infra.stack import local, pipeline
 
-    settings = settings_from()
     for svc in local.status(settings):
         typer.echo(f"{svc.name:9} {svc.state:11} {svc.address}")
     for stage in pipeline.stages(settings):
@@ -187,6 +227,11 @@ def topics(
             bindings += tenant_bindings(names, name)
         ensure_acls(settings.kafka, bindings)
         typer.echo(f"{len(bindings)} ACLs in place")
+
+
+def _where(settings: KinferSettings) -> str:
+    """A line's region prefix on linked clusters."""
+    return f"{settings.region:13} " if settings.linked else ""
 
 
 def _duration(seconds: float | None) -> str:

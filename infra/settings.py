@@ -11,11 +11,12 @@ same fields (``infra/cli_options.py``).
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kinfer.consumers.config import WorkerConfig
@@ -39,6 +40,8 @@ SECTION_ROLES: dict[str, Role] = {
 """Whose credentials each section's stage uses on a secured local stack."""
 
 ENV_PREFIX = "KINFER_"
+KAFKA_PORT_STRIDE = 20
+"""Port distance between two linked regions' local clusters (room for 5 nodes each)."""
 NESTED = "__"
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -51,9 +54,11 @@ SECTIONS: dict[str, type[BaseModel]] = {
 """Each stage's config, under the name of its section (``KINFER_<SECTION>__<FIELD>``)."""
 
 COMPOSED: dict[str, frozenset[str]] = {
-    "client": frozenset({"kafka", "topic_prefix", "redis_url"}),
-    "admission": frozenset({"kafka", "topic_prefix", "redis_url", "region_weights", "data_dir"}),
-    "worker": frozenset({"kafka", "topic_prefix", "redis_url", "region"}),
+    "client": frozenset({"kafka", "topic_prefix", "redis_url", "region", "peer_regions"}),
+    "admission": frozenset(
+        {"kafka", "topic_prefix", "redis_url", "region_weights", "data_dir", "region", "peer_regions"}
+    ),
+    "worker": frozenset({"kafka", "topic_prefix", "redis_url", "region", "peer_regions"}),
     "gateway": frozenset({"regions"}),
     "pool": frozenset(),
 }
@@ -95,7 +100,13 @@ class KinferSettings(BaseSettings):
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every topic (tests use their own)."""
     region: str = "us-west"
-    """Region of this inference worker's input (and of `kinfer pool`)."""
+    """Region of this process: its worker's input, and on linked clusters (KINFER_CLUSTERS)
+    whose cluster and Redis every stage and client here uses."""
+    clusters: list[str] = Field(default_factory=list)
+    """Regions that each run their own Kafka cluster and Redis, linked by MirrorMaker 2 (JSON
+    list; `kinfer up --regions` keeps it in <state_dir>/regions.json); the first is the hub.
+    Region i's local services use the ports above + 20i (Kafka) and + i (Redis), and
+    <state_dir>/regions/<region>. Empty = one cluster, a dispatch topic per region."""
     region_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     """Regions (each gets a dispatch topic) and their share of users on the routing ring (JSON)."""
     request_partitions: int = Field(default=6, ge=1)
@@ -124,9 +135,12 @@ class KinferSettings(BaseSettings):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     """`kinfer pool`."""
 
+    _state_root: Path = PrivateAttr(default=Path(".kinfer"))
+
     @model_validator(mode="after")
     def _check(self) -> KinferSettings:
         self.state_dir = self.state_dir.resolve()
+        self._localize()
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError(
                 f"KINFER_KAFKA_PORT and KINFER_KAFKA_CONTROLLER_PORT are both {self.kafka_port}; "
@@ -145,6 +159,74 @@ class KinferSettings(BaseSettings):
                 f"{list(self.region_weights)}"
             )
         return self
+
+    def _localize(self) -> None:
+        """On linked clusters, this region's own services: ports shifted by its place in the
+        list, its own state folder (the jars and models stay shared)."""
+        self._state_root = self.state_dir
+        if not self.clusters and (found := regions_file(self.state_dir)).exists():
+            self.clusters = json.loads(found.read_text())
+        if not self.clusters:
+            return
+        if self.region not in self.clusters:
+            raise ValueError(
+                f"KINFER_REGION {self.region!r} is not one of the linked regions {self.clusters}"
+            )
+        unknown = set(self.clusters) - set(self.region_weights)
+        if unknown:
+            raise ValueError(f"linked regions {sorted(unknown)} have no weight in KINFER_REGION_WEIGHTS")
+        index = self.clusters.index(self.region)
+        self.kafka_port += KAFKA_PORT_STRIDE * index
+        self.kafka_controller_port += KAFKA_PORT_STRIDE * index
+        self.redis_port += index
+        self.models_dir = self.model_root
+        self.kafka_jars_dir = self.kafka_jars_dir or self._state_root / "kafka" / "libs"
+        self.state_dir = self._state_root / "regions" / self.region
+
+    @property
+    def state_root(self) -> Path:
+        """KINFER_STATE_DIR itself (``state_dir`` is a region's folder in it on linked clusters)."""
+        return self._state_root
+
+    @property
+    def linked(self) -> bool:
+        """Regions are clusters of their own (KINFER_CLUSTERS)."""
+        return bool(self.clusters)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The other linked regions (none on one cluster)."""
+        return tuple(r for r in self.clusters if r != self.region)
+
+    @property
+    def routed_weights(self) -> dict[str, float]:
+        """The ring's regions: on linked clusters only the linked ones."""
+        if not self.clusters:
+            return self.region_weights
+        return {r: w for r, w in self.region_weights.items() if r in self.clusters}
+
+    @property
+    def hub(self) -> str:
+        """Home of what is global: the first linked region (the only one on one cluster)."""
+        return self.clusters[0] if self.clusters else self.region
+
+    def in_region(self, region: str, clusters: list[str] | None = None) -> KinferSettings:
+        """The same settings as a process of ``region`` has them (linked clusters; ``clusters``
+        links another list of regions)."""
+        values = self.model_dump(exclude_unset=True)
+        values |= {
+            "region": region,
+            "state_dir": self.state_root,
+            "clusters": self.clusters if clusters is None else clusters,
+            "kafka_port": self.kafka_port - KAFKA_PORT_STRIDE * self._index,
+            "kafka_controller_port": self.kafka_controller_port - KAFKA_PORT_STRIDE * self._index,
+            "redis_port": self.redis_port - self._index,
+        }
+        return KinferSettings(**values)
+
+    @property
+    def _index(self) -> int:
+        return self.clusters.index(self.region) if self.clusters else 0
 
     @property
     def model_root(self) -> Path:
@@ -226,8 +308,9 @@ class KinferSettings(BaseSettings):
             "topic_prefix": self.topic_prefix,
             "redis_url": None if tenant else self.role_redis(role),
             "region": self.region,
-            "region_weights": self.region_weights,
-            "regions": tuple(self.region_weights),
+            "peer_regions": self.peers,
+            "region_weights": self.routed_weights,
+            "regions": (self.region,) if self.clusters else tuple(self.region_weights),
             "data_dir": self.state_dir / "admission",
         }
         return {name: shared[name] for name in COMPOSED[section]}
@@ -275,6 +358,11 @@ class KinferSettings(BaseSettings):
 
     def pool_config(self, **overrides: object) -> PoolConfig:
         return self._section("pool", overrides)  # type: ignore[no-any-return]
+
+
+def regions_file(state_dir: Path) -> Path:
+    """Where `kinfer up --regions` keeps the linked regions, for every later command."""
+    return state_dir / "regions.json"
 
 
 def nested_shared() -> dict[str, type[BaseModel]]:

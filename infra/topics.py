@@ -14,7 +14,7 @@ from confluent_kafka.cimpl import NewTopic
 from kinfer.infra.errors import ServiceUnreachable, StackError
 from kinfer.schemas.kafka_client import KafkaConnection, client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
-from kinfer.schemas.topics import TopicNames
+from kinfer.schemas.topics import TopicNames, mirrored
 
 log = structlog.get_logger(__name__)
 
@@ -57,8 +57,35 @@ class TopicLayout:
     tenants: tuple[str, ...] = ()
     """Tenants with a private reply topic each (a secured pipeline)."""
     tenant_reply_partitions: int = 4
+    home: str | None = None
+    """Linked clusters: the region whose cluster this is (None: one cluster for all)."""
+    peers: tuple[str, ...] = ()
+    """Linked clusters: the other regions. This cluster then also holds, for each peer, the
+    return topics its workers answer that peer's clients on, and MirrorMaker 2's copies of
+    the peer's dispatch and return topics for this region (made here, with the partition
+    counts answers are addressed by, before any stage reads them)."""
 
     def specs(self) -> list[TopicSpec]:
+        return self._own() + self._linked()
+
+    def _linked(self) -> list[TopicSpec]:
+        if self.home is None:
+            return []
+        replies = [(self.names.replies, self.reply_partitions)]
+        replies += [(self.names.tenant_replies(t), self.tenant_reply_partitions) for t in self.tenants]
+        returned = [*replies, (self.names.events, 3)]
+        r, hour = self.replication, HOUR_MS
+        to, home = self.names.to_region, self.home
+        specs = []
+        for peer in self.peers:
+            for topic, count in returned:  # answered here for the peer's clients, and the copies back
+                specs.append(TopicSpec(to(peer, topic), count, r, retention_ms=hour))
+                specs.append(TopicSpec(mirrored(peer, to(home, topic)), count, r, retention_ms=hour))
+            dispatch = mirrored(peer, self.names.dispatch(home))
+            specs.append(TopicSpec(dispatch, self.dispatch_partitions, r))
+        return specs
+
+    def _own(self) -> list[TopicSpec]:
         r = self.replication
         specs = [
             TopicSpec(self.names.requests, self.request_partitions, r),

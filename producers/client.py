@@ -91,7 +91,8 @@ class AsyncClient:
             await asyncio.to_thread(check_consumers, self.config.kafka, self.topics)
         loop = asyncio.get_running_loop()
         partition = await self._reply_partition()
-        router = ReplyRouter(self.config.kafka, self.config.reply_topic, partition)
+        topic, *returns = self.config.reply_topics
+        router = ReplyRouter(self.config.kafka, topic, partition, returns)
         await asyncio.to_thread(router.start, loop)
         self._router = router
         self._poller = threading.Thread(target=self._poll_producer, name="kinfer-producer", daemon=True)

@@ -17,6 +17,12 @@ class ClientConfig(BaseModel):
     """The Kafka cluster and how to authenticate to it."""
     topic_prefix: str = DEFAULT_PREFIX
     """Prefix of every pipeline topic."""
+    region: str = "us-west"
+    """The region whose cluster this client talks to."""
+    peer_regions: tuple[str, ...] = ()
+    """Linked clusters: answers computed in these regions come back on MirrorMaker 2's copies
+    of their return topics (``<peer>.<prefix>.to-<region>.<reply topic>``), read beside the
+    reply topic, at the same partition."""
     model: str | None = None
     """Model requests name unless a call says otherwise; None = whatever the region serves."""
     tenant: str = "default"
@@ -53,6 +59,11 @@ class ClientConfig(BaseModel):
     def reply_topic(self) -> str:
         names = TopicNames(self.topic_prefix)
         return names.tenant_replies(self.tenant) if self.private_replies else names.replies
+
+    @property
+    def reply_topics(self) -> list[str]:
+        """The reply topic and, on linked clusters, each peer's copy of its return topic."""
+        return TopicNames(self.topic_prefix).returns(self.region, self.reply_topic, self.peer_regions)
 
     session_max_bytes: int = Field(default=64 * 1024, ge=1)
     """Most history prepended to a chat call (oldest dropped first)."""

@@ -12,6 +12,7 @@ import asyncio
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -53,9 +54,13 @@ _REMEMBERED_ANSWERS = 10_000
 
 
 class ReplyRouter:
-    def __init__(self, kafka: KafkaConnection, topic: str, partition: int) -> None:
+    def __init__(
+        self, kafka: KafkaConnection, topic: str, partition: int, returns: Sequence[str] = ()
+    ) -> None:
         self.topic = topic
         self.partition = partition
+        self.returns = list(returns)
+        """Linked clusters: peers' copies of this topic's return topics, read at ``partition`` too."""
         self.stats = ReplyStats()
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, _Stream] = {}
@@ -80,20 +85,23 @@ class ReplyRouter:
         self._thread = threading.Thread(target=self._run, name=f"kinfer-replies-{partition}", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> None:
-        """Assign the partition at its current end; returns once positioned."""
+        """Assign the partition (of the reply topic and each return copy) at its current end;
+        returns once positioned."""
         self._loop = loop
-        tp = TopicPartition(self.topic, self.partition)
         read_end = tenacity.retry(
             retry=tenacity.retry_if_exception(_retriable),
             stop=tenacity.stop_after_delay(timeout_s),
             wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
             reraise=True,
         )(self._consumer.get_watermark_offsets)
-        try:
-            _, high = read_end(tp, timeout=timeout_s)
-        except KafkaException as exc:
-            raise Unavailable(f"cannot read reply partition {self.topic}[{self.partition}]: {exc}") from exc
-        self._consumer.assign([TopicPartition(self.topic, self.partition, high)])
+        positioned = []
+        for topic in [self.topic, *self.returns]:
+            try:
+                _, high = read_end(TopicPartition(topic, self.partition), timeout=timeout_s)
+            except KafkaException as exc:
+                raise Unavailable(f"cannot read reply partition {topic}[{self.partition}]: {exc}") from exc
+            positioned.append(TopicPartition(topic, self.partition, high))
+        self._consumer.assign(positioned)
         self._thread.start()
 
     def expect(self, request_id: str, reply_key: str | None = None) -> asyncio.Future[Reply]:

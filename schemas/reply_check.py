@@ -27,6 +27,11 @@ def unanswerable(address: ReplyAddress, names: TopicNames, partitions: int | Non
     topic), or None when it can."""
     if names.owns(address.topic):
         return f"reply_to names the pipeline's own topic {address.topic}"
+    return missing(address, partitions)
+
+
+def missing(address: ReplyAddress, partitions: int | None) -> str | None:
+    """Why ``address`` does not exist (``partitions`` as for :func:`unanswerable`), or None."""
     if partitions is None:
         return f"reply topic {address.topic} does not exist"
     if address.partition >= partitions:

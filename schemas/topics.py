@@ -4,11 +4,16 @@ run (or a second deployment on a shared cluster) can use its own set."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import msgspec
 
 DEFAULT_PREFIX = "kinfer"
 DEFAULT_REGIONS = ("us-west", "eu-central", "ap-southeast")
+
+HEARTBEATS = "heartbeats"
+"""MirrorMaker 2's heartbeat topic: emitted in every cluster it writes to, mirrored onward;
+a peer's copy that stops growing means that cluster (or the link to it) is down."""
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -57,9 +62,39 @@ class TopicNames(msgspec.Struct, frozen=True):
         return f"{self.prefix}.events"
 
     def owns(self, topic: str) -> bool:
-        """A pipeline topic no answer may be written to: requests, dispatch, events, DLQ."""
-        own = (self.requests, self.requests_dlq, self.events)
-        return topic in own or topic.startswith(f"{self.prefix}.dispatch.")
+        """A pipeline topic no answer may be written to: requests, dispatch, events, DLQ, and
+        on linked clusters what MirrorMaker 2 reads or writes (a return topic, a mirrored copy
+        of any of these, its heartbeats): an answer there would be mirrored into another
+        region as if the pipeline had sent it."""
+        own = (self.requests, self.requests_dlq, self.events, HEARTBEATS, "checkpoints.internal")
+        if topic in own or any(topic.endswith(f".{name}") for name in own) or topic.startswith("mm2-"):
+            return True
+        return f".{self.prefix}.dispatch." in f".{topic}" or f".{self.prefix}.to-" in f".{topic}"
+
+    # -- regions as linked clusters (MirrorMaker 2) ---------------------------------------
+
+    def to_region(self, region: str, topic: str) -> str:
+        """Where a worker writes what it owes a client of ``region`` (an answer on ``topic``,
+        an outcome event): a topic of its own cluster that MirrorMaker 2 mirrors to ``region``
+        alone. A worker's transaction then stays inside one cluster."""
+        # Not ``to.<region>``: MirrorMaker 2 reads a dot-separated segment equal to the target
+        # as "came from there" and would not mirror the topic (cycle detection).
+        return f"{self.prefix}.to-{region}.{topic}"
+
+    def dispatch_sources(self, region: str, peers: Iterable[str]) -> list[str]:
+        """What ``region``'s workers read: its own dispatch topic, and each peer's copy of the
+        dispatch topic it keeps for ``region`` (requests its admission routed here)."""
+        return [self.dispatch(region), *(mirrored(peer, self.dispatch(region)) for peer in peers)]
+
+    def returns(self, region: str, topic: str, peers: Iterable[str]) -> list[str]:
+        """``topic`` and the copies of what each peer answered on it for clients of ``region``."""
+        return [topic, *(mirrored(peer, self.to_region(region, topic)) for peer in peers)]
+
+    def origin(self, source_topic: str, region: str) -> str:
+        """The region whose admission routed a record read from ``source_topic`` by ``region``'s
+        workers: ``region`` itself, or the peer whose copy it came through."""
+        suffix = f".{self.dispatch(region)}"
+        return source_topic.removesuffix(suffix) if source_topic.endswith(suffix) else region
 
     @property
     def admission_group(self) -> str:
@@ -69,3 +104,9 @@ class TopicNames(msgspec.Struct, frozen=True):
     def worker_group(self, region: str) -> str:
         """Consumer group of one region's inference workers."""
         return f"{self.prefix}-workers-{region}"
+
+
+def mirrored(source_region: str, topic: str) -> str:
+    """The name MirrorMaker 2 gives ``topic`` of ``source_region``'s cluster in another
+    cluster (``DefaultReplicationPolicy``: the source alias, a dot, the name)."""
+    return f"{source_region}.{topic}"

@@ -34,7 +34,7 @@ from kinfer.streams.breakers.state import BreakerConfig
 from kinfer.streams.breakers.store import BreakerStore
 from kinfer.streams.cancels import CancelDesk
 from kinfer.streams.config import AdmissionConfig
-from kinfer.streams.controller import AdmissionController
+from kinfer.streams.controller import AdmissionController, wall_ms
 from kinfer.streams.delay_queue import DelayQueue
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
 from kinfer.streams.identity import Authenticator, TenantKeys
@@ -44,6 +44,8 @@ from kinfer.streams.outcomes import OutcomeRecorder
 from kinfer.streams.redis_pipelining import PipeliningRedis
 from kinfer.streams.reply_topics import ReplyTopics
 from kinfer.streams.request_store import RedisRequestStore
+from kinfer.streams.residency import ResidencyGate
+from kinfer.streams.routing.links import LinkView, PeerLinks
 from kinfer.streams.routing.regions import RegionRouter
 
 log = structlog.get_logger(__name__)
@@ -114,6 +116,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         probes=config.breaker_probes,
     )
     limiter = RedisLimiter(redis, names.prefix)
+    links = PeerLinks(config.kafka, LinkView(config.peer_regions, config.peer_down_after_s, wall_ms))
     breakers = BreakerStore(redis, names.prefix, breaker_cfg)
     tiers = ReloadingTierTable(config.tiers_file)
     authenticator = Authenticator(
@@ -132,6 +135,8 @@ def create_app(config: AdmissionConfig) -> faust.App:
         ledger=AnswerLedger(config.kafka),
         authenticator=authenticator,
         cancels=CancelDesk(redis, names.prefix, authenticator),
+        residency=ResidencyGate(config.region, linked=bool(config.peer_regions)),
+        links=links.view if config.peer_regions else None,
     )
     outcomes = OutcomeRecorder(
         redis=redis,
@@ -164,7 +169,10 @@ def create_app(config: AdmissionConfig) -> faust.App:
     )
     app.transport.Producer = IdempotentProducer  # type: ignore[misc]
     ingress = app.topic(names.requests, key_type=bytes, value_type=bytes, value_serializer="raw")
-    events = app.topic(names.events, key_type=bytes, value_type=bytes, value_serializer="raw")
+    # Outcomes of what this region's workers answered, and (linked clusters) of what each peer
+    # answered for this region's clients, mirrored back.
+    event_topics = names.returns(config.region, names.events, config.peer_regions)
+    events = app.topic(*event_topics, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     async def send(effect: Effect) -> None:
         """One effect, acked by the broker; raises when it cannot be."""
@@ -244,6 +252,13 @@ def create_app(config: AdmissionConfig) -> faust.App:
     @app.timer(interval=1.0)
     async def refresh_served() -> None:
         await controller.refresh_served()
+
+    @app.timer(interval=0.5)
+    async def watch_links() -> None:
+        await asyncio.to_thread(links.poll)
+        for peer in config.peer_regions:
+            age = links.view.lag_ms(peer)
+            metrics.PEER_HEARTBEAT_AGE.labels(peer).set(float("inf") if age is None else age / 1000)
 
     @app.timer(interval=5.0)
     async def reload_tiers() -> None:

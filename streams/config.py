@@ -26,6 +26,14 @@ class AdmissionConfig(BaseModel):
     """Shared state: rate-limit buckets, breakers, delay queue, response cache."""
     region_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     """Share of users each region takes on the consistent-hash ring."""
+    region: str = "us-west"
+    """The region whose cluster this admission reads (linked clusters: where it is home)."""
+    peer_regions: tuple[str, ...] = ()
+    """Linked clusters: the other regions, reached through MirrorMaker 2 (their answers' outcome
+    events come back on ``<peer>.<prefix>.to-<region>.<prefix>.events``)."""
+    peer_down_after_s: float = Field(default=10.0, ge=1.0, le=600.0)
+    """A peer whose MirrorMaker heartbeats are older than this is down: its users' new requests
+    go round it (``streams/routing/links.py``)."""
     tiers_file: Path | None = None
     """TOML tier and tenant table (reloaded when it changes); None = built-in tiers, all tenants free."""
     breaker_min_calls: int = Field(default=500, ge=1)

@@ -46,6 +46,8 @@ from kinfer.streams.identity import Authenticator, Proven, Unproven
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
+from kinfer.streams.residency import ResidencyGate
+from kinfer.streams.routing.links import LinkView
 from kinfer.streams.routing.regions import NoRoute, RegionRouter
 from kinfer.streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
 from kinfer.streams.shared_state import SharedState
@@ -88,9 +90,15 @@ class AdmissionController:
         health: RedisHealth | None = None,
         authenticator: Authenticator | None = None,
         cancels: CancelDesk | None = None,
+        residency: ResidencyGate | None = None,
+        links: LinkView | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
+        self.residency = residency or ResidencyGate(home="", linked=False)
+        self.links = links
+        self.peers = links.peers if links is not None else ()
+        """Regions whose workers heartbeat in their own Redis: served, as far as admission knows."""
         self.authenticator = authenticator
         self.cancels = cancels
         self.limits = limits
@@ -130,6 +138,10 @@ class AdmissionController:
         if isinstance(proof, Unproven):
             reply = ErrorReply(request_id=request.request_id, code=proof.code, message=proof.why)
             return self._reject(Refused(reply, request.reply_to, request, proof.why), value or b"", source)
+        if (
+            why := self.residency.refusal(request.tenant, self.tiers.policy(request.tenant).residency)
+        ) is not None:
+            return self._misplaced(request, why, value or b"", source)
         hdrs = [(k, v) for k, v in hdrs if k != REPLY_KEY]  # only admission gives a reply key
         if proof.reply_key is not None:  # to the worker; kept with the record in the delay queue
             hdrs.append((REPLY_KEY, proof.reply_key.encode()))
@@ -158,6 +170,15 @@ class AdmissionController:
                 read = Prefetched(ahead, cached)
                 effects = await self._admit_valid(request, value or b"", hdrs, now, began, read)
             return signed(self._remembered(request, effects, now), proof.reply_key)
+
+    def _misplaced(
+        self, request: InferenceRequest, why: str, value: bytes, source: tuple[str, int, int]
+    ) -> list[Effect]:
+        """A resident tenant's request in another region's cluster: answered, nothing kept
+        (no mark, no dead letter: both would store its records here)."""
+        metrics.RESIDENCY_REFUSED.labels(self.residency.home).inc()
+        reply = ErrorReply(request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=why)
+        return self._reject(Refused(reply, request.reply_to, request, None), value, source)
 
     async def _cancel(self, value: bytes, decoded: dict[str, str]) -> list[Effect]:
         """A cancel record (``cancels.py``), after any earlier record of its tenant."""
@@ -306,8 +327,8 @@ class AdmissionController:
             user=user,
             affinity=request.session_id or user,
             residency=policy.residency,
-            allows=lambda region: self.state.breaker_allows(region, request.model),
-            order=lambda regions: self.state.served.prefer_serving(regions, request.model),
+            allows=lambda region: self._allows(region, request.model),
+            order=lambda regions: self.state.served.prefer_serving(regions, request.model, self.peers),
         )
         if isinstance(route, NoRoute):
             if not route.regions:
@@ -316,18 +337,32 @@ class AdmissionController:
                 )
                 return refuse(request, policy, ErrorCode.UNAVAILABLE, message, 60_000)
             await self.state.settle(request.tenant, policy.tier, tokens)
-            pinned = f" (tenant is pinned to {route.regions[0]})" if policy.residency else ""
-            regions = ", ".join(route.regions)
             message = (
-                f"no healthy region for model {request.model or '(any)'}: circuit open in {regions}{pinned}"
+                f"no healthy region for model {request.model or '(any)'}: {self._unhealthy(route.regions)}"
             )
+            if policy.residency:
+                message += f" (tenant is pinned to {route.regions[0]})"
             return refuse(request, policy, ErrorCode.UNAVAILABLE, message, route.retry_after_ms or 1000)
         await self.state.reserve(request, policy.tier, tokens)
         metrics.ADMITTED.labels(policy.tier.name, route.region).inc()
         if route.failed_over_from is not None:
             metrics.FAILED_OVER.labels(route.failed_over_from, route.region).inc()
+        if self.residency.linked and route.region != self.residency.home:
+            metrics.FORWARDED.labels(self.residency.home, route.region).inc()
         dispatch = self.names.dispatch(route.region)
         return [Forward(dispatch, route.partition, request.tenant.encode(), value, hdrs, route.region)]
+
+    def _unhealthy(self, regions: tuple[str, ...]) -> str:
+        down = [r for r in regions if self.links is not None and not self.links.up(r)]
+        opened = [r for r in regions if r not in down]
+        parts = [f"cluster unreachable in {', '.join(down)}"] if down else []
+        return "; ".join(parts + ([f"circuit open in {', '.join(opened)}"] if opened else []))
+
+    async def _allows(self, region: str, model: str | None) -> tuple[bool, int]:
+        """A region takes requests while its cluster is linked (heartbeats) and its breaker allows."""
+        if self.links is not None and not self.links.up(region):
+            return False, self.links.retry_after_ms()
+        return await self.state.breaker_allows(region, model)
 
     # -- the steps ------------------------------------------------------------------
 

@@ -48,3 +48,19 @@ CANCEL_SAVED_TOKENS = Counter(
     "Tokens a cancel spared (max_tokens not generated), by where the request was stopped",
     ["where"],
 )
+
+FORWARDED = Counter(
+    "kinfer_admission_forwarded_total",
+    "Requests routed to another region's cluster than the one they entered (linked clusters)",
+    ["from_region", "to_region"],
+)
+RESIDENCY_REFUSED = Counter(
+    "kinfer_admission_residency_refusals_total",
+    "Requests of a resident tenant refused because they entered another region's cluster",
+    ["region"],
+)
+PEER_HEARTBEAT_AGE = Gauge(
+    "kinfer_admission_peer_heartbeat_age_seconds",
+    "Age of the newest MirrorMaker 2 heartbeat from each peer region's cluster (replication lag bound)",
+    ["peer"],
+)

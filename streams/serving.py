@@ -28,11 +28,14 @@ class ServedView:
         served = self.models()
         return model is not None and bool(served) and model not in served
 
-    def prefer_serving(self, candidates: Iterable[str], model: str | None) -> list[str]:
+    def prefer_serving(
+        self, candidates: Iterable[str], model: str | None, unseen: Iterable[str] = ()
+    ) -> list[str]:
         """``candidates`` with the regions that serve ``model`` (any model when None) first,
-        each group in its ring order; unchanged when no region serves it."""
-        ordered = list(candidates)
-        serving = [r for r in ordered if self._serves(r, model)]
+        each group in its ring order; unchanged when no region serves it. ``unseen``: regions
+        whose workers heartbeat elsewhere (linked clusters' peers), taken as serving."""
+        ordered, unseen = list(candidates), set(unseen)
+        serving = [r for r in ordered if r in unseen or self._serves(r, model)]
         return serving + [r for r in ordered if r not in serving] if serving else ordered
 
     def _serves(self, region: str, model: str | None) -> bool:

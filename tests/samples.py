@@ -30,6 +30,8 @@ class ConsumedRecord:
     header_values: dict[str, str] = field(default_factory=dict)
     produced_ms: int = 0
     """Its Kafka timestamp (0: none)."""
+    source_topic: str = "x.dispatch.us-west"
+    """Where it was read (a peer's MirrorMaker copy on linked clusters)."""
 
     def value(self) -> bytes:
         return self.body
@@ -38,7 +40,7 @@ class ConsumedRecord:
         return [(k, v.encode()) for k, v in self.header_values.items()]
 
     def topic(self) -> str:
-        return "x.dispatch.us-west"
+        return self.source_topic
 
     def partition(self) -> int:
         return 0

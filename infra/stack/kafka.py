@@ -84,8 +84,8 @@ def find_java() -> str:
     return candidate
 
 
-REQUIRED_JARS = ("kafka_2.13-*.jar", "kafka-tools-[0-9]*.jar")
-"""One jar of each artifact the pom names: the broker, and the console producer and consumer."""
+REQUIRED_JARS = ("kafka_2.13-*.jar", "kafka-tools-[0-9]*.jar", "connect-mirror-[0-9]*.jar")
+"""One jar of each artifact the pom names: the broker, the console producer and consumer, MirrorMaker 2."""
 
 
 def _resolved(libs_dir: Path) -> bool:

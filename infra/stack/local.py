@@ -51,12 +51,14 @@ def topic_layout(settings: KinferSettings) -> TopicLayout:
     tenants = tuple(settings.secured.credentials().tenants) if settings.secured else ()
     return TopicLayout(
         names=TopicNames(settings.topic_prefix),
-        regions=tuple(settings.region_weights),
+        regions=tuple(settings.routed_weights),
         request_partitions=settings.request_partitions,
         dispatch_partitions=settings.dispatch_partitions,
         reply_partitions=settings.reply_partitions,
         replication=settings.topic_replication,
         tenants=tenants,
+        home=settings.region if settings.linked else None,
+        peers=settings.peers,
     )
 
 

@@ -65,7 +65,10 @@ class BackgroundStage:
 
 
 def stages(settings: KinferSettings) -> list[BackgroundStage]:
-    return [BackgroundStage(settings.state_dir, name) for name in STAGES]
+    """The stages `up` runs here: all of them, or on linked clusters admission and a worker per
+    region and the gateway in the hub only (a gateway elsewhere: `KINFER_REGION=... kinfer gateway`)."""
+    names = STAGES if settings.region == settings.hub else tuple(n for n in STAGES if n != "gateway")
+    return [BackgroundStage(settings.state_dir, name) for name in names]
 
 
 def dev_api_key(settings: KinferSettings) -> str:
@@ -80,7 +83,8 @@ def dev_api_key(settings: KinferSettings) -> str:
 
 def stage_env(settings: KinferSettings) -> dict[str, str]:
     """What the stages need beyond the caller's own KINFER_ environment."""
-    env = {"KINFER_STATE_DIR": str(settings.state_dir)}
+    # The root state dir and the region: each stage finds its region's services from them.
+    env = {"KINFER_STATE_DIR": str(settings.state_root), "KINFER_REGION": settings.region}
     if not settings.gateway.api_keys:
         env["KINFER_GATEWAY__API_KEYS"] = json.dumps({settings.client.tenant: dev_api_key(settings)})
     return env
@@ -112,6 +116,7 @@ def wait_until_up(settings: KinferSettings, timeout_s: float) -> float:
 
     started = time.monotonic()
     health = f"http://{settings.gateway.host}:{settings.gateway.port}/healthz"
+    gateway = any(stage.name == "gateway" for stage in stages(settings))
     waiting_for = "admission and the worker"
     while time.monotonic() - started < timeout_s:
         for stage in stages(settings):
@@ -121,7 +126,7 @@ def wait_until_up(settings: KinferSettings, timeout_s: float) -> float:
         try:
             check_consumers(settings.kafka, TopicNames(settings.topic_prefix))
             waiting_for = "the gateway"
-            if httpx.get(health, timeout=1.0).status_code == 200:
+            if not gateway or httpx.get(health, timeout=1.0).status_code == 200:
                 return time.monotonic() - started
         except (NothingServing, httpx.HTTPError):
             pass
