@@ -48,7 +48,7 @@ def report(settings: KinferSettings) -> PipelineReport:
     names = TopicNames(settings.topic_prefix)
     out = PipelineReport()
     consumed = [(names.admission_group, names.requests)] + [
-        (names.worker_group(r), names.dispatch(r)) for r in settings.region_weights
+        (names.worker_group(r), names.dispatch(r)) for r in settings.served_here
     ]
     try:
         out.groups.extend(_groups(AdminClient(client_config(settings.kafka)), consumed))
@@ -100,7 +100,7 @@ def _workers(settings: KinferSettings, names: TopicNames) -> dict[str, dict[str,
                 for w, hb in decode_heartbeats(client.hgetall(pool_key(names.prefix, region))).items()
                 if hb.live(now)
             }
-            for region in settings.region_weights
+            for region in settings.served_here
         }
     finally:
         client.close()

@@ -11,19 +11,17 @@ cancels). Values are not read: a session or cache entry, keyed by a hash, is not
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import redis
-from confluent_kafka import Consumer, TopicPartition
 
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.regions import each_region
+from kinfer.infra.topic_reader import read_topics
 from kinfer.schemas import InvalidMessage, headers
 from kinfer.schemas.codec import decode_request
-from kinfer.schemas.kafka_client import KafkaConnection, client_config
+from kinfer.schemas.kafka_client import KafkaConnection
 from kinfer.streams.routing.regions import RESIDENCY_REGIONS
 
 INTERNAL = ("__consumer_offsets", "__transaction_state")
@@ -65,7 +63,7 @@ def audit(settings: KinferSettings, pinned: Mapping[str, str], timeout_s: float 
 def home_request_ids(kafka: KafkaConnection, tenant: str, timeout_s: float) -> set[str]:
     """Request ids of ``tenant``'s requests in its own cluster's ingress topic."""
     out = set()
-    for record in read_topics(kafka, lambda topic: topic.endswith(".requests"), timeout_s):
+    for record in read_topics(kafka, lambda topic: topic.endswith(".requests"), timeout_s, committed=False):
         if record.key() == tenant.encode():
             try:
                 out.add(decode_request(record.value() or b"").request_id)
@@ -78,7 +76,7 @@ def scan_cluster(
     region: str, kafka: KafkaConnection, outsiders: Mapping[str, set[str]], timeout_s: float
 ) -> list[Finding]:
     found = []
-    for record in read_topics(kafka, lambda topic: topic not in INTERNAL, timeout_s):
+    for record in read_topics(kafka, lambda topic: topic not in INTERNAL, timeout_s, committed=False):
         hdrs = headers.decode_headers(record.headers())
         where = f"{record.topic()}[{record.partition()}]@{record.offset()}"
         for tenant, request_ids in outsiders.items():
@@ -110,35 +108,3 @@ def scan_redis(region: str, url: str, outsiders: Mapping[str, set[str]]) -> list
     finally:
         client.close()
     return found
-
-
-def read_topics(kafka: KafkaConnection, wanted: Callable[[str], bool], timeout_s: float) -> Iterator[Any]:
-    """Every record of every ``wanted`` topic, from the start to the current ends."""
-    consumer = Consumer(
-        client_config(
-            kafka,
-            {"group.id": "kinfer-audit", "enable.auto.commit": False, "isolation.level": "read_uncommitted"},
-        )
-    )
-    try:
-        meta = consumer.list_topics(timeout=timeout_s).topics
-        parts = [TopicPartition(t, p, 0) for t, m in meta.items() if wanted(t) for p in m.partitions]
-        ends = {
-            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts
-        }
-        parts = [tp for tp in parts if ends[(tp.topic, tp.partition)] > 0]
-        if not parts:
-            return
-        consumer.assign(parts)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            record = consumer.poll(0.2)
-            if record is not None and record.error() is None:
-                yield record
-                continue
-            positions = consumer.position(parts)
-            if all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions):
-                return
-        raise TimeoutError(f"could not read every topic of {kafka.bootstrap_servers} within {timeout_s:g}s")
-    finally:
-        consumer.close()

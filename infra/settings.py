@@ -206,6 +206,11 @@ class KinferSettings(BaseSettings):
         return {r: w for r, w in self.region_weights.items() if r in self.clusters}
 
     @property
+    def served_here(self) -> tuple[str, ...]:
+        """Regions whose workers use this cluster and Redis: all on one cluster, else this one."""
+        return (self.region,) if self.clusters else tuple(self.region_weights)
+
+    @property
     def hub(self) -> str:
         """Home of what is global: the first linked region (the only one on one cluster)."""
         return self.clusters[0] if self.clusters else self.region
@@ -310,7 +315,7 @@ class KinferSettings(BaseSettings):
             "region": self.region,
             "peer_regions": self.peers,
             "region_weights": self.routed_weights,
-            "regions": (self.region,) if self.clusters else tuple(self.region_weights),
+            "regions": self.served_here,
             "data_dir": self.state_dir / "admission",
         }
         return {name: shared[name] for name in COMPOSED[section]}

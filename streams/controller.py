@@ -182,15 +182,18 @@ class AdmissionController:
 
     async def _cancel(self, value: bytes, decoded: dict[str, str]) -> list[Effect]:
         """A cancel record (``cancels.py``), after any earlier record of its tenant."""
-        async with self._locks.hold(decoded.get(headers.TENANT, "")):
-            if self.cancels is not None:
-                return await self.cancels.cancel(value, decoded)
+        tenant = decoded.get(headers.TENANT, "")
+        misplaced = self.residency.refusal(tenant, self.tiers.policy(tenant).residency)
+        if misplaced is None:
+            async with self._locks.hold(tenant):
+                if self.cancels is not None:
+                    return await self.cancels.cancel(value, decoded)
         request_id, address = reply_target(value, decoded)
         if address is None:
             return []
-        why = "this admission takes no cancels (it has no Redis for them)"
-        ack = CancelAck(request_id=request_id, status="refused", code=ErrorCode.UNAVAILABLE, message=why)
-        return [Answer(address, ack)]
+        why = misplaced or "this admission takes no cancels (it has no Redis for them)"
+        code = ErrorCode.INVALID_REQUEST if misplaced else ErrorCode.UNAVAILABLE
+        return [Answer(address, CancelAck(request_id=request_id, status="refused", code=code, message=why))]
 
     async def _prove(
         self, request: InferenceRequest, value: bytes, decoded: dict[str, str]

@@ -36,11 +36,9 @@ class Flow:
     source: str
     target: str
 
-    def topics(self, names: TopicNames) -> str:
-        """The flow's topic filter (MM2 takes a comma-separated list of regular expressions)."""
-        dispatch = _escaped(names.dispatch(self.target))
-        returns = _escaped(names.to_region(self.target, ""))
-        return f"{dispatch}, {returns}.*"
+    def topics(self, names: TopicNames) -> list[str]:
+        """The flow's topic filter: regular expressions, one of which a topic must match whole."""
+        return [re.escape(names.dispatch(self.target)), re.escape(names.to_region(self.target, "")) + ".*"]
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,10 @@ class MirrorConfig:
         return [Flow(s, t) for s in regions for t in regions if s != t]
 
 
-def _escaped(literal: str) -> str:
-    """``literal`` as a regular expression, written for a Java properties file: it reads a
-    backslash as an escape, so each of the regex's backslashes is doubled."""
-    return re.escape(literal).replace("\\", "\\\\")
+def _for_properties(regex: str) -> str:
+    """``regex`` as a Java properties file value: it reads a backslash as an escape, so each
+    of the regex's backslashes is doubled."""
+    return regex.replace("\\", "\\\\")
 
 
 def mirror_properties(cfg: MirrorConfig) -> str:
@@ -94,11 +92,12 @@ def mirror_properties(cfg: MirrorConfig) -> str:
         "offset.flush.interval.ms = 1000",
         # Worker groups consume only in their own cluster; checkpoints still translate their
         # offsets, for an operator who moves a region's consumers to another cluster.
-        f"groups = {_escaped(cfg.names.prefix)}-workers-.*",
+        f"groups = {_for_properties(re.escape(cfg.names.prefix))}-workers-.*",
     ]
     for flow in cfg.flows():
         lines.append(f"{flow.source}->{flow.target}.enabled = true")
-        lines.append(f"{flow.source}->{flow.target}.topics = {flow.topics(cfg.names)}")
+        topics = ", ".join(_for_properties(regex) for regex in flow.topics(cfg.names))
+        lines.append(f"{flow.source}->{flow.target}.topics = {topics}")
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from kinfer.infra.stack import local
 from kinfer.infra.stack.mirror import Flow, MirrorConfig, MirrorMaker
 from kinfer.schemas import TopicNames
 from kinfer.schemas.kafka_client import KafkaConnection, client_config
+from kinfer.schemas.serving import pool_key
 from kinfer.schemas.topics import HEARTBEATS, mirrored
 
 FRESH_S = 5.0
@@ -32,6 +33,21 @@ def each_region(settings: KinferSettings) -> Iterator[KinferSettings]:
     """The settings of every linked region, hub first."""
     for region in settings.clusters:
         yield settings.in_region(region)
+
+
+def worker_regions(settings: KinferSettings) -> dict[str, str]:
+    """Worker id -> its region, from each region's own Redis (the workers' heartbeats)."""
+    import redis
+
+    out: dict[str, str] = {}
+    for place in each_region(settings):
+        client = redis.Redis.from_url(place.redis, decode_responses=True)
+        try:
+            members = client.hkeys(pool_key(settings.topic_prefix, place.region))
+        finally:
+            client.close()
+        out |= {str(member): place.region for member in members}
+    return out
 
 
 def mirror_maker(settings: KinferSettings) -> MirrorMaker:

@@ -21,11 +21,10 @@ import pytest
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.process import free_port, free_port_block
-from kinfer.infra.stack.regions import flow_status
+from kinfer.infra.stack.regions import flow_status, worker_regions
 from kinfer.producers.client import AsyncClient
 from kinfer.producers.errors import InvalidRequest
-from kinfer.schemas import InferenceResult, SamplingParams, TopicNames, decode_reply
-from kinfer.schemas.serving import pool_key
+from kinfer.schemas import CancelAck, InferenceResult, SamplingParams, TopicNames, decode_reply
 from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 from kinfer.streams.routing.ring import HashRing
 from tests.conftest import JARS, MODELS, SUITE_MODEL
@@ -61,15 +60,8 @@ class Linked:
         return AsyncClient(self.settings(region).client_config(tenant=tenant, timeout_s=180))
 
     def workers(self) -> dict[str, str]:
-        """Worker id -> region, from each region's own Redis."""
-        import redis
-
-        out = {}
-        for region in REGIONS:
-            client = redis.Redis.from_url(self.settings(region).redis)
-            out |= {w.decode(): region for w in client.hkeys(pool_key("kinfer", region))}
-            client.close()
-        return out
+        """Worker id -> region."""
+        return worker_regions(self.settings("us-west"))
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +181,13 @@ def test_a_resident_tenant_is_served_in_its_region_and_refused_elsewhere_keeping
     outside = [line for line in audit.stdout.splitlines() if line.startswith("outside")]
     assert audit.returncode == 1 and len(outside) == 1, audit.stdout
     assert "alice" in outside[0] and "us-west" in outside[0] and "kinfer.requests[" in outside[0]
+
+    async def cancel_in_us() -> CancelAck:
+        async with linked.client("us-west", tenant="alice") as client:
+            return await client.cancel("alice-eu")
+
+    ack = asyncio.run(cancel_in_us())  # nor does a cancel leave a mark of hers there
+    assert ack.status == "refused" and "eu-central" in (ack.message or ""), ack
 
 
 @pytest.mark.slow

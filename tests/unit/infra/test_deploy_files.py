@@ -133,3 +133,33 @@ def test_the_kustomization_names_every_manifest_and_renders() -> None:
     assert all(
         doc["metadata"].get("namespace") in ("kinfer", None) for doc in yaml.safe_load_all(rendered.stdout)
     )
+
+
+def test_the_regions_overlay_mirrors_what_the_local_stack_mirrors() -> None:
+    from kinfer.infra.stack.mirror import Flow
+    from kinfer.schemas import TopicNames
+
+    regions = K8S.parent / "k8s-regions"
+    mirror = yaml.safe_load((regions / "mirror-maker-2.yaml").read_text())
+    target = mirror["spec"]["connectCluster"]
+    aliases = {c["alias"] for c in mirror["spec"]["clusters"]}
+    flows = [(m["sourceCluster"], m["targetCluster"], m["topicsPattern"]) for m in mirror["spec"]["mirrors"]]
+    assert {s for s, _, _ in flows} == aliases - {target} and {t for _, t, _ in flows} == {target}
+    for source, _, pattern in flows:
+        assert pattern == "|".join(Flow(source, target).topics(TopicNames("kinfer")))
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the render check needs it (the checks above ran)")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(regions)], capture_output=True, text=True, check=True
+    )
+    docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["KINFER_REGION"] == target and target in yaml.safe_load(config["KINFER_CLUSTERS"])
+    args = [
+        c["args"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    assert all(a[a.index("--region") + 1] == target for a in args if "--region" in a), args
