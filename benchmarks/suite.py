@@ -46,7 +46,7 @@ BENCHMARKS = (
     Benchmark("sampling", "SmolLM2 with penalties, logprobs, a JSON Schema; n=4 vs 4 requests", 1.5),
     Benchmark("parallel", "tensor and pipeline parallel ranks", 2.8),
     Benchmark("flow", "cancel storm tokens saved; fair share and priority bands on a saturated worker", 9.0),
-    Benchmark("regions", "linked clusters: a MirrorMaker 2 hop's latency, a spoke cluster killed mid-run", 4.0),
+    Benchmark("regions", "linked clusters: latency of a MirrorMaker 2 hop; a spoke killed mid-run", 4.0),
     Benchmark("engines", "torch vs llama.cpp vs llama-server (--engine openai): tok/s, TTFT, ratios", 20.0),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
