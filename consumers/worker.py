@@ -18,8 +18,6 @@ from collections.abc import Callable
 import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import batch_policy
@@ -48,6 +46,7 @@ from kinfer.consumers.telemetry import DeviceSampler
 from kinfer.schemas import ErrorCode, InferenceRequest, TopicNames
 from kinfer.schemas.errors import SERVER_ERRORS
 from kinfer.schemas.kafka_client import take_available
+from kinfer.schemas.redis_bounds import WORKER_S, bounded
 from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.serving import WorkerLoad
 
@@ -77,13 +76,7 @@ class InferenceWorker:
         # One client and one gate for the cache, de-duplication and the pool: all best effort,
         # and while Redis is away all skipped at once (one retry, no backoff: fail fast).
         self.redis_gate = RedisGate()
-        client = (
-            redis.Redis.from_url(
-                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
-            )
-            if config.redis_url
-            else None
-        )
+        client = redis.Redis.from_url(config.redis_url, **bounded(WORKER_S)) if config.redis_url else None
         self.cache = (
             ResultCache(client, config.topic_prefix, config.cache_ttl_s, self.redis_gate) if client else None
         )
@@ -108,7 +101,9 @@ class InferenceWorker:
         self.committer = TransactionalCommitter(self.clients, self.offsets, self.reply_topics.delivery_failed)
         self.commits = CommitThread(self.committer, hang_s=config.transaction_hang_s)
         registry = (
-            PoolRegistry(config.redis_url, config.topic_prefix, config.region) if config.redis_url else None
+            PoolRegistry(config.redis_url, config.topic_prefix, config.region, WORKER_S)
+            if config.redis_url
+            else None
         )
         self.membership = PoolMembership(registry, self.redis_gate, config.worker_id, runner.name)
         device = str(getattr(runner, "device", config.device))

@@ -43,6 +43,7 @@ from kinfer.schemas.codec import cancel_headers, request_headers
 from kinfer.schemas.headers import KafkaHeaders
 from kinfer.schemas.kafka_client import client_config
 from kinfer.schemas.limits import MAX_MESSAGE_BYTES
+from kinfer.schemas.redis_bounds import CLIENT_S, bounded
 from kinfer.schemas.signing import SIGNATURE, sign
 from kinfer.schemas.signing import reply_key as derive_reply_key
 
@@ -105,7 +106,8 @@ class AsyncClient:
         partitions = await asyncio.to_thread(self._reply_partitions)
         if self.config.redis_url is None:
             return random.choice(partitions)
-        self._lease = ReplyLease(Redis.from_url(self.config.redis_url), self.config.topic_prefix)
+        redis = Redis.from_url(self.config.redis_url, **bounded(CLIENT_S, asyncio=True))
+        self._lease = ReplyLease(redis, self.config.topic_prefix)
         try:
             return await self._lease.acquire(partitions)
         except (OSError, RedisError) as exc:
@@ -238,7 +240,7 @@ class AsyncClient:
             if self.config.redis_url is None:
                 raise InvalidRequest("chat sessions need ClientConfig.redis_url (KINFER_REDIS_URL)")
             self._session_store = SessionStore(
-                Redis.from_url(self.config.redis_url),
+                Redis.from_url(self.config.redis_url, **bounded(CLIENT_S, asyncio=True)),
                 self.config.topic_prefix,
                 ttl_s=self.config.session_ttl_s,
                 max_messages=self.config.session_max_messages,

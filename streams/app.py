@@ -21,11 +21,10 @@ import faust
 import structlog
 from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from kinfer.schemas import TopicNames, encode, headers
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
+from kinfer.schemas.redis_bounds import DECISION_S, bounded
 from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
 from kinfer.streams import metrics
 from kinfer.streams.admission import AdmissionLimits
@@ -104,9 +103,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
     # One immediate retry replaces a stale pooled connection (after a Redis restart); anything
     # longer is an outage, which RedisHealth handles. redis-py's default backoff would hold an
     # admission call for seconds and could end after recovery, marking Redis down again.
-    redis = PipeliningRedis.from_url(
-        config.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
-    )
+    redis = PipeliningRedis.from_url(config.redis_url, **bounded(DECISION_S, asyncio=True))
     regions = list(config.region_weights)
     breaker_cfg = BreakerConfig(
         window_s=config.breaker_window_s,

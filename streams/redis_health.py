@@ -16,6 +16,10 @@ import structlog
 from prometheus_client import Gauge
 
 from kinfer.schemas.outage import OutageWindow
+from kinfer.schemas.redis_bounds import busy
+
+BUSY = redis.exceptions.ResponseError
+"""How redis-py raises ``BUSY`` (see :func:`busy`); any other ``ResponseError`` is a bug."""
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -36,7 +40,9 @@ class RedisHealth:
             return fallback()
         try:
             result = await fn()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, BUSY) as exc:
+            if isinstance(exc, BUSY) and not busy(exc):
+                raise  # a command Redis refused: a bug to see, not an outage
             if self.window.failed(now):
                 REDIS_UP.set(0)
                 log.error(

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import msgspec
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from kinfer.consumers.pool.policy import Member
+from kinfer.schemas.redis_bounds import bounded
 from kinfer.schemas.serving import WorkerHeartbeat, decode_heartbeats, pool_key
+
+BLOCKING_S = 2.0
+"""A standby's wait for its next command (BLPOP, at most a second) plus a second to answer."""
 
 
 class PoolRegistry:
-    def __init__(self, url: str, prefix: str, region: str) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
-        )  # socket timeout past the standby's 1 s BLPOP; fail fast when Redis is away
+    def __init__(self, url: str, prefix: str, region: str, timeout_s: float = BLOCKING_S) -> None:
+        """``timeout_s``: each call's bound (a worker, which beats from its serving loop,
+        passes its own short one: Redis away then costs it half a second, not two)."""
+        self.client = redis.Redis.from_url(url, **bounded(timeout_s))
+        self.waiting = redis.Redis.from_url(url, **bounded(BLOCKING_S))
+        """Only for a standby's BLPOP, which waits up to a second by design."""
         self.members_key = pool_key(prefix, region)
         self.prefix = prefix
 
@@ -48,7 +52,7 @@ class PoolRegistry:
     def next_command(self, worker_id: str, timeout_s: float = 0.0) -> str | None:
         """The next command for this worker; waits up to ``timeout_s`` (0 = do not wait)."""
         if timeout_s > 0:
-            found = self.client.blpop([self._commands(worker_id)], timeout=timeout_s)
+            found = self.waiting.blpop([self._commands(worker_id)], timeout=min(timeout_s, BLOCKING_S - 1))
             return _text(found[1]) if found else None
         value = self.client.lpop(self._commands(worker_id))
         return _text(value) if value is not None else None

@@ -29,13 +29,18 @@ from kinfer.producers.gateway.headers import rate_limit_headers
 from kinfer.producers.gateway.streaming import chat_events, completion_events, first_and_rest
 from kinfer.producers.served_models import ServedModels
 from kinfer.schemas import InvalidMessage
+from kinfer.schemas.redis_bounds import CLIENT_S, bounded
 
 
 def create_app(config: GatewayConfig, client_config: ClientConfig) -> FastAPI:
     client = AsyncClient(client_config)
     canceller = Canceller(client)
     served = (
-        ServedModels(Redis.from_url(client_config.redis_url), client_config.topic_prefix, config.regions)
+        ServedModels(
+            Redis.from_url(client_config.redis_url, **bounded(CLIENT_S, asyncio=True)),
+            client_config.topic_prefix,
+            config.regions,
+        )
         if client_config.redis_url
         else None
     )

@@ -61,3 +61,25 @@ def test_each_flow_carries_only_what_its_target_is_owed_exactly_once(tmp_path: P
     assert f"us-west->eu-central.topics = {dispatch}, {returns}" in text
     assert "eu-central.exactly.once.source.support = enabled" in text
     assert "us-west.consumer.isolation.level = read_committed" in text
+
+
+def test_linked_regions_on_external_or_secured_services_are_refused_clearly(tmp_path: Path) -> None:
+    import pytest
+
+    from kinfer.infra.errors import StackError
+    from kinfer.infra.stack.regions import link
+
+    for settings in (
+        KinferSettings(state_dir=tmp_path, bootstrap_servers="kafka:9092"),
+        KinferSettings(state_dir=tmp_path, redis_url="redis://r:6379/0"),
+        KinferSettings(state_dir=tmp_path / "s", secure=True),
+    ):
+        with pytest.raises(StackError, match="neither secured nor on external services"):
+            link(settings, REGIONS)
+
+
+def test_a_region_outside_the_linked_ones_is_a_settings_error(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="not one of the linked regions"):
+        KinferSettings(state_dir=tmp_path, clusters=["us-west", "eu-central"], region="ap-southeast")

@@ -52,3 +52,19 @@ async def test_other_errors_are_not_mistaken_for_an_outage() -> None:
     with pytest.raises(KeyError):  # a bug surfaces; it does not fall back
         await health.call(bug, lambda: "fallback")
     assert gauge() == 1
+
+
+async def test_a_busy_redis_is_away_and_other_refusals_are_bugs() -> None:
+    health = RedisHealth(clock=Clock())
+
+    async def busy() -> str:
+        raise redis.exceptions.ResponseError("BUSY Redis is busy running a script")
+
+    async def wrong() -> str:
+        raise redis.exceptions.ResponseError(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        )
+
+    assert await health.call(busy, lambda: "fallback") == "fallback"
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        await RedisHealth(clock=Clock()).call(wrong, lambda: "fallback")
