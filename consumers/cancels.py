@@ -83,9 +83,13 @@ class CancelWatch:
         client = self.client
         if client is None or not self.gate.up:
             return False
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
-        ok = self.gate.call(lambda: pubsub.subscribe(cancels_channel(self.prefix)) or True, False)
-        if not ok:
+        pubsub = client.pubsub()
+
+        def subscribe() -> bool:
+            pubsub.subscribe(cancels_channel(self.prefix))
+            return True
+
+        if not self.gate.call(subscribe, False):
             pubsub.close()
             return False
         self._pubsub, self._resync = pubsub, True

@@ -46,7 +46,7 @@ TRANSACTION_HUNG_EXIT = 75
 """Exit status of a worker whose producer is stuck (a supervisor restarts it)."""
 
 
-def exit_stuck(exc: TransactionHung, consumer: Consumer) -> NoReturn:
+def exit_stuck(exc: Exception, consumer: Consumer) -> NoReturn:
     """Leave the group if the consumer still can (its partitions then move at once, not after
     the session timeout), then exit without the usual clean-up, which would wait forever on
     the stuck producer call. The open transaction never commits: nothing is lost."""

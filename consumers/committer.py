@@ -28,6 +28,18 @@ FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.I
 """Another instance took this worker's transactional id over."""
 
 
+REWIND_TRIES = 9
+"""Times the committed offsets are asked for after an abort, ``REWIND_TIMEOUT_S`` each: a
+hung group coordinator is replaced once the controller fences its broker (seconds)."""
+REWIND_TIMEOUT_S = 10.0
+
+
+class ResumePointUnknown(RuntimeError):
+    """After an aborted transaction the group coordinator never said where to re-read from:
+    the worker cannot go on without risking a lost or twice-answered request, so it exits and
+    lets its partitions move on (its open work is uncommitted: nothing is lost)."""
+
+
 class TransactionalCommitter:
     def __init__(
         self,
@@ -81,9 +93,18 @@ class TransactionalCommitter:
         return True
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset."""
+        """Seek every assigned partition back to its committed offset (asking again while the
+        group coordinator does not answer: a hung broker; see ``REWIND_TRIES``)."""
         consumer = self.clients.consumer
-        for tp in consumer.committed(consumer.assignment(), 10):
+        for _ in range(REWIND_TRIES):
+            try:
+                committed = consumer.committed(consumer.assignment(), REWIND_TIMEOUT_S)
+                break
+            except KafkaException as exc:
+                log.warning("worker.rewind_retry", error=str(exc.args[0]))
+        else:
+            raise ResumePointUnknown(f"no committed offsets after {REWIND_TRIES} tries")
+        for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 

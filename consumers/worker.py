@@ -27,7 +27,7 @@ from kinfer.consumers.cancels import CancelWatch
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
 from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung, exit_stuck
-from kinfer.consumers.committer import TransactionalCommitter
+from kinfer.consumers.committer import ResumePointUnknown, TransactionalCommitter
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import ModelRunner
@@ -36,7 +36,7 @@ from kinfer.consumers.membership import PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
-from kinfer.consumers.redis_gate import RedisGate
+from kinfer.consumers.redis_gate import RedisGate, ping_probe
 from kinfer.consumers.reply_topics import ReplyTopics
 from kinfer.consumers.result_cache import ResultCache
 from kinfer.consumers.return_path import ReturnPath
@@ -75,7 +75,7 @@ class InferenceWorker:
         self._stop = threading.Event()
         # One client and one gate for the cache, de-duplication and the pool: all best effort,
         # and while Redis is away all skipped at once (one retry, no backoff: fail fast).
-        self.redis_gate = RedisGate()
+        self.redis_gate = RedisGate(probe=ping_probe(config.redis_url))
         client = redis.Redis.from_url(config.redis_url, **bounded(WORKER_S)) if config.redis_url else None
         self.cache = (
             ResultCache(client, config.topic_prefix, config.cache_ttl_s, self.redis_gate) if client else None
@@ -166,7 +166,7 @@ class InferenceWorker:
         sources = self.topics.dispatch_sources(self.config.region, self.config.peer_regions)
         consumer = self.clients.consumer
         self.cancels.start()  # before any record: a cancel is then in the marks or the channel
-        consumer.subscribe(sources, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        consumer.subscribe(sources, on_assign=_assigned, on_revoke=self._on_revoke, on_lost=self._on_lost)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topics=sources, group=self.config.consumer_group, model=self.runner.name)
@@ -175,7 +175,7 @@ class InferenceWorker:
             while not self._stop.is_set() and ended not in LEAVING:
                 ended = self._turn()
             self._drain()
-        except TransactionHung as exc:
+        except (TransactionHung, ResumePointUnknown) as exc:
             exit_stuck(exc, self.clients.consumer)
         finally:
             consumer.close()
@@ -436,7 +436,21 @@ class InferenceWorker:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""
+        log.info("worker.revoked", partitions=_names(partitions))
         self._commit(wait=True)
+        self._forget([(tp.topic, tp.partition) for tp in partitions])
+        self._full -= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group went on without this worker (it was hung past its session timeout): their
+        new owner re-reads and answers what this worker held, so nothing answered here since the
+        last commit may be committed now (it could be answered twice) and nothing waits for the
+        broker inside this callback (the whole group's rebalance would wait with it). A commit
+        still in flight ends by itself: the broker refuses a zombie's offsets (its generation is
+        gone) and has aborted a transaction that outlived its timeout."""
+        log.warning("worker.partitions_lost", partitions=_names(partitions))
+        self.outbox = self._new_outbox()
+        self.dedupe.drop_all()  # if they come back, their records are requests again, not copies
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         self._full -= {(tp.topic, tp.partition) for tp in partitions}
 
@@ -457,6 +471,14 @@ class InferenceWorker:
 
     def _new_outbox(self) -> Outbox:
         return Outbox(self.topics, self.config.region, self.config.worker_id, self.runner.name)
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+def _assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    log.info("worker.assigned", partitions=_names(partitions))
 
 
 def _partition_offset(record: Message) -> tuple[tuple[str, int], int]:

@@ -25,6 +25,10 @@ WORKER_S: Final = 0.5
 """A worker's best-effort calls (markers, cache, heartbeats): answers never wait for them."""
 CLIENT_S: Final = 1.0
 """The SDK's and gateway's calls (sessions, reply-partition leases, served models)."""
+PROBE_S: Final = 0.25
+"""A stage's ping while it takes Redis as away (see ``schemas.outage``): its own client, so
+finding a Redis still hung costs no decision anything, and a recovery is seen within
+``retry_after_s`` + this."""
 
 
 def bounded(timeout_s: float, *, asyncio: bool = False) -> dict[str, Any]:

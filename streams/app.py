@@ -21,10 +21,11 @@ import faust
 import structlog
 from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from redis.asyncio import Redis as AsyncRedis
 
 from kinfer.schemas import TopicNames, encode, headers
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
-from kinfer.schemas.redis_bounds import DECISION_S, bounded
+from kinfer.schemas.redis_bounds import DECISION_S, PROBE_S, bounded
 from kinfer.schemas.signing import REPLY_SIGNATURE, sign_reply
 from kinfer.streams import metrics
 from kinfer.streams.admission import AdmissionLimits
@@ -40,6 +41,7 @@ from kinfer.streams.identity import Authenticator, TenantKeys
 from kinfer.streams.limits.limiter import RedisLimiter
 from kinfer.streams.limits.tiers import ReloadingTierTable
 from kinfer.streams.outcomes import OutcomeRecorder
+from kinfer.streams.redis_health import RedisHealth
 from kinfer.streams.redis_pipelining import PipeliningRedis
 from kinfer.streams.reply_topics import ReplyTopics
 from kinfer.streams.request_store import RedisRequestStore
@@ -104,6 +106,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
     # longer is an outage, which RedisHealth handles. redis-py's default backoff would hold an
     # admission call for seconds and could end after recovery, marking Redis down again.
     redis = PipeliningRedis.from_url(config.redis_url, **bounded(DECISION_S, asyncio=True))
+    probe = AsyncRedis.from_url(config.redis_url, **bounded(PROBE_S, asyncio=True))
     regions = list(config.region_weights)
     breaker_cfg = BreakerConfig(
         window_s=config.breaker_window_s,
@@ -134,6 +137,7 @@ def create_app(config: AdmissionConfig) -> faust.App:
         cancels=CancelDesk(redis, names.prefix, authenticator),
         residency=ResidencyGate(config.region, linked=bool(config.peer_regions)),
         links=links.view if config.peer_regions else None,
+        health=RedisHealth(probe=probe.ping),
     )
     outcomes = OutcomeRecorder(
         redis=redis,
@@ -157,6 +161,12 @@ def create_app(config: AdmissionConfig) -> faust.App:
         # replaced by its fallback answer is not also delivered later.
         producer_request_timeout=config.send_timeout_s,
         topic_disable_leader=True,
+        # aiokafka 0.14 retries a ListOffsets refused with NotLeaderForPartition at the leader its
+        # metadata names, without refreshing it (consumer/fetcher.py, _update_fetch_positions):
+        # after a leader moved (a broker hung, then back) admission stopped consuming until
+        # the next refresh, 5 minutes by default. Refreshed every 5 s, it resumes within that.
+        consumer_metadata_max_age_ms=5000,
+        producer_metadata_max_age_ms=5000,
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 5),
         broker_rebalance_timeout=config.rebalance_timeout_s,

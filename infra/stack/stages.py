@@ -41,11 +41,21 @@ class StageProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: a hung process (it holds its connections and answers nothing), for tests."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM (clean leave), SIGKILL after ``timeout_s``; returns the exit code."""
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a paused stage hears it only then
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:

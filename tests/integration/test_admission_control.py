@@ -16,7 +16,14 @@ from kinfer.infra.stack.redis import RedisConfig, RedisServer
 from kinfer.producers import AsyncClient, DeadlineExceeded, InternalError, RateLimited, Unavailable
 from kinfer.schemas import InferenceResult, SamplingParams
 from kinfer.streams.routing.ring import HashRing
-from tests.integration.conftest import Pipeline, families, metric, until, wait_for_regions
+from tests.integration.conftest import (
+    Pipeline,
+    families,
+    metric,
+    until,
+    wait_for_members,
+    wait_for_regions,
+)
 
 TWO_REGIONS = '{"us-west": 50, "eu-central": 50}'
 TIER = """
@@ -39,30 +46,6 @@ def client_for(pipeline: Pipeline, tenant: str, **overrides: object) -> AsyncCli
 def users_routed_to(region: str, n: int) -> list[str]:
     ring = HashRing({"us-west": 50.0, "eu-central": 50.0})
     return [u for u in (f"user-{i}" for i in range(10_000)) if ring.node(u) == region][:n]
-
-
-def wait_for_members(pipeline: Pipeline, group: str, topic: str, members: int, timeout_s: float = 90) -> None:
-    """Until ``members`` consumers of ``group`` each own partitions of ``topic``."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": pipeline.services.bootstrap})
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
-        except KafkaException:  # the group's coordinator is still loading
-            assert time.monotonic() < deadline, f"{group} never became describable"
-            continue
-        owners = [
-            m
-            for m in described.members
-            if m.assignment and any(tp.topic == topic for tp in m.assignment.topic_partitions)
-        ]
-        if len(owners) >= members and str(described.state).endswith("STABLE"):
-            return
-        assert time.monotonic() < deadline, f"{group}: {len(owners)} of {members} members own {topic}"
-        time.sleep(0.5)
 
 
 def test_free_tier_over_limit_is_rate_limited_with_true_retry_after(

@@ -18,7 +18,7 @@ from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
-from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
+from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer, steady_load
 
 PREFIX = "replicated"
 
@@ -119,5 +119,54 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
         while {i for _, _, i in replicas(admin, names.replies)} != {3}:
             assert time.monotonic() < deadline, replicas(admin, names.replies)
             time.sleep(1)
+    finally:
+        pipeline.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    run=False,
+    reason="not yet: admission (Faust/aiokafka) committed past requests it never forwarded, "
+    "answered or dead-lettered (107 of 900 in one run, with replica.lag.time.max.ms at 8 s); "
+    "run it with --runxfail",
+)
+def test_a_hung_leader_loses_no_request_and_answers_none_twice(
+    cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker leading most dispatch and reply partitions SIGSTOPped for 30 s under 20
+    requests/s (its sockets stay open and answer nothing), then resumed."""
+    rate, hung_at, hung_s = 20.0, 5.0, 30.0
+    settings = settings_of(cluster_env, monkeypatch)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    names = local.topic_layout(settings).names
+    services = Services(settings.bootstrap, settings.redis, settings.state_dir)
+    pipeline = Pipeline(services, PREFIX, tmp_path / "logs")
+    try:
+        pipeline.start("admission", "admission")
+        for i in range(2):
+            pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
+        pipeline.wait_serving()
+        victim = max(
+            local.kafka_cluster(settings).nodes,
+            key=lambda node: sum(
+                leader == node.config.node_id
+                for topic in (names.dispatch("us-west"), names.replies)
+                for leader, _, _ in replicas(admin, topic)
+            ),
+        )
+        pid = victim.process.pid()
+        assert pid is not None
+        hang, resume = (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
+        config = services.settings(PREFIX).client_config(timeout_s=240)
+        seconds = hung_at + hung_s + 10
+        try:
+            run = steady_load(config, rate, seconds, {hung_at: hang, hung_at + hung_s: resume}, "g")
+        finally:
+            resume()
+        print(f"broker hung {hung_s:.0f} s: {run.summary(hung_at, hung_at + hung_s)}")
+        assert_answered_once(settings.bootstrap, names.replies, "g", int(seconds * rate))
+        for stage in pipeline.stages:  # as above: only a worker librdkafka left stuck may exit
+            stuck = stage.name.startswith("worker") and "worker.transaction_hung" in stage.tail(400)
+            assert stage.alive() or stuck, stage.tail(20)
     finally:
         pipeline.stop()

@@ -35,7 +35,9 @@ from tests.integration.conftest import (
     read_all,
     scrape,
     serving,
+    steady_load,
     until,
+    wait_for_members,
 )
 from tests.model_dirs import make_model_dir
 
@@ -162,6 +164,31 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
     config = pipeline.services.settings(prefix).client_config(timeout_s=180)
     kill_mid_run(config, n, "k", pipeline.stages[1].kill)
     assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "k", n)
+
+
+@pytest.mark.slow
+def test_a_hung_worker_loses_its_partitions_is_fenced_and_rejoins(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """One of two workers SIGSTOPped for 25 s under 20 requests/s (its session and its open
+    transaction time out meanwhile), then resumed: its partitions move to the live worker,
+    whatever it held is answered there, its late transaction is refused (no answer twice),
+    and it rejoins the group."""
+    rate, hung_at, hung_s = 20.0, 5.0, 25.0
+    pipeline = serving(make_pipeline, prefix, workers=2)
+    hung = pipeline.stages[1]
+    group = pipeline.services.settings(prefix).worker_config().consumer_group
+    dispatch = pipeline.names.dispatch("us-west")
+    wait_for_members(pipeline, group, dispatch, 2)
+    config = pipeline.services.settings(prefix).client_config(timeout_s=120)
+    seconds = hung_at + hung_s + 10
+    run = steady_load(config, rate, seconds, {hung_at: hung.pause, hung_at + hung_s: hung.resume}, "h")
+    print(f"worker hung {hung_s:.0f} s: {run.summary(hung_at, hung_at + hung_s)}")
+    assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "h", int(seconds * rate))
+    assert run.unavailable == 0, "a hung worker's requests wait for the next owner, never refused"
+    wait_for_members(pipeline, group, dispatch, 2)  # the resumed worker owns partitions again
+    assert hung.alive(), hung.tail(30)
+    assert pipeline.stages[2].alive()
 
 
 def test_short_requests_do_not_wait_behind_a_long_one(

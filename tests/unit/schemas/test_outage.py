@@ -39,3 +39,14 @@ def test_admission_falls_back_without_calling_redis_inside_the_window() -> None:
 
     results = asyncio.run(scenario())
     assert results[:50] == [-1] * 50 and results[-1] == 7 and len(calls) == 1
+
+
+def test_the_interval_counts_from_the_failure_and_one_trial_runs_at_a_time() -> None:
+    window = OutageWindow(retry_after_s=1.0)
+    assert window.failed(11.0)  # a call begun at 10.0 that a hung Redis timed out at 11.0
+    assert not window.may_try(11.5), "the interval starts when the call failed, not when it began"
+    assert window.may_try(12.0)  # claims the trial
+    assert not window.may_try(12.0) and not window.may_try(30.0), "a second trial while one runs"
+    window.abandoned()
+    assert window.may_try(30.0)
+    assert window.succeeded(30.2) == 30.2 - 11.0 and window.may_try(30.2)

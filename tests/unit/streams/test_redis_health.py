@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.exceptions
 
@@ -68,3 +70,36 @@ async def test_a_busy_redis_is_away_and_other_refusals_are_bugs() -> None:
     assert await health.call(busy, lambda: "fallback") == "fallback"
     with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
         await RedisHealth(clock=Clock()).call(wrong, lambda: "fallback")
+
+
+async def test_with_a_probe_no_call_waits_on_redis_while_it_is_away() -> None:
+    """While down, every call falls back at once; the probe alone tries Redis, once per
+    interval, and the first one that answers brings the calls back."""
+    clock = Clock()
+    answering = asyncio.Event()
+    pings: list[float] = []
+
+    async def probe() -> bool:
+        pings.append(clock.now)
+        if not answering.is_set():
+            raise redis.exceptions.TimeoutError("hung")
+        return True
+
+    async def hung() -> str:
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    async def call() -> str:
+        return "from redis"
+
+    health = RedisHealth(retry_after_s=1.0, clock=clock, probe=probe)
+    assert await health.call(hung, lambda: "fallback") == "fallback"
+    clock.now += 5
+    assert [await health.call(call, lambda: "fallback") for _ in range(20)] == ["fallback"] * 20
+    await asyncio.sleep(0)  # the probe task runs (and fails)
+    assert pings == [clock.now] and not health.window.up
+    answering.set()
+    clock.now += 1
+    assert await health.call(call, lambda: "fallback") == "fallback"  # starts the next probe
+    await asyncio.sleep(0)
+    assert health.window.up and gauge() == 1
+    assert await health.call(call, lambda: "fallback") == "from redis"
