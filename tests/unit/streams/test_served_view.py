@@ -48,3 +48,26 @@ def test_regions_that_serve_the_model_come_first_in_ring_order() -> None:
 def test_a_drained_worker_serves_nothing() -> None:
     served = view(us_west={"w1": beat("smollm2", state="drained"), "w2": beat("tiny")})
     assert served.models() == {"tiny"} and served.unserved("smollm2")
+
+
+def test_a_region_fallen_silent_at_once_keeps_its_models_until_its_workers_can_beat_again() -> None:
+    """After a Redis outage every heartbeat is stale at once: the region is not taken as empty
+    (its users sent to regions with no worker) before its workers had time to beat again."""
+    served = view(us_west={"w1": beat("m")})
+    last = {"us-west": {"w1": beat("m")}}  # its last beat, at NOW
+    later = NOW + 30_000  # the first look after a 30 s outage
+    served.update(last, later)
+    assert served.models() == {"m"}, "kept: silent only since this look"
+    served.update(last, later + LIVE_FOR_MS - 1)
+    assert served.models() == {"m"}
+    served.update(last, later + LIVE_FOR_MS)
+    assert served.models() == set(), "silent for LIVE_FOR_MS since: its workers are gone"
+
+
+def test_a_region_that_beats_again_is_served_and_its_silence_forgotten() -> None:
+    served = view(us_west={"w1": beat("m")})
+    served.update({"us-west": {"w1": beat("m")}}, NOW + 30_000)
+    fresh = WorkerHeartbeat(state="active", last_seen_ms=NOW + 31_000, model="m")
+    served.update({"us-west": {"w1": fresh}}, NOW + 31_000)
+    served.update({"us-west": {"w1": fresh}}, NOW + 60_000)  # silent again: a new grace
+    assert served.models() == {"m"}
