@@ -30,6 +30,8 @@ from kinfer.infra.stack.stages import StageProcess
 from kinfer.infra.topics import ensure_topics
 from kinfer.producers import AsyncClient, ClientConfig, Unavailable
 from kinfer.schemas import SamplingParams, TopicNames, decode_reply
+from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
+from kinfer.streams.routing.ring import HashRing
 from tests.conftest import JARS, Services
 
 DEFAULT_TEST_TIERS = """
@@ -317,8 +319,12 @@ def steady_load(
     """``rate`` requests a second for ``seconds`` (ids ``<id_prefix><i>``, sampled so never a
     cache hit, from 16 users so every dispatch partition has some), each fault called once its
     time has come; returns once every call is answered (``unavailable`` answers are counted,
-    other errors raised)."""
+    other errors raised). The users are us-west's by the default ring, the region the suite's
+    workers serve: admission routes by the ring whenever it sees no live heartbeat (before its
+    first look, or after the workers could not beat), and another region has no worker here."""
     total = int(seconds * rate)
+    ring = HashRing(DEFAULT_WEIGHTS)
+    users = [u for u in (f"user-{i}" for i in range(1000)) if ring.node(u) == "us-west"][:16]
     due = sorted(faults.items())
 
     async def scenario() -> SteadyRun:
@@ -333,7 +339,7 @@ def steady_load(
                 sent = time.monotonic()
                 try:
                     await client.generate(
-                        f"steady {i}", sampling=sampling, request_id=f"{id_prefix}{i}", user=f"user-{i % 16}"
+                        f"steady {i}", sampling=sampling, request_id=f"{id_prefix}{i}", user=users[i % 16]
                     )
                 except Unavailable as exc:
                     unavailable.append(exc.request_id or "")
