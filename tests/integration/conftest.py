@@ -181,6 +181,19 @@ def wait_for_members(pipeline: Pipeline, group: str, topic: str, members: int, t
         time.sleep(0.5)
 
 
+def consumed_to_end(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every partition of ``topic`` up to its current end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=10)}
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+        return all(ends[p] == 0 or committed[p] >= ends[p] for p in ends)
+    finally:
+        consumer.close()
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.2) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

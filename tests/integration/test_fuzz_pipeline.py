@@ -27,7 +27,7 @@ from kinfer.schemas import (
     headers,
 )
 from tests.conftest import Services
-from tests.integration.conftest import Pipeline, read_all, serving
+from tests.integration.conftest import Pipeline, consumed_to_end, read_all, serving, wait_for
 
 HOSTILE = 10_000
 VALID_EVERY = 10
@@ -167,6 +167,14 @@ def test_ten_thousand_fuzzed_records_with_valid_ones_among_them(
     # Latency includes queueing behind the flood (admission decides ~500-700 records/s here).
     print(f"valid: {len(latencies)} answered, slowest {max(latencies):.2f}s")
 
+    # Every valid request answered says nothing of the hostile records on other partitions:
+    # read the topics once admission has decided (and committed) every record.
+    wait_for(
+        lambda: consumed_to_end(services.bootstrap, f"{prefix}-admission", names.requests),
+        120,
+        "admission to decide every record",
+        every_s=1.0,
+    )
     terminal = [decode_reply(v or b"") for v, _ in read_all(services.bootstrap, names.replies, 60)]
     replies = collections.Counter(r.request_id for r in terminal if not isinstance(r, TokenChunk))
     letters = collections.Counter(

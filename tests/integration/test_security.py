@@ -316,7 +316,7 @@ def test_a_forged_answer_even_from_inside_is_counted_and_dropped(secured: Secure
     assert text != "forged" and forged == 1
 
 
-def acme_client(secured: SecuredStack, key: str) -> ClientConfig:
+def acme_client(secured: SecuredStack, key: str, reply_partition: int | None = None) -> ClientConfig:
     return ClientConfig(
         kafka=secured.tenant("acme"),
         tenant="acme",
@@ -324,6 +324,7 @@ def acme_client(secured: SecuredStack, key: str) -> ClientConfig:
         signing_keys={"acme": SecretStr(key)},
         verify_replies=True,
         timeout_s=30,
+        reply_partition=reply_partition,
     )
 
 
@@ -376,9 +377,11 @@ def test_only_the_requests_own_tenant_can_cancel_it(secured: SecuredStack) -> No
     long = SamplingParams(max_tokens=900, logit_bias={257: -100})  # kinfer-tiny, end of text banned
 
     async def scenario() -> tuple[str, str | None, str, str]:
+        # Partitions of their own: with a random one each (no Redis lease here) they shared one
+        # now and then, and the owner took the forger's refusal of the same id for its answer.
         owner_config, forger_config = (
-            acme_client(secured, secured.tenant_key("acme")),
-            acme_client(secured, "00" * 32),
+            acme_client(secured, secured.tenant_key("acme"), reply_partition=0),
+            acme_client(secured, "00" * 32, reply_partition=1),
         )
         async with AsyncClient(owner_config) as owner, AsyncClient(forger_config) as forger:
             stream = owner.stream("Once", sampling=long, request_id=f"mine-{uuid.uuid4().hex}")
