@@ -161,12 +161,6 @@ def create_app(config: AdmissionConfig) -> faust.App:
         # replaced by its fallback answer is not also delivered later.
         producer_request_timeout=config.send_timeout_s,
         topic_disable_leader=True,
-        # aiokafka 0.14 retries a ListOffsets refused with NotLeaderForPartition at the leader its
-        # metadata names, without refreshing it (consumer/fetcher.py, _update_fetch_positions):
-        # after a leader moved (a broker hung, then back) admission stopped consuming until
-        # the next refresh, 5 minutes by default. Refreshed every 5 s, it resumes within that.
-        consumer_metadata_max_age_ms=5000,
-        producer_metadata_max_age_ms=5000,
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 5),
         broker_rebalance_timeout=config.rebalance_timeout_s,
