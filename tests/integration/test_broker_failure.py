@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
+from kinfer.infra.stack.kafka import KafkaNode
 from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer, steady_load
@@ -66,6 +67,12 @@ def replicas(admin: AdminClient, topic: str) -> list[tuple[int, int, int]]:
     return [(p.leader, len(p.replicas), len(p.isrs)) for p in meta.partitions.values()]
 
 
+def busiest_leader(settings: KinferSettings, admin: AdminClient, *topics: str) -> KafkaNode:
+    """The node that leads the most partitions of ``topics``."""
+    leaders = [leader for topic in topics for leader, _, _ in replicas(admin, topic)]
+    return max(local.kafka_cluster(settings).nodes, key=lambda node: leaders.count(node.config.node_id))
+
+
 @pytest.mark.slow
 def test_a_dead_broker_loses_no_request_and_rejoins(
     cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -86,12 +93,7 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
         for i in range(2):
             pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
         pipeline.wait_serving()
-        victim = max(
-            local.kafka_cluster(settings).nodes,
-            key=lambda node: sum(
-                leader == node.config.node_id for leader, _, _ in replicas(admin, names.dispatch("us-west"))
-            ),
-        )
+        victim = busiest_leader(settings, admin, names.dispatch("us-west"))
         n = 600
 
         def kill_victim() -> None:
@@ -146,14 +148,7 @@ def test_a_hung_leader_loses_no_request_and_answers_none_twice(
         for i in range(2):
             pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
         pipeline.wait_serving()
-        victim = max(
-            local.kafka_cluster(settings).nodes,
-            key=lambda node: sum(
-                leader == node.config.node_id
-                for topic in (names.dispatch("us-west"), names.replies)
-                for leader, _, _ in replicas(admin, topic)
-            ),
-        )
+        victim = busiest_leader(settings, admin, names.dispatch("us-west"), names.replies)
         pid = victim.process.pid()
         assert pid is not None
         hang, resume = (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
