@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import llguidance
-import llguidance.torch as llg_torch
 import torch
 
 GrammarTokenizer = llguidance.LLTokenizer
@@ -45,16 +44,16 @@ def matcher(schema: dict[str, Any], tokenizer: GrammarTokenizer) -> Matcher:
     return Matcher(tokenizer, grammar_of(schema))
 
 
-def mask_logits(
-    logits: torch.Tensor, rows: Sequence[tuple[int, Matcher]], tokenizer: GrammarTokenizer
-) -> None:
+def mask_logits(logits: torch.Tensor, rows: Sequence[tuple[int, Matcher]]) -> None:
     """Forbid, in place, every token each constrained row's grammar does not allow next.
     ``logits`` is (batch, vocab) float32 on the CPU; ``rows`` (row index, its matcher)."""
     if not rows:
         return
-    bitmask = llg_torch.allocate_token_bitmask(len(rows), tokenizer.vocab_size)
-    for i, (_, state) in enumerate(rows):
-        llg_torch.fill_next_token_bitmask(state, bitmask, i)
+    # The matcher's own bitmask (32 tokens an int32), not llguidance.torch's: importing that
+    # module compiles a kernel with torch.compile, which costs every worker 2.4 s at start-up.
+    bitmask = torch.stack(
+        [torch.frombuffer(bytearray(state.compute_bitmask()), dtype=torch.int32) for _, state in rows]
+    )
     # Unpacked here rather than with llguidance's torch.compile'd kernel: no compiler needed,
     # no first-request compile pause.
     allowed = ((bitmask.unsqueeze(-1) >> _BITS) & 1).bool().reshape(len(rows), -1)

@@ -198,7 +198,7 @@ class DecodeBatch(Generic[K]):
         constrained = [(i, row.constraint) for i, row in enumerate(self.rows) if row.constraint is not None]
         if constrained:
             logits = logits.clone()  # the model's own stay for the log-probabilities
-            mask_logits(logits, constrained, self.tokenizer.grammar_tokenizer())
+            mask_logits(logits, constrained)
         return pick_batch(logits, samplings, [row.gen for row in self.rows], generated)
 
     def _score(self, picks: list[int]) -> list[RowLogprobs | None]:
