@@ -36,7 +36,7 @@ from kinfer.streams.cancels import CancelDesk
 from kinfer.streams.config import AdmissionConfig
 from kinfer.streams.controller import AdmissionController, wall_ms
 from kinfer.streams.delay_queue import DelayQueue
-from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
+from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember, Withdraw
 from kinfer.streams.identity import Authenticator, TenantKeys
 from kinfer.streams.limits.limiter import RedisLimiter
 from kinfer.streams.limits.tiers import ReloadingTierTable
@@ -192,6 +192,8 @@ def create_app(config: AdmissionConfig) -> faust.App:
             )
         elif isinstance(effect, Remember):
             await controller.remember(effect)
+        elif isinstance(effect, Withdraw):
+            await controller.withdraw(effect)
         else:
             rid = effect.letter.request_id or ""
             hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})

@@ -41,7 +41,7 @@ from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
 from kinfer.streams.cancels import CancelDesk, queued_cancel
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
-from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, signed
+from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, Withdraw, signed
 from kinfer.streams.identity import Authenticator, Proven, Unproven
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
@@ -234,6 +234,10 @@ class AdmissionController:
     async def remember(self, effect: Remember) -> None:
         """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
         await self.state.remember(effect.key, effect.pending)
+
+    async def withdraw(self, effect: Withdraw) -> None:
+        """Carry out a :class:`Withdraw` (best effort: without Redis, a late forward is answered twice)."""
+        await self.state.withdraw(effect.key)
 
     def _reject(self, decision: Refused, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
         tenant = decision.request.tenant if decision.request is not None else None

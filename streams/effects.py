@@ -60,4 +60,15 @@ class Remember:
     pending: PendingAnswer | None = None
 
 
-Effect = Forward | Answer | Letter | Remember
+@dataclass(frozen=True)
+class Withdraw:
+    """Mark a forwarded request answered, so that a worker drops it. A forward that timed
+    out may still be appended when a hung broker resumes (the producer keeps its batch),
+    and admission has answered it ``unavailable`` by then: without this mark a worker
+    would answer it a second time."""
+
+    key: str
+    """Its :func:`~schemas.request_keys.request_key`."""
+
+
+Effect = Forward | Answer | Letter | Remember | Withdraw

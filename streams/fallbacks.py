@@ -6,8 +6,9 @@ from __future__ import annotations
 from kinfer.schemas import ErrorCode, ErrorReply, headers
 from kinfer.schemas.codec import reply_target
 from kinfer.schemas.dead_letters import dead_letter
+from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.signing import REPLY_KEY
-from kinfer.streams.effects import Answer, Effect, Letter, Remember
+from kinfer.streams.effects import Answer, Effect, Letter, Remember, Withdraw
 
 Source = tuple[str, int, int]
 
@@ -34,15 +35,16 @@ def failed(
 
 def undeliverable(effect: Effect, why: str, value: bytes | None, source: Source, now_ms: int) -> list[Effect]:
     """Instead of an effect that could not be carried out: an answer becomes a dead letter; a
-    forward becomes an ``unavailable`` answer (the client may retry) and one."""
-    if isinstance(effect, Letter | Remember):
+    forward becomes an ``unavailable`` answer (the client may retry) and one, withdrawn
+    first: the timed-out forward may still land, and its worker must then drop it."""
+    if isinstance(effect, Letter | Remember | Withdraw):
         return []
     if isinstance(effect, Answer):
         return [letter(value or b"", ErrorCode.UNAVAILABLE, why, effect.reply.request_id, source, now_ms)]
     hdrs = headers.decode_headers(effect.headers)
-    _, address = reply_target(value or b"", hdrs)
-    request_id = hdrs.get(headers.REQUEST_ID, "")
+    request_id, address = reply_target(effect.value, hdrs)  # the forward carries the request
     reply = ErrorReply(request_id=request_id, code=ErrorCode.UNAVAILABLE, message=why, retry_after_ms=1000)
     signing = hdrs.get(REPLY_KEY)  # the forward's reply key: the client takes only signed answers
     answers: list[Effect] = [Answer(address, reply, signing)] if address is not None else []
-    return [*answers, letter(value or b"", ErrorCode.UNAVAILABLE, why, request_id, source, now_ms)]
+    withdraw = Withdraw(request_key(effect.key.decode(), request_id))  # a forward's key is its tenant
+    return [withdraw, *answers, letter(value or b"", ErrorCode.UNAVAILABLE, why, request_id, source, now_ms)]

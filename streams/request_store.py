@@ -35,6 +35,9 @@ class RedisRequestStore:
         mark = DONE if pending is None else msgspec.json.encode(pending)
         await self.redis.set(decided_key(self.prefix, key), mark, ex=MARKER_TTL_S)
 
+    async def withdraw(self, key: str) -> None:
+        await self.redis.set(answered_key(self.prefix, key), DONE, ex=MARKER_TTL_S)
+
     async def cached(self, cache_key: str) -> bytes | None:
         raw = await self.redis.get(cache_redis_key(self.prefix, cache_key))
         return raw if isinstance(raw, bytes) else None

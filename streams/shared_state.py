@@ -56,6 +56,9 @@ class SharedState:
     async def remember(self, key: str, pending: PendingAnswer | None = None) -> None:
         await self.health.call(lambda: self.store.remember(key, pending), lambda: None)
 
+    async def withdraw(self, key: str) -> None:
+        await self.health.call(lambda: self.store.withdraw(key), lambda: None)
+
     # -- limits and reservations --------------------------------------------------------
 
     async def acquire(self, tenant: str, tier: Tier, tokens: int) -> LimitDecision:

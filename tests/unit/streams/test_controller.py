@@ -33,7 +33,7 @@ from kinfer.streams.admission import AdmissionLimits
 from kinfer.streams.breakers.state import BreakerConfig, Snapshot, State, Verdict
 from kinfer.streams.controller import AdmissionController
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
-from kinfer.streams.effects import Answer, Effect, Forward, Letter, PendingAnswer, Remember
+from kinfer.streams.effects import Answer, Effect, Forward, Letter, PendingAnswer, Remember, Withdraw
 from kinfer.streams.limits.limiter import LocalLimiter
 from kinfer.streams.limits.reservations import Reservation
 from kinfer.streams.limits.tiers import ReloadingTierTable
@@ -112,6 +112,9 @@ class FakeStore:
             self.decided_keys.add(key)
         else:
             self.pending[key] = pending
+
+    async def withdraw(self, key: str) -> None:
+        self.decided_keys.add(key)
 
     async def cached(self, key: str) -> bytes | None:
         self._check()
@@ -377,10 +380,14 @@ def test_failures_become_internal_answers_and_undeliverable_effects_are_replaced
     assert any(isinstance(e, Letter) for e in effects)
     forward = admission.admit(admission.request("f2"))[0]
     instead = admission.controller.undeliverable(forward, "broker away", value, ("k.requests", 0, 10))
-    assert [type(e) for e in instead] == [Answer, Letter]
-    assert isinstance(instead[0], Answer) and instead[0].reply.code is ErrorCode.UNAVAILABLE  # type: ignore[union-attr]
-    assert admission.controller.undeliverable(instead[0], "gone", value, ("k.requests", 0, 10)) != []
-    assert admission.controller.undeliverable(instead[1], "gone", value, ("k.requests", 0, 10)) == []
+    assert [type(e) for e in instead] == [Withdraw, Answer, Letter]
+    withdraw, unavailable, letter = instead
+    # A timed-out forward may still land: workers are told to drop it before the client is answered.
+    assert isinstance(withdraw, Withdraw) and withdraw.key == request_key("t", "f2")
+    assert isinstance(unavailable, Answer) and unavailable.reply.code is ErrorCode.UNAVAILABLE  # type: ignore[union-attr]
+    assert admission.controller.undeliverable(unavailable, "gone", value, ("k.requests", 0, 10)) != []
+    for effect in (withdraw, letter):
+        assert admission.controller.undeliverable(effect, "gone", value, ("k.requests", 0, 10)) == []
 
 
 def test_an_answer_of_admissions_own_is_marked_pending_before_it_is_sent(admission: Admission) -> None:
