@@ -95,7 +95,7 @@ def down() -> None:
 
     settings = settings_from()
     if settings.linked:
-        stopped = [f"{n}@{p.region}" for p in linked.each_region(settings) for n in pipeline.stop_all(p)]
+        stopped = linked.at_once(settings, lambda p: [f"{n}@{p.region}" for n in pipeline.stop_all(p)])
         stopped += linked.down(settings)
     else:
         stopped = pipeline.stop_all(settings) + local.down(settings)

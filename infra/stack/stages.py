@@ -50,12 +50,17 @@ class StageProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGCONT)
 
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM (clean leave), SIGKILL after ``timeout_s``; returns the exit code."""
+    def terminate(self) -> None:
+        """SIGTERM (a clean leave), without waiting for it."""
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 os.killpg(self.proc.pid, signal.SIGCONT)  # a paused stage hears it only then
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM (clean leave), SIGKILL after ``timeout_s``; returns the exit code."""
+        if self.alive():
+            self.terminate()
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -68,11 +73,19 @@ class StageProcess:
         return "\n".join(text[-lines:])
 
 
+def stop_all(stages: Sequence[StageProcess]) -> None:
+    """Stop the stages together: each leaves its groups on its own (a second or two each),
+    and none waits for another to be gone."""
+    for stage in stages:
+        stage.terminate()
+    for stage in stages:
+        stage.stop()
+
+
 @contextlib.contextmanager
 def running(stages: list[StageProcess]) -> Iterator[list[StageProcess]]:
     """Stop every stage on exit, whatever happened."""
     try:
         yield stages
     finally:
-        for stage in reversed(stages):
-            stage.stop()
+        stop_all(stages)

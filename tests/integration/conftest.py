@@ -26,7 +26,7 @@ from prometheus_client.samples import Sample
 from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.stack import local
 from kinfer.infra.stack.process import free_port
-from kinfer.infra.stack.stages import StageProcess
+from kinfer.infra.stack.stages import StageProcess, stop_all
 from kinfer.infra.topics import ensure_topics
 from kinfer.producers import AsyncClient, ClientConfig, Unavailable
 from kinfer.schemas import SamplingParams, TopicNames, decode_reply
@@ -85,8 +85,7 @@ class Pipeline:
             raise
 
     def stop(self) -> None:
-        for stage in reversed(self.stages):
-            stage.stop()
+        stop_all(self.stages)
 
 
 def wait_for_regions(pipeline: Pipeline, regions: Sequence[str], timeout_s: float = 120.0) -> None:
