@@ -19,7 +19,7 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from aiokafka.partitioner import murmur2
 
 from benchmarks import report
 from benchmarks.plots import figure

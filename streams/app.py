@@ -48,6 +48,7 @@ from kinfer.streams.request_store import RedisRequestStore
 from kinfer.streams.residency import ResidencyGate
 from kinfer.streams.routing.links import LinkView, PeerLinks
 from kinfer.streams.routing.regions import RegionRouter
+from kinfer.streams.stale_leader import refresh_metadata_on_stale_leader
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,7 @@ def dispatch_partitions(kafka: KafkaConnection, names: TopicNames, regions: list
 
 
 def create_app(config: AdmissionConfig) -> faust.App:
+    refresh_metadata_on_stale_leader()
     names = TopicNames(config.topic_prefix)
     # One immediate retry replaces a stale pooled connection (after a Redis restart); anything
     # longer is an outage, which RedisHealth handles. redis-py's default backoff would hold an
