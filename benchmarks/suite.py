@@ -47,6 +47,7 @@ BENCHMARKS = (
     Benchmark("parallel", "tensor and pipeline parallel ranks", 2.8),
     Benchmark("flow", "cancel storm tokens saved; fair share and priority bands on a saturated worker", 9.0),
     Benchmark("regions", "linked clusters: latency of a MirrorMaker 2 hop; a spoke killed mid-run", 4.0),
+    Benchmark("gray_failures", "a hung Redis, worker and broker under steady load: rate, gaps, lost", 6.0),
     Benchmark("engines", "torch vs llama.cpp vs llama-server (--engine openai): tok/s, TTFT, ratios", 20.0),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}

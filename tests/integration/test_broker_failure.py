@@ -19,7 +19,8 @@ from kinfer.infra.stack import local
 from kinfer.infra.stack.kafka import KafkaNode
 from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
-from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer, steady_load
+from benchmarks.steady import steady_load
+from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
 PREFIX = "replicated"
 
@@ -165,6 +166,7 @@ def test_a_hung_leader_loses_no_request_and_answers_none_twice(
         finally:
             resume()
         print(f"broker hung {hung_s:.0f} s: {run.summary(hung_at, hung_at + hung_s)}")
+        assert run.duplicates == 0
         assert_answered_once(settings.bootstrap, names.replies, "g", int(seconds * rate))
         for stage in pipeline.stages:  # as above: only a worker librdkafka left stuck may exit
             stuck = stage.name.startswith("worker") and "worker.transaction_hung" in stage.tail(400)

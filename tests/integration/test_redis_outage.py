@@ -13,7 +13,8 @@ import pytest
 
 from kinfer.infra.stack.process import free_port
 from kinfer.infra.stack.redis import RedisConfig, RedisServer
-from tests.integration.conftest import Pipeline, assert_answered_once, steady_load
+from benchmarks.steady import steady_load
+from tests.integration.conftest import Pipeline, assert_answered_once
 
 RATE = 20.0
 OUTAGE_S = 12.0
@@ -54,6 +55,7 @@ def test_answers_keep_flowing_while_redis_is_away(
         during = run.during(BEFORE_S + 1, BEFORE_S + OUTAGE_S)
         gap = run.longest_gap(BEFORE_S + 1, BEFORE_S + OUTAGE_S)
         print(f"redis {how} {OUTAGE_S:.0f} s: {run.summary(BEFORE_S, BEFORE_S + OUTAGE_S)}")
+        assert run.duplicates == 0
         assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "r", int(seconds * RATE))
         assert run.unavailable == 0
         assert admission.alive() and worker.alive()

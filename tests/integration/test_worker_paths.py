@@ -27,6 +27,7 @@ from kinfer.schemas import (
     headers,
 )
 from kinfer.schemas.request_keys import answered_key, request_key
+from benchmarks.steady import steady_load
 from tests.integration.conftest import (
     Pipeline,
     assert_answered_once,
@@ -35,7 +36,6 @@ from tests.integration.conftest import (
     read_all,
     scrape,
     serving,
-    steady_load,
     until,
     wait_for_members,
 )
@@ -184,6 +184,7 @@ def test_a_hung_worker_loses_its_partitions_is_fenced_and_rejoins(
     seconds = hung_at + hung_s + 8
     run = steady_load(config, rate, seconds, {hung_at: hung.pause, hung_at + hung_s: hung.resume}, "h")
     print(f"worker hung {hung_s:.0f} s: {run.summary(hung_at, hung_at + hung_s)}")
+    assert run.duplicates == 0
     assert_answered_once(pipeline.services.bootstrap, pipeline.names.replies, "h", int(seconds * rate))
     assert run.unavailable == 0, "a hung worker's requests wait for the next owner, never refused"
     wait_for_members(pipeline, group, dispatch, 2)  # the resumed worker owns partitions again

@@ -62,3 +62,19 @@ def test_continuous_batching_lets_short_requests_leave_before_long_ones() -> Non
     for done in (continuous(runner, arrivals), static(runner, arrivals)):
         assert sorted(d.kind for d in done) == sorted(a.kind for a in arrivals)
         assert all(d.latency_ms >= 0 and d.tokens > 0 for d in done)
+
+
+def test_a_fault_run_counts_answers_in_its_window_gaps_lost_and_twice() -> None:
+    import collections
+
+    from benchmarks.gray_failures import BEFORE_S, summarize
+    from benchmarks.steady import SteadyRun
+
+    # Answers every 0.5 s, none between 8 and 11 s; the fault lasts 10 s from BEFORE_S (5 s).
+    done = [t / 2 for t in range(0, 40) if not 8 < t / 2 < 11]
+    run = SteadyRun(done, waits=[0.1, 3.0], unavailable=1, duplicates=0)
+    counts = collections.Counter({"f-0": 1, "f-1": 2})  # f-2 never answered
+    row = summarize("f", run, counts, total=3, fault_s=10.0)
+    assert row["answers_during"] == run.during(BEFORE_S + 1, BEFORE_S + 10) == 14  # 6-8 s and 11-15 s
+    assert row["longest_gap_s"] == 3.0 and row["slowest_answer_s"] == 3.0
+    assert (row["lost"], row["answered_twice"], row["unavailable"]) == (1, 1, 1)
