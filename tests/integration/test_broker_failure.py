@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from benchmarks.steady import steady_load
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.kafka import KafkaNode
 from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
-from benchmarks.steady import steady_load
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
 PREFIX = "replicated"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.steady import steady_load
 from kinfer.infra.stack.process import free_port
 from kinfer.infra.stack.redis import RedisConfig, RedisServer
-from benchmarks.steady import steady_load
 from tests.integration.conftest import Pipeline, assert_answered_once
 
 RATE = 20.0

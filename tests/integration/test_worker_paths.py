@@ -12,6 +12,7 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
+from benchmarks.steady import steady_load
 from kinfer.consumers.engine import GenerationInput, load_runner
 from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient, DeadlineExceeded, InvalidRequest
@@ -27,7 +28,6 @@ from kinfer.schemas import (
     headers,
 )
 from kinfer.schemas.request_keys import answered_key, request_key
-from benchmarks.steady import steady_load
 from tests.integration.conftest import (
     Pipeline,
     assert_answered_once,
