@@ -39,12 +39,11 @@ from confluent_kafka.admin import AdminClient
 from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.regions import settings_of
-from benchmarks.stack import MODELS, REPO
+from benchmarks.stack import MODELS, REPO, three_broker_env
 from benchmarks.steady import SteadyRun, steady_load
 from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
-from kinfer.infra.stack.process import free_port, free_port_block
 from kinfer.infra.stack.stages import StageProcess, running
 from kinfer.infra.topic_reader import read_topics
 from kinfer.schemas import decode_reply
@@ -63,20 +62,7 @@ Fault = tuple[Callable[[], None], Callable[[], None]]
 @contextmanager
 def three_brokers(state: Path) -> Iterator[KinferSettings]:
     """`kinfer up --services-only` with three brokers on ports of its own; `kinfer down` always."""
-    base = free_port_block(6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
-    env |= {
-        "KINFER_STATE_DIR": str(state),
-        "KINFER_KAFKA_JARS_DIR": str(REPO / ".kinfer" / "kafka" / "libs"),
-        "KINFER_KAFKA_BROKERS": "3",
-        "KINFER_KAFKA_PORT": str(base),
-        "KINFER_KAFKA_CONTROLLER_PORT": str(base + 1),
-        "KINFER_REDIS_PORT": str(free_port()),
-        "KINFER_TOPIC_PREFIX": PREFIX,
-        "KINFER_REQUEST_PARTITIONS": "3",
-        "KINFER_DISPATCH_PARTITIONS": "3",
-        "KINFER_REPLY_PARTITIONS": "4",
-    }
+    env = three_broker_env(state, PREFIX, REPO / ".kinfer" / "kafka" / "libs")
     cli = [sys.executable, "-m", "kinfer.infra.cli"]
     try:
         subprocess.run([*cli, "up", "--services-only"], env=env, check=True, capture_output=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from kinfer.consumers.config import WorkerConfig
 from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
-from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.process import free_port, free_port_block
 from kinfer.infra.stack.stages import StageProcess, running
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +64,25 @@ def private_stack(model: str = "kinfer-tiny") -> Iterator[BenchStack]:
             yield BenchStack(external, env, Path(state) / "logs")
         finally:
             local.down(own)
+
+
+def three_broker_env(state: Path, prefix: str, jars: Path) -> dict[str, str]:
+    """The environment of `kinfer up --services-only` for a 3-broker cluster and its Redis on
+    free ports of its own, topics under ``prefix`` (3 request and dispatch partitions, 4 reply)."""
+    base = free_port_block(6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
+    return env | {
+        "KINFER_STATE_DIR": str(state),
+        "KINFER_KAFKA_JARS_DIR": str(jars),
+        "KINFER_KAFKA_BROKERS": "3",
+        "KINFER_KAFKA_PORT": str(base),
+        "KINFER_KAFKA_CONTROLLER_PORT": str(base + 1),
+        "KINFER_REDIS_PORT": str(free_port()),
+        "KINFER_TOPIC_PREFIX": prefix,
+        "KINFER_REQUEST_PARTITIONS": "3",
+        "KINFER_DISPATCH_PARTITIONS": "3",
+        "KINFER_REPLY_PARTITIONS": "4",
+    }
 
 
 def end_offset(consumer: Consumer, topic: str, partition: int, timeout_s: float = 30) -> int:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from benchmarks.stack import three_broker_env
 from benchmarks.steady import steady_load
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
 from kinfer.infra.stack.kafka import KafkaNode
-from kinfer.infra.stack.process import free_port, free_port_block
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
@@ -31,22 +31,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     leaves every broker running, and the requests of each carry ids of their own); always
     taken down."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    base = free_port_block(6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFER_")}
-    env.update(
-        {
-            "KINFER_STATE_DIR": str(tmp_path / "state"),
-            "KINFER_KAFKA_JARS_DIR": str(JARS),
-            "KINFER_KAFKA_BROKERS": "3",
-            "KINFER_KAFKA_PORT": str(base),
-            "KINFER_KAFKA_CONTROLLER_PORT": str(base + 1),
-            "KINFER_REDIS_PORT": str(free_port()),
-            "KINFER_TOPIC_PREFIX": PREFIX,
-            "KINFER_REQUEST_PARTITIONS": "3",
-            "KINFER_DISPATCH_PARTITIONS": "3",
-            "KINFER_REPLY_PARTITIONS": "4",
-        }
-    )
+    env = three_broker_env(tmp_path / "state", PREFIX, JARS)
     try:
         started = kinfer("up", "--services-only", env=env)
         assert started.returncode == 0, started.stderr + started.stdout
