@@ -18,7 +18,8 @@ def request_key(tenant: str, request_id: str) -> str:
 
 
 def answered_key(prefix: str, key: str) -> str:
-    """Set by a worker once the request's answer committed."""
+    """Set by a worker once the request's answer committed, or by admission when it answered
+    a forward it gave up on (``streams/effects.Withdraw``): workers skip a request marked so."""
     return f"{prefix}:answered:{key}"
 
 
