@@ -24,23 +24,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
-import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from benchmarks import report
 from benchmarks.plots import figure
 from benchmarks.regions import settings_of
-from benchmarks.stack import MODELS, REPO, three_broker_env
-from benchmarks.steady import SteadyRun, steady_load
+from benchmarks.stack import MODELS, REPO, busiest_leader, three_broker_env
+from benchmarks.steady import Fault, SteadyRun, pause, steady_load
 from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
@@ -55,9 +51,6 @@ PREFIX = "gray"
 (every request answered), and its requests carry ids of their own."""
 TIERS = '[tenants.default]\ntier = "enterprise"\n'
 """The client's tenant, far from its limits: the run measures faults, not rate limits."""
-
-Fault = tuple[Callable[[], None], Callable[[], None]]
-
 
 @contextmanager
 def three_brokers(state: Path) -> Iterator[KinferSettings]:
@@ -83,21 +76,6 @@ def stage_env(own: KinferSettings, prefix: str, tiers: Path) -> dict[str, str]:
     }
 
 
-def pause(pid: int | None) -> Fault:
-    assert pid is not None, "the process to hang is not running"
-    return (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
-
-
-def busiest_leader(settings: KinferSettings, *topics: str) -> int | None:
-    """The pid of the broker leading the most partitions of ``topics``."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    leaders = [
-        p.leader for t in topics for p in admin.list_topics(t, timeout=10).topics[t].partitions.values()
-    ]
-    nodes = local.kafka_cluster(settings).nodes
-    return max(nodes, key=lambda node: leaders.count(node.config.node_id)).process.pid()
-
-
 def the_fault(name: str, own: KinferSettings, external: KinferSettings, workers: list[StageProcess]) -> Fault:
     redis = local.redis_server(own)
     names = local.topic_layout(external).names
@@ -112,7 +90,7 @@ def the_fault(name: str, own: KinferSettings, external: KinferSettings, workers:
     if name == "worker-hung":
         return workers[1].pause, workers[1].resume
     if name == "broker-hung":
-        return pause(busiest_leader(own, names.dispatch("us-west"), names.replies))
+        return pause(busiest_leader(own, names.dispatch("us-west"), names.replies).process.pid())
     return (lambda: None), (lambda: None)
 
 

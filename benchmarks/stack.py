@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from kinfer.consumers.config import WorkerConfig
 from kinfer.infra.demo import wait_until_serving
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
+from kinfer.infra.stack.kafka import KafkaNode
 from kinfer.infra.stack.process import free_port, free_port_block
 from kinfer.infra.stack.stages import StageProcess, running
 
@@ -83,6 +85,15 @@ def three_broker_env(state: Path, prefix: str, jars: Path) -> dict[str, str]:
         "KINFER_DISPATCH_PARTITIONS": "3",
         "KINFER_REPLY_PARTITIONS": "4",
     }
+
+
+def busiest_leader(settings: KinferSettings, *topics: str) -> KafkaNode:
+    """The node of the local cluster that leads the most partitions of ``topics``."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    leaders = [
+        p.leader for t in topics for p in admin.list_topics(t, timeout=10).topics[t].partitions.values()
+    ]
+    return max(local.kafka_cluster(settings).nodes, key=lambda node: leaders.count(node.config.node_id))
 
 
 def end_offset(consumer: Consumer, topic: str, partition: int, timeout_s: float = 30) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +15,15 @@ from kinfer.producers import AsyncClient, ClientConfig, Unavailable
 from kinfer.schemas import SamplingParams
 from kinfer.streams.routing.regions import DEFAULT_WEIGHTS
 from kinfer.streams.routing.ring import HashRing
+
+Fault = tuple[Callable[[], None], Callable[[], None]]
+"""How a part goes away, and how it comes back."""
+
+
+def pause(pid: int | None) -> Fault:
+    """SIGSTOP and SIGCONT of a process: hung, not dead (its sockets stay open)."""
+    assert pid is not None, "the process to hang is not running"
+    return (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
 
 
 @dataclass(frozen=True)

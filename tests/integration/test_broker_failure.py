@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from benchmarks.stack import three_broker_env
-from benchmarks.steady import steady_load
+from benchmarks.stack import busiest_leader, three_broker_env
+from benchmarks.steady import pause, steady_load
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
-from kinfer.infra.stack.kafka import KafkaNode
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
@@ -64,12 +63,6 @@ def wait_in_sync(admin: AdminClient, *topics: str) -> None:
         time.sleep(1)
 
 
-def busiest_leader(settings: KinferSettings, admin: AdminClient, *topics: str) -> KafkaNode:
-    """The node that leads the most partitions of ``topics``."""
-    leaders = [leader for topic in topics for leader, _, _ in replicas(admin, topic)]
-    return max(local.kafka_cluster(settings).nodes, key=lambda node: leaders.count(node.config.node_id))
-
-
 @pytest.mark.slow
 def test_a_dead_broker_loses_no_request_and_rejoins(
     cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -90,7 +83,7 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
         for i in range(2):
             pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
         pipeline.wait_serving()
-        victim = busiest_leader(settings, admin, names.dispatch("us-west"))
+        victim = busiest_leader(settings, names.dispatch("us-west"))
         n = 600
 
         def kill_victim() -> None:
@@ -140,10 +133,8 @@ def test_a_hung_leader_loses_no_request_and_answers_none_twice(
         for i in range(2):
             pipeline.start(f"worker{i}", "worker", "--max-wait-ms", "10")
         pipeline.wait_serving()
-        victim = busiest_leader(settings, admin, names.dispatch("us-west"), names.replies)
-        pid = victim.process.pid()
-        assert pid is not None
-        hang, resume = (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
+        victim = busiest_leader(settings, names.dispatch("us-west"), names.replies)
+        hang, resume = pause(victim.process.pid())
         config = services.settings(PREFIX).client_config(timeout_s=240)
         seconds = hung_at + hung_s + 10
         try:

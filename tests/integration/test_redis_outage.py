@@ -4,14 +4,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from benchmarks.steady import steady_load
+from benchmarks.steady import Fault, pause, steady_load
 from kinfer.infra.stack.process import free_port
 from kinfer.infra.stack.redis import RedisConfig, RedisServer
 from tests.integration.conftest import Pipeline, assert_answered_once
@@ -24,13 +22,11 @@ BEFORE_S = 5.0
 AFTER_S = 6.0
 
 
-def faults(server: RedisServer, how: str) -> tuple[Callable[[], None], Callable[[], None]]:
+def faults(server: RedisServer, how: str) -> Fault:
     """How Redis goes away and comes back."""
     if how == "dead":
         return server.stop, server.start
-    pid = server.process.pid()
-    assert pid is not None
-    return (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
+    return pause(server.process.pid())
 
 
 @pytest.mark.slow
