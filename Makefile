@@ -25,7 +25,8 @@ LLAMA_STAMP := $(WHEELS)/.llama-cpp-python-$(LLAMA_CPP_VERSION)
 SETUP_LOG ?= .kinfer/setup.log
 STEP := STEP_LOG=$(SETUP_LOG) infra/step.sh
 
-.PHONY: setup setup-log system-packages llama-wheel venv jars model demo test test-fast lint bench up down clean
+.PHONY: setup setup-log system-packages llama-wheel venv jars model demo test test-fast lint docs docs-build \
+  docs-screenshots bench up down clean
 
 setup: setup-log system-packages venv jars model
 
@@ -33,7 +34,7 @@ setup-log:
 	@echo "set-up (what each step printed: $(SETUP_LOG))"
 
 # Debian packages: Java 17 and Maven (the Kafka broker), redis-server, prometheus (promtool checks the rules),
-# openssl (`kinfer up --secure` makes its CA and broker certificate).
+# openssl (`kinfer up --secure` makes its CA and broker certificate), graphviz (the docs' diagrams).
 system-packages:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -41,12 +42,13 @@ system-packages:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
 	if [ -n "$$missing" ]; then \
 	  $(STEP) "apt-get update" $(SUDO) apt-get update -qq && \
 	  $(STEP) "apt-get install$$missing" \
 	    env DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else \
-	  printf '  %-52s ok\n' "system packages (Java, Maven, Redis, promtool, openssl)"; \
+	  printf '  %-52s ok\n' "system packages (Java, Maven, Redis, promtool, openssl, dot)"; \
 	fi
 
 llama-wheel: $(LLAMA_STAMP)
@@ -80,7 +82,7 @@ model: venv
 demo: setup
 	$(KINFER) demo
 
-test: setup lint
+test: setup lint docs-build
 	$(PY) -m pytest
 
 test-fast: venv
@@ -89,6 +91,22 @@ test-fast: venv
 lint: venv
 	$(PY) -m ruff check kinfer/__init__.py schemas producers streams consumers infra benchmarks tests
 	$(PY) -m mypy
+
+# The docs site (mkdocs.yml): built with --strict (a broken link, anchor or page fails), then served
+# with live reload at http://127.0.0.1:8008. The build lands in .kinfer/site.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+docs: docs-build
+	$(MKDOCS) serve --strict -a 127.0.0.1:8008
+
+docs-build: venv
+	$(MKDOCS) build --strict --quiet
+
+# Screenshots of the built site's front page and a guide, with headless Chromium (Debian's chromium,
+# installed here when missing: the tests do not need it), into .kinfer/screenshots.
+docs-screenshots: docs-build
+	@command -v chromium >/dev/null || $(STEP) "apt-get install chromium" \
+	  env DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	$(PY) -m kinfer.infra.docs_screenshots
 
 # Every benchmark against private stacks, a bar each, then a table (kinfer bench NAME runs one).
 bench: setup

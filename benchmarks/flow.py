@@ -18,7 +18,7 @@ Latency is end to end; the queue wait (the result's ``queue_ms``: creation to th
 compute) is what fair share and bands decide, the rest is decoding in a full batch.
 
 The worker holds up to 1024 waiting requests (``max_waiting``) so that a saturated run's
-backlog is in its queue, where fair share works, not in Kafka behind it (see the README).
+backlog is in its queue, where fair share works, not in Kafka behind it (docs: guides/flow-control.md).
 Writes results/flow.json and .png.
 """
 

@@ -163,7 +163,7 @@ def worker(
     """Run an inference worker: consume dispatched requests, batch them continuously, reply.
 
     With --tensor-parallel / --pipeline-parallel the worker is a group of ranks serving one
-    model together; rank 0 alone talks to Kafka (see README, Parallel inference)."""
+    model together; rank 0 alone talks to Kafka (docs: guides/parallel.md)."""
     import os
 
     from kinfer.consumers.engine import load_runner

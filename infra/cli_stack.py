@@ -32,7 +32,7 @@ def up(
         typer.Option(
             "--secure",
             help="SASL_SSL with a user per role, ACLs, signed tenants, private replies, Redis ACL "
-            "users (README: Security). Kept: later commands on this state dir use it.",
+            "users (docs: guides/security.md). Kept: later commands on this state dir use it.",
         ),
     ] = False,
     regions: Annotated[
@@ -41,7 +41,7 @@ def up(
             "--regions",
             help="Regions as clusters, hub first (e.g. us-west,eu-central,ap-southeast): a KRaft "
             "cluster and a Redis per region, MirrorMaker 2 between them, admission and a worker per "
-            "region (README: Regions as clusters). Kept: later commands use the same regions.",
+            "region (docs: guides/regions.md). Kept: later commands use the same regions.",
         ),
     ] = None,
 ) -> None:

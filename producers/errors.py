@@ -79,17 +79,26 @@ class ClientClosed(RequestFailed):
     code = ErrorCode.UNAVAILABLE
 
 
-_BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
+BY_CODE: dict[ErrorCode, type[RequestFailed]] = {
     cls.code: cls
-    for cls in (InvalidRequest, RateLimited, Unavailable, DeadlineExceeded, InternalError, Unauthenticated)
+    for cls in (
+        InvalidRequest,
+        RateLimited,
+        Unavailable,
+        DeadlineExceeded,
+        InternalError,
+        Unauthenticated,
+        Cancelled,
+    )
 }
+"""The exception the SDK raises for each error code."""
 
 
 def from_reply(reply: ErrorReply) -> RequestFailed:
     """The typed exception for an error reply."""
     if reply.code is ErrorCode.CANCELLED:
         return Cancelled(reply.message, request_id=reply.request_id, text=reply.text, usage=reply.usage)
-    cls = _BY_CODE.get(reply.code, InternalError)
+    cls = BY_CODE.get(reply.code, InternalError)
     return cls(
         reply.message,
         request_id=reply.request_id,

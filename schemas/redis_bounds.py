@@ -3,7 +3,7 @@
 A hung Redis (stopped, or a network that drops without a reset) keeps connections open and
 answers nothing; without a bound a call waits until the kernel gives up on the socket, and a
 stage stalls with it. Bounded, a call past its timeout counts as Redis being away and the
-stage's outage policy applies at once (README: Delivery). One immediate retry replaces a
+stage's outage policy applies at once (docs/design/delivery.md). One immediate retry replaces a
 broken pooled connection (after a Redis restart); a timeout is never retried, so a hung
 Redis costs one timeout per call, not two.
 """

@@ -1,6 +1,6 @@
 """Admission's shared state in Redis, each read or write guarded by :class:`RedisHealth`.
 
-Every access has the fallback the README documents for a Redis outage: limits are held per
+Every access has the fallback docs/design/delivery.md documents for a Redis outage: limits are held per
 admission worker, nothing can be queued, the cache is bypassed, breakers keep their last
 view and refuse half-open probes, and a redelivered record is decided again.
 """

@@ -10,7 +10,8 @@ from kinfer.producers.errors import RequestFailed
 from kinfer.producers.gateway.headers import duration, rate_limit_headers
 from kinfer.schemas import ErrorCode
 
-_STATUS = {
+HTTP_STATUS: dict[ErrorCode, tuple[int, str]] = {
+    # code -> (HTTP status, OpenAI error type)
     ErrorCode.INVALID_REQUEST: (400, "invalid_request_error"),
     ErrorCode.RATE_LIMITED: (429, "rate_limit_exceeded"),
     ErrorCode.UNAVAILABLE: (503, "service_unavailable"),
@@ -35,7 +36,7 @@ def error_response(
 
 
 def from_failure(exc: RequestFailed) -> JSONResponse:
-    status, err_type = _STATUS.get(exc.code, (500, "server_error"))
+    status, err_type = HTTP_STATUS.get(exc.code, (500, "server_error"))
     headers = rate_limit_headers(exc.rate_limit)
     if exc.retry_after_ms is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))

@@ -18,6 +18,7 @@ from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient
 from kinfer.producers.readiness import NothingServing
 from tests.conftest import MODELS, Services
+from tests.docs_examples import example, run_python
 from tests.integration.conftest import Pipeline, kinfer, wait_for
 
 
@@ -76,11 +77,26 @@ def test_up_serves_smollm2_and_down_leaves_no_process(own_stack_env: dict[str, s
     assert [m["id"] for m in listed["data"]] == ["smollm2-135m-instruct"]
     assert "supervise.started" in kinfer("logs", "worker", "-n", "200", env=env).stdout
     assert no_raw_librdkafka_lines(up.stdout, up.stderr, answer.stderr, nobody.stderr)
+    the_documented_examples_answer(env, gateway=f"http://127.0.0.1:{gateway_port}/v1", key=key)
 
     down = kinfer("down", env=env)
     assert "stopped: gateway, worker, admission, redis, kafka" in down.stdout
     assert not any(alive(p) for p in pids.values())
     assert kinfer("status", env=env).stdout.count("stopped") == 5
+
+
+def the_documented_examples_answer(env: dict[str, str], gateway: str, key: str) -> None:
+    """The first examples a newcomer copies (README, Getting started, the SDK guide), run as
+    written against this `kinfer up`, with its ports and key put in for the documented ones."""
+    kafka = f"127.0.0.1:{env['KINFER_KAFKA_PORT']}"
+    redis_url = f"redis://127.0.0.1:{env['KINFER_REDIS_PORT']}/0"
+    openai_at = {"http://127.0.0.1:8000/v1": gateway, "sk-kinfer-dev-...": key}
+    for page, name in (("README.md", "readme-openai"), ("docs/getting-started.md", "getting-started-openai")):
+        assert "Paris" in run_python(example(page, name), openai_at), name
+    assert "Paris" in run_python(example("README.md", "readme-sdk"), {"127.0.0.1:19092": kafka})
+    quickstart = example("docs/guides/python-sdk.md", "sdk-quickstart")
+    printed = run_python(quickstart, {"127.0.0.1:19092": kafka, "redis://127.0.0.1:16379/0": redis_url})
+    assert "Paris" in printed and "RateLimitStatus(" in printed and "InferenceResult(" in printed, printed
 
 
 def test_the_sdk_fails_fast_naming_the_stage_that_is_missing(

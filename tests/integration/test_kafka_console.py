@@ -1,5 +1,5 @@
 """Kafka without the Python SDK: a request written by Kafka's own console producer, its answer
-read by the console consumer from the reply partition, following only the README's "From any
+read by the console consumer from the reply partition, following only the docs' "From any
 language" section and the JSON Schemas (what a team with producers in Java, Go or a shell
 script has to go by)."""
 

@@ -22,6 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.conftest import Services
+from tests.docs_examples import example, run_python
 from tests.integration.conftest import new_pipeline, start_gateway
 
 KEY = "sk-clients"
@@ -333,3 +334,9 @@ def test_llamaindex_openai_like_complete_chat_and_stream(gateway: str) -> None:
     reply = chatter.chat(messages)
     assert reply.message.content
     assert "".join(r.delta or "" for r in chatter.stream_chat(messages)) == reply.message.content
+
+
+@pytest.mark.parametrize("name", ["gateway-openai", "gateway-langchain", "gateway-llamaindex"])
+def test_the_gateway_guides_examples_run_as_written(gateway: str, name: str) -> None:
+    served = {"http://127.0.0.1:8000/v1": gateway, "sk-acme-123": KEY, "smollm2-135m-instruct": MODEL}
+    assert run_python(example("docs/guides/openai-gateway.md", name), served).strip()

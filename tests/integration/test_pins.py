@@ -1,4 +1,4 @@
-"""The faust-streaming / aiokafka pair and the Kafka version the README promises."""
+"""The faust-streaming / aiokafka pair and the Kafka version the docs promise (design/dependencies.md)."""
 
 import re
 from importlib.metadata import version

@@ -56,7 +56,7 @@ def test_answers_keep_flowing_while_redis_is_away(
         assert run.unavailable == 0
         assert admission.alive() and worker.alive()
         assert "redis.down_degraded_mode" in admission.tail(2000)
-        # A hung Redis costs its first timeout, then the same as a dead one (README: Delivery).
+        # A hung Redis costs its first timeout, then the same as a dead one (docs/design/delivery.md).
         assert during >= 0.8 * RATE * (OUTAGE_S - 1), during
         assert gap < 3.0
     finally:

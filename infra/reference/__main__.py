@@ -1,0 +1,3 @@
+from kinfer.infra.reference.pages import main
+
+main()
