@@ -52,6 +52,7 @@ PREFIX = "gray"
 TIERS = '[tenants.default]\ntier = "enterprise"\n'
 """The client's tenant, far from its limits: the run measures faults, not rate limits."""
 
+
 @contextmanager
 def three_brokers(state: Path) -> Iterator[KinferSettings]:
     """`kinfer up --services-only` with three brokers on ports of its own; `kinfer down` always."""
