@@ -277,7 +277,9 @@ class AsyncClient:
         The request still gets exactly one answer: ``cancelled`` (:class:`Cancelled`, with the
         text and usage made until it stopped) or its result, if it finished first. An unknown,
         finished or already cancelled id changes nothing and says so in ``status``; a cancel the
-        pipeline refuses (forged, Redis away) has ``status == "refused"`` and a ``code``.
+        pipeline refuses (Redis away, a misaddressed reply topic) has ``status == "refused"`` and a
+        ``code``; on a secured pipeline a cancel whose signature does not verify is acknowledged
+        nowhere (a dead letter): it ends in :class:`DeadlineExceeded` after ``timeout_s``.
         """
         if self._closed.is_set():
             raise ClientClosed("client is closed", request_id=request_id)

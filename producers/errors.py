@@ -53,8 +53,9 @@ class InternalError(RequestFailed):
 
 
 class Unauthenticated(RequestFailed):
-    """The pipeline could not prove the request's tenant: set the tenant's signing key
-    (``ClientConfig.signing_keys``, ``KINFER_CLIENT__SIGNING_KEYS``) or ask for a new one."""
+    """The tenant could not be proven: the gateway's answer to a missing or unknown API key. On
+    Kafka a secured pipeline withholds this refusal (the sender sees its deadline; the DLQ says
+    why): check the tenant's signing key (``KINFER_CLIENT__SIGNING_KEYS``) and clock."""
 
     code = ErrorCode.UNAUTHENTICATED
 

@@ -208,9 +208,8 @@ class ReplyRouter:
             if future is None:
                 self.stats.unknown += 1
                 return
-            refused_unproven = ack.status == "refused" and ack.code is ErrorCode.UNAUTHENTICATED
             signature = headers.decode_headers(record_headers).get(REPLY_SIGNATURE)
-            if key is not None and not refused_unproven and not reply_signed(key, value, signature):
+            if key is not None and not reply_signed(key, value, signature):
                 self.stats.forged += 1
                 return
             del self._cancels[ack.request_id]
@@ -219,12 +218,11 @@ class ReplyRouter:
 
     def _signed_for(self, reply: Reply, value: bytes, record_headers: RecordHeaders) -> bool:
         """Under the lock: whether the reply carries the pipeline's signature for its request,
-        when one is expected. An ``unauthenticated`` refusal is the exception: admission could
-        not prove the request, so it has no key to sign with (a forged one only fails a call)."""
+        when one is expected. No unsigned answer is taken, not even an ``unauthenticated``
+        refusal: admission withholds those (it cannot tell the tenant from a forger), so one on
+        the partition is a forgery that would fail the call."""
         key = self._reply_keys.get(reply.request_id)
         if key is None:
-            return True
-        if isinstance(reply, ErrorReply) and reply.code is ErrorCode.UNAUTHENTICATED:
             return True
         signature = headers.decode_headers(record_headers).get(REPLY_SIGNATURE)
         return reply_signed(key, value, signature)

@@ -37,7 +37,7 @@ from kinfer.streams.config import AdmissionConfig
 from kinfer.streams.controller import AdmissionController, wall_ms
 from kinfer.streams.delay_queue import DelayQueue
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember, Withdraw
-from kinfer.streams.identity import Authenticator, TenantKeys
+from kinfer.streams.identity import Authenticator, Freshness, TenantKeys
 from kinfer.streams.limits.limiter import RedisLimiter
 from kinfer.streams.limits.tiers import ReloadingTierTable
 from kinfer.streams.outcomes import OutcomeRecorder
@@ -122,7 +122,10 @@ def create_app(config: AdmissionConfig) -> faust.App:
     breakers = BreakerStore(redis, names.prefix, breaker_cfg)
     tiers = ReloadingTierTable(config.tiers_file)
     authenticator = Authenticator(
-        names, TenantKeys(redis, names.prefix) if config.require_signatures else None, config.private_replies
+        names,
+        TenantKeys(redis, names.prefix) if config.require_signatures else None,
+        config.private_replies,
+        Freshness(int(config.signed_max_age_s * 1000), int(config.clock_skew_s * 1000)),
     )
     controller = AdmissionController(
         names=names,

@@ -22,6 +22,8 @@ with ``unavailable`` and the request runs to its end.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -47,7 +49,8 @@ from kinfer.schemas.request_keys import (
 )
 from kinfer.streams import metrics
 from kinfer.streams.effects import Answer, Effect
-from kinfer.streams.identity import Authenticator, Unproven
+from kinfer.streams.fallbacks import Source, letter
+from kinfer.streams.identity import Authenticator, Misaddressed, Unproven
 from kinfer.streams.limits.reservations import reservation_key
 
 log = structlog.get_logger(__name__)
@@ -74,18 +77,25 @@ class CancelDesk:
         self.authenticator = authenticator
         self._mark = redis.register_script(_MARK)
 
-    async def cancel(self, value: bytes, decoded: dict[str, str]) -> list[Effect]:
-        """The effects of one cancel record: exactly one acknowledgement, where it can go."""
+    async def cancel(self, value: bytes, decoded: dict[str, str], source: Source) -> list[Effect]:
+        """The effects of one cancel record: exactly one acknowledgement, where it can go; none
+        for a cancel that did not prove its tenant (a dead letter instead, see ``identity``)."""
+        proving = self.authenticator is not None and self.authenticator.requires_proof
         try:
             cancel = decode_cancel(value)
         except InvalidMessage as exc:
             request_id, address = reply_target(value, decoded)
+            if proving:
+                return _withheld(value, request_id, ErrorCode.INVALID_REQUEST, exc.message, source)
             return _refused(request_id, address, ErrorCode.INVALID_REQUEST, exc.message)
         reply_key = None
         if self.authenticator is not None:
             proof = await self.authenticator.check(cancel, value, decoded)
             if isinstance(proof, Unproven):
-                return _refused(cancel.request_id, cancel.reply_to, proof.code, proof.why)
+                return _withheld(value, cancel.request_id, proof.code, proof.why, source)
+            if isinstance(proof, Misaddressed):
+                code = ErrorCode.INVALID_REQUEST
+                return _refused(cancel.request_id, proof.own, code, proof.why, proof.reply_key)
             reply_key = proof.reply_key
         key = request_key(cancel.tenant, cancel.request_id)
         marks = [
@@ -128,6 +138,13 @@ def queued_cancel(request: InferenceRequest, reply_key: str | None) -> list[Effe
     metrics.CANCELLED.labels("queued").inc()
     metrics.CANCEL_SAVED_TOKENS.labels("queued").inc(request.sampling.max_tokens * request.sampling.n)
     return [Answer(request.reply_to, reply, reply_key)]
+
+
+def _withheld(value: bytes, request_id: str, code: ErrorCode, why: str, source: Source) -> list[Effect]:
+    """A cancel that did not prove its tenant: kept as a dead letter, acknowledged nowhere."""
+    metrics.CANCELS.labels("refused").inc()
+    metrics.REFUSALS_WITHHELD.labels(code.value).inc()
+    return [letter(value, code, why, request_id, source, int(time.time() * 1000))]
 
 
 def _refused(

@@ -69,6 +69,13 @@ class AdmissionConfig(BaseModel):
     require_signatures: bool = False
     """Refuse (``unauthenticated``) every request not signed with its tenant's key (kept in
     Redis by ``kinfer tenant``): a tenant is then proven, not claimed. On with `kinfer up --secure`."""
+    signed_max_age_s: float = Field(default=1800.0, ge=1.0, le=3000.0)
+    """With require_signatures: a signed request (or cancel) whose ``created_ms``, which its
+    signature covers, is older than this is refused as a replay. Within it the request's
+    idempotency marks (kept an hour) drop a copy replayed byte for byte."""
+    clock_skew_s: float = Field(default=60.0, ge=0.0, le=300.0)
+    """With require_signatures: how far a signed request's ``created_ms`` may be ahead of
+    admission's clock (clients' clocks are not admission's)."""
     private_replies: bool = False
     """A request may name only its tenant's own reply topic ``<prefix>.replies.<tenant>`` (or
     the shared one, which only the gateway may read). On with `kinfer up --secure`."""

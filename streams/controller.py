@@ -42,7 +42,7 @@ from kinfer.streams.breakers.state import State
 from kinfer.streams.cancels import CancelDesk, queued_cancel
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, Withdraw, signed
-from kinfer.streams.identity import Authenticator, Proven, Unproven
+from kinfer.streams.identity import Authenticator, Misaddressed, Proven, Unproven
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
@@ -127,17 +127,26 @@ class AdmissionController:
         began = time.time() * 1000  # a measurement (Timings.admitted_ms), not a decision input
         decoded = headers.decode_headers(hdrs)
         if decoded.get(headers.KIND) == headers.CANCEL:
-            return await self._cancel(value or b"", decoded)
+            return await self._cancel(value or b"", decoded, source)
         first = decide(value, decoded, now_ms=now, limits=self.limits)
         if first.request is None:  # unreadable: no id to be idempotent by, no tenant to prove
             assert isinstance(first, Refused)
+            if self.authenticator is not None and self.authenticator.requires_proof:
+                reason = first.dead_letter_reason or first.reply.message
+                return self._withheld(first.reply, reason, value, source)
             return self._reject(first, value or b"", source)
         request = first.request
         # Proven before anything of the tenant it names is touched (quota, idempotency marks).
         proof = await self._prove(request, value or b"", decoded)
         if isinstance(proof, Unproven):
             reply = ErrorReply(request_id=request.request_id, code=proof.code, message=proof.why)
-            return self._reject(Refused(reply, request.reply_to, request, proof.why), value or b"", source)
+            return self._withheld(reply, proof.why, value, source, request)
+        if isinstance(proof, Misaddressed):
+            reply = ErrorReply(
+                request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=proof.why
+            )
+            effects = self._reject(Refused(reply, proof.own, request, proof.why), value or b"", source)
+            return signed(effects, proof.reply_key)
         if (
             why := self.residency.refusal(request.tenant, self.tiers.policy(request.tenant).residency)
         ) is not None:
@@ -171,6 +180,19 @@ class AdmissionController:
                 effects = await self._admit_valid(request, value or b"", hdrs, now, began, read)
             return signed(self._remembered(request, effects, now), proof.reply_key)
 
+    def _withheld(
+        self,
+        reply: ErrorReply,
+        why: str,
+        value: bytes | None,
+        source: tuple[str, int, int],
+        request: InferenceRequest | None = None,
+    ) -> list[Effect]:
+        """A refusal of a record that did not prove its sender: dead-lettered and counted, not
+        written to the reply topic it names (which may be another tenant's: see ``identity``)."""
+        metrics.REFUSALS_WITHHELD.labels(reply.code.value).inc()
+        return self._reject(Refused(reply, None, request, why), value or b"", source)
+
     def _misplaced(
         self, request: InferenceRequest, why: str, value: bytes, source: tuple[str, int, int]
     ) -> list[Effect]:
@@ -180,14 +202,14 @@ class AdmissionController:
         reply = ErrorReply(request_id=request.request_id, code=ErrorCode.INVALID_REQUEST, message=why)
         return self._reject(Refused(reply, request.reply_to, request, None), value, source)
 
-    async def _cancel(self, value: bytes, decoded: dict[str, str]) -> list[Effect]:
+    async def _cancel(self, value: bytes, decoded: dict[str, str], source: fallbacks.Source) -> list[Effect]:
         """A cancel record (``cancels.py``), after any earlier record of its tenant."""
         tenant = decoded.get(headers.TENANT, "")
         misplaced = self.residency.refusal(tenant, self.tiers.policy(tenant).residency)
         if misplaced is None:
             async with self._locks.hold(tenant):
                 if self.cancels is not None:
-                    return await self.cancels.cancel(value, decoded)
+                    return await self.cancels.cancel(value, decoded, source)
         request_id, address = reply_target(value, decoded)
         if address is None:
             return []
@@ -197,7 +219,7 @@ class AdmissionController:
 
     async def _prove(
         self, request: InferenceRequest, value: bytes, decoded: dict[str, str]
-    ) -> Proven | Unproven:
+    ) -> Proven | Unproven | Misaddressed:
         if self.authenticator is None:
             return Proven(None)
         return await self.authenticator.check(request, value, decoded)

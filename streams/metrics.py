@@ -17,6 +17,12 @@ BREAKER_STATE = Gauge(
     "kinfer_admission_breaker_state", "1 for the current state of each breaker", ["region", "model", "state"]
 )
 DEAD_LETTERS = Counter("kinfer_admission_dead_letters_total", "Records written to the DLQ")
+REFUSALS_WITHHELD = Counter(
+    "kinfer_admission_refusals_withheld_total",
+    "Refusals of records that did not prove their tenant (secured pipeline): dead-lettered, never "
+    "written to the reply topic they name, which may be another tenant's",
+    ["code"],
+)
 DUPLICATES = Counter(
     "kinfer_admission_duplicates_total",
     "Records dropped because their request id was decided already (redeliveries, reused ids)",

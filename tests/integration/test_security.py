@@ -24,8 +24,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 
 from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.redis import local_url
 from kinfer.infra.stack.secure import SecureFiles
-from kinfer.producers import AsyncClient, Cancelled, ClientConfig, Unauthenticated
+from kinfer.producers import AsyncClient, Cancelled, ClientConfig, DeadlineExceeded
 from kinfer.schemas import (
     ErrorReply,
     InferenceRequest,
@@ -41,10 +42,12 @@ from kinfer.schemas import (
 )
 from kinfer.schemas.codec import request_headers
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity, client_config
-from kinfer.schemas.signing import SIGNATURE, sign
+from kinfer.schemas.request_keys import answered_key, decided_key, request_key
+from kinfer.schemas.signing import REPLY_SIGNATURE, SIGNATURE, reply_key, reply_signed, sign
 from tests.integration.conftest import JARS, kinfer
 
 NAMES = TopicNames()
+MAX_AGE_S = 15
 
 
 class SecuredStack:
@@ -65,6 +68,11 @@ class SecuredStack:
     def tenant_key(self, name: str) -> str:
         return self.files.credentials().tenants[name].key.get_secret_value()
 
+    def redis_admin(self) -> redis.Redis:
+        password = self.files.credentials().roles["admin"].get_secret_value()
+        url = local_url(int(self.env["KINFER_REDIS_PORT"]), "kinfer-admin", password, self.files.ca_file)
+        return redis.Redis.from_url(url, socket_timeout=5)
+
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
@@ -77,6 +85,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
         "KINFER_REDIS_PORT": str(free_port()),
         "KINFER_GATEWAY__PORT": str(free_port()),
         "KINFER_WORKER__MODEL": "kinfer-tiny",
+        # A signed request is good for 15 s here (1800 by default), so a replay past that age
+        # can be tried in a test.
+        "KINFER_ADMISSION__SIGNED_MAX_AGE_S": str(MAX_AGE_S),
     }
     try:
         up = kinfer("up", "--secure", env=env, timeout=300)
@@ -223,69 +234,171 @@ def test_a_tenant_cannot_read_other_answers_or_dead_letters(secured: SecuredStac
         assert read == 0 and (hidden or authorization_failed(error)), (topic, read, error)
 
 
-def test_requests_naming_another_tenant_or_unsigned_are_unauthenticated(secured: SecuredStack) -> None:
-    acme = secured.tenant("acme")
-    reply_to = ReplyAddress(NAMES.tenant_replies("acme"), 0)
-    consumer = Consumer(client_config(acme, {"group.id": f"kinfer-reply-{uuid.uuid4().hex}"}))
-    consumer.assign([TopicPartition(reply_to.topic, 0, 0)])
-    producer = Producer(client_config(acme))
-    cases = {
-        # tenant "default" claimed, signed with acme's own key
-        "impostor": ("default", secured.tenant_key("acme")),
-        # acme itself, but no signature
-        "unsigned": ("acme", None),
-        # acme, signed with a key that is not acme's
-        "wrong-key": ("acme", "00" * 32),
-    }
-    sent: dict[str, str] = {}
-    for case, (tenant, key) in cases.items():
-        request = InferenceRequest(
-            request_id=f"{case}-{uuid.uuid4().hex}",
-            tenant=tenant,
-            prompt="spend their quota",
-            reply_to=reply_to,
-            sampling=SamplingParams(max_tokens=4),
-            deadline_ms=int(time.time() * 1000) + 60_000,
-        )
-        value = encode(request)
-        hdrs = request_headers(request)
-        if key is not None:
-            hdrs.append((SIGNATURE, sign(key, request.request_id, tenant, request.deadline_ms, value)))
+def signed_request(
+    tenant: str, reply_to: ReplyAddress, key: str | None, rid: str = "", created_ms: int | None = None
+) -> tuple[InferenceRequest, bytes, list[tuple[str, str | bytes]]]:
+    """A request as a plain Kafka producer writes it: its value, and its headers signed with
+    ``key`` (None: unsigned)."""
+    request = InferenceRequest(
+        request_id=rid or uuid.uuid4().hex,
+        tenant=tenant,
+        prompt="spend their quota",
+        reply_to=reply_to,
+        sampling=SamplingParams(max_tokens=4),
+        created_ms=int(time.time() * 1000) if created_ms is None else created_ms,
+    )
+    value = encode(request)
+    hdrs: list[tuple[str, str | bytes]] = list(request_headers(request))
+    if key is not None:
+        hdrs.append((SIGNATURE, sign(key, request.request_id, tenant, None, value)))
+    return request, value, hdrs
+
+
+def produce_all(
+    kafka: KafkaConnection, records: list[tuple[str, bytes, list[tuple[str, str | bytes]]]]
+) -> None:
+    producer = Producer(client_config(kafka))
+    for tenant, value, hdrs in records:
         producer.produce(NAMES.requests, key=tenant.encode(), value=value, headers=hdrs)
-        sent[request.request_id] = case
     assert producer.flush(30) == 0
 
-    answers: dict[str, ErrorReply] = {}
-    deadline = time.monotonic() + 60
-    while len(answers) < len(sent) and time.monotonic() < deadline:
-        msg = consumer.poll(1.0)
-        if msg is not None and msg.error() is None:
-            reply = decode_reply(msg.value())
-            if reply.request_id in sent and isinstance(reply, ErrorReply):
-                answers[reply.request_id] = reply
-    consumer.close()
-    assert set(answers) == set(sent), f"missing answers for {set(sent) - set(answers)}"
-    for rid, reply in answers.items():
-        assert reply.code == "unauthenticated", (sent[rid], reply)
-        assert "not proven" in reply.message
-    assert "not signed" in next(r.message for rid, r in answers.items() if sent[rid] == "unsigned")
 
-    # Each refusal is kept in the DLQ with its reason (read as the admin: tenants may not).
+def dead_letters(secured: SecuredStack, ids: set[str], timeout_s: float = 60) -> dict[str, list[str]]:
+    """The reasons the DLQ holds for ``ids`` (read as the admin: tenants may not), once each
+    id has one or the time is up."""
     admin = Consumer(client_config(secured.admin(), {"group.id": f"audit-{uuid.uuid4().hex}"}))
     admin.assign([TopicPartition(NAMES.requests_dlq, 0, 0)])
-    reasons: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while len(reasons) < len(sent) and time.monotonic() < deadline:
+    reasons: dict[str, list[str]] = {}
+    deadline = time.monotonic() + timeout_s
+    while not ids <= set(reasons) and time.monotonic() < deadline:
         msg = admin.poll(1.0)
         if msg is not None and msg.error() is None:
             try:
                 letter = decode_dead_letter(msg.value())
             except InvalidMessage:
                 continue  # the audit record an earlier test wrote
-            if letter.request_id in sent:
-                reasons[letter.request_id] = letter.reason
+            if letter.request_id in ids:
+                reasons.setdefault(letter.request_id, []).append(letter.reason)
     admin.close()
-    assert set(reasons) == set(sent) and all("not proven" in r for r in reasons.values()), reasons
+    return reasons
+
+
+def answers_in(
+    kafka: KafkaConnection, topic: str
+) -> list[tuple[int, ErrorReply | InferenceResult, str | None]]:
+    """Every answer on every partition of ``topic`` up to its end: (partition, answer, signature)."""
+    consumer = Consumer(client_config(kafka, {"group.id": f"kinfer-reply-{uuid.uuid4().hex}"}))
+    partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
+    }
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p] > 0])
+    found: list[tuple[int, ErrorReply | InferenceResult, str | None]] = []
+
+    def at_end() -> bool:  # by position: a transaction's commit marker is past the last record
+        positions = consumer.position([TopicPartition(topic, p) for p in range(partitions)])
+        return all(tp.offset >= ends[tp.partition] for tp in positions if ends[tp.partition] > 0)
+
+    deadline = time.monotonic() + 30
+    while not (finished := at_end()) and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error() is not None:
+            continue
+        try:
+            reply = decode_reply(msg.value())
+        except InvalidMessage:
+            continue  # not an answer (a forged record an earlier test wrote as the admin)
+        if isinstance(reply, (ErrorReply, InferenceResult)):
+            signature = dict(msg.headers() or []).get(REPLY_SIGNATURE)
+            found.append((msg.partition(), reply, signature.decode() if signature else None))
+    consumer.close()
+    assert finished, f"{topic} not read to its end"
+    return found
+
+
+def test_an_unproven_request_is_dead_lettered_and_answered_nowhere(secured: SecuredStack) -> None:
+    """No record reaches a reply topic for a request that did not prove its tenant: a forger who
+    knew a pending request id could otherwise fail that call, for free. A tenant's own signed
+    request naming another's topic is refused on its own topic, signed."""
+    acme_key = secured.tenant_key("acme")
+    victims = ReplyAddress(NAMES.tenant_replies("default"), 0)
+    cases = {
+        # tenant "default" claimed, signed with acme's key, answers asked to acme's topic
+        "impostor": signed_request("default", ReplyAddress(NAMES.tenant_replies("acme"), 0), acme_key),
+        # acme itself, but no signature / a key that is not acme's
+        "unsigned": signed_request("acme", ReplyAddress(NAMES.tenant_replies("acme"), 0), None),
+        "wrong-key": signed_request("acme", ReplyAddress(NAMES.tenant_replies("acme"), 0), "00" * 32),
+        # the victim's topic named: claiming the victim, unsigned (a forged refusal of its call)
+        "victims-id": signed_request("default", victims, None),
+    }
+    # acme's own signed request naming the victim's topic: refused on acme's topic (partition 0).
+    misaddressed, value, hdrs = signed_request("acme", victims, acme_key)
+    produce_all(
+        secured.tenant("acme"), [(r.tenant, v, h) for r, v, h in cases.values()] + [("acme", value, hdrs)]
+    )
+
+    unproven = {request.request_id: case for case, (request, _, _) in cases.items()}
+    reasons = dead_letters(secured, {*unproven, misaddressed.request_id})
+    assert set(reasons) == {*unproven, misaddressed.request_id}, (
+        f"no dead letter for {set(unproven) - set(reasons)}"
+    )
+    for rid, case in unproven.items():
+        assert any("not proven" in r for r in reasons[rid]), (case, reasons[rid])
+    assert any("not signed" in r for r in reasons[cases["unsigned"][0].request_id])
+
+    admin = secured.admin()
+    for topic in (NAMES.tenant_replies("default"), NAMES.tenant_replies("acme")):
+        ids = {reply.request_id for _, reply, _ in answers_in(admin, topic)}
+        assert not ids & set(unproven), f"{topic} holds an answer to an unproven request"
+    assert misaddressed.request_id not in {r.request_id for _, r, _ in answers_in(admin, victims.topic)}
+    deadline = time.monotonic() + 30
+    while not (
+        own := [
+            a
+            for a in answers_in(admin, NAMES.tenant_replies("acme"))
+            if a[1].request_id == misaddressed.request_id
+        ]
+    ):
+        assert time.monotonic() < deadline, "acme's misaddressed request was not refused on acme's topic"
+    ((partition, refusal, signature),) = own
+    assert partition == 0 and isinstance(refusal, ErrorReply) and refusal.code == "invalid_request"
+    assert signature is not None and reply_signed(
+        reply_key(acme_key, misaddressed.request_id), encode(refusal), signature
+    )
+
+
+def test_a_signed_request_replayed_after_its_window_is_refused_and_answered_once(
+    secured: SecuredStack,
+) -> None:
+    """A genuine signed request captured byte for byte: replayed while its idempotency marks
+    stand, it is dropped as a duplicate; replayed once they are gone (here deleted, as a Redis
+    loss or the hour's end would) it is older than a signed request is good for, and refused."""
+    reply_to = ReplyAddress(NAMES.tenant_replies("acme"), 3)  # of 4: no other test reads it
+    sent_ms = int(time.time() * 1000)
+    request, value, hdrs = signed_request(
+        "acme", reply_to, secured.tenant_key("acme"), created_ms=sent_ms - 5_000
+    )
+    acme = secured.tenant("acme")
+    produce_all(acme, [("acme", value, hdrs)])
+
+    def answers() -> list[ErrorReply | InferenceResult]:
+        return [r for _, r, _ in answers_in(acme, reply_to.topic) if r.request_id == request.request_id]
+
+    deadline = time.monotonic() + 60
+    while not answers():
+        assert time.monotonic() < deadline, "the genuine request was not answered"
+    assert isinstance(answers()[0], InferenceResult)
+    produce_all(acme, [("acme", value, hdrs)])  # marks standing: a duplicate, dropped
+
+    store = secured.redis_admin()
+    key = request_key("acme", request.request_id)
+    assert store.delete(decided_key(NAMES.prefix, key), answered_key(NAMES.prefix, key)) >= 1
+    while time.time() * 1000 - request.created_ms <= MAX_AGE_S * 1000:  # its age past the window
+        time.sleep(0.2)
+    produce_all(acme, [("acme", value, hdrs)])
+    (reason,) = dead_letters(secured, {request.request_id})[request.request_id]
+    assert "older than the 15 s a signed request is good for" in reason
+    assert len(answers()) == 1, answers()
 
 
 def test_a_forged_answer_even_from_inside_is_counted_and_dropped(secured: SecuredStack) -> None:
@@ -316,30 +429,38 @@ def test_a_forged_answer_even_from_inside_is_counted_and_dropped(secured: Secure
     assert text != "forged" and forged == 1
 
 
-def acme_client(secured: SecuredStack, key: str, reply_partition: int | None = None) -> ClientConfig:
+def acme_client(
+    secured: SecuredStack, key: str, reply_partition: int | None = None, timeout_s: float = 30
+) -> ClientConfig:
     return ClientConfig(
         kafka=secured.tenant("acme"),
         tenant="acme",
         private_replies=True,
         signing_keys={"acme": SecretStr(key)},
         verify_replies=True,
-        timeout_s=30,
+        timeout_s=timeout_s,
         reply_partition=reply_partition,
     )
 
 
 def answered_with(secured: SecuredStack, key: str) -> bool:
-    """Whether a request signed with ``key`` is answered (False: refused ``unauthenticated``)."""
+    """Whether a request signed with ``key`` is answered; False when it is not and the DLQ says
+    admission refused it as unproven (the refusal is withheld: the client sees its deadline)."""
+    rid = f"probe-{uuid.uuid4().hex}"
 
     async def ask() -> bool:
-        async with AsyncClient(acme_client(secured, key)) as client:
+        async with AsyncClient(acme_client(secured, key, timeout_s=8)) as client:
             try:
-                await client.generate("hello", sampling=SamplingParams(max_tokens=2))
-            except Unauthenticated:
+                await client.generate("hello", sampling=SamplingParams(max_tokens=2), request_id=rid)
+            except DeadlineExceeded:
                 return False
             return True
 
-    return asyncio.run(ask())
+    if asyncio.run(ask()):
+        return True
+    reasons = dead_letters(secured, {rid}).get(rid, [])
+    assert any("not proven" in r for r in reasons), f"{rid} neither answered nor refused: {reasons}"
+    return False
 
 
 def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
@@ -372,13 +493,12 @@ def test_rotation_keeps_both_keys_live_until_the_old_one_is_retired(secured: Sec
 
 
 def test_only_the_requests_own_tenant_can_cancel_it(secured: SecuredStack) -> None:
-    """A cancel is proven like a request: one signed with another key is refused
-    ``unauthenticated`` and stops nothing; the tenant's own stops it."""
+    """A cancel is proven like a request: one signed with another key stops nothing and is
+    acknowledged nowhere (a dead letter; the forger sees its deadline); the tenant's own stops it."""
     long = SamplingParams(max_tokens=900, logit_bias={257: -100})  # kinfer-tiny, end of text banned
 
-    async def scenario() -> tuple[str, str | None, str, str]:
-        # Partitions of their own: with a random one each (no Redis lease here) they shared one
-        # now and then, and the owner took the forger's refusal of the same id for its answer.
+    async def scenario() -> tuple[str, str, str]:
+        # Partitions of their own, so neither client can see the other's acknowledgements.
         owner_config, forger_config = (
             acme_client(secured, secured.tenant_key("acme"), reply_partition=0),
             acme_client(secured, "00" * 32, reply_partition=1),
@@ -387,15 +507,57 @@ def test_only_the_requests_own_tenant_can_cancel_it(secured: SecuredStack) -> No
             stream = owner.stream("Once", sampling=long, request_id=f"mine-{uuid.uuid4().hex}")
             first = await anext(stream)
             rid = first.request_id
-            forged = await forger.cancel(rid)
+            forged = asyncio.create_task(forger.cancel(rid, timeout_s=5))
             real = await owner.cancel(rid)
             try:
                 async for _ in stream:
                     pass
+                answer = "finished"
             except Cancelled as exc:
-                return forged.status, forged.code.value if forged.code else None, real.status, exc.code.value
-            return forged.status, None, real.status, "finished"
+                answer = exc.code.value
+            try:
+                await forged
+                forged_outcome = "acknowledged"
+            except DeadlineExceeded:
+                forged_outcome = "no acknowledgement"
+            return rid, forged_outcome, f"{real.status}/{answer}"
 
-    forged_status, forged_code, real_status, answer = asyncio.run(scenario())
-    assert (forged_status, forged_code) == ("refused", "unauthenticated")
-    assert real_status == "cancelling" and answer == "cancelled"
+    rid, forged, real = asyncio.run(scenario())
+    assert (forged, real) == ("no acknowledgement", "cancelling/cancelled")
+    assert any("not proven" in r for r in dead_letters(secured, {rid})[rid])
+
+
+def test_a_tenant_can_count_the_ingress_but_read_none_of_it(secured: SecuredStack) -> None:
+    """The exposure the threat model states (README): to produce, a tenant must be allowed to
+    describe the ingress topic, so it sees every partition's watermarks (how many requests, and
+    when, by partition, near enough by tenant); it reads no record of it."""
+    acme, admin = secured.tenant("acme"), secured.admin()
+    assert kinfer("submit", "counted by others", env=secured.env).returncode == 0  # tenant default
+    records, partitions = records_in(admin, NAMES.requests)
+    assert records > 0
+    consumer = Consumer(client_config(acme, {"group.id": f"kinfer-reply-{uuid.uuid4().hex}"}))
+    try:
+        seen = sum(
+            high - low
+            for low, high in (
+                consumer.get_watermark_offsets(TopicPartition(NAMES.requests, p), timeout=10)
+                for p in range(partitions)
+            )
+        )
+    finally:
+        consumer.close()
+    assert seen >= records  # every tenant's traffic, counted by acme
+    reader = Consumer(client_config(acme, {"group.id": f"kinfer-reply-{uuid.uuid4().hex}"}))
+    reader.assign([TopicPartition(NAMES.requests, p, 0) for p in range(partitions)])
+    read, refused = 0, None
+    deadline = time.monotonic() + 30
+    try:
+        while refused is None and time.monotonic() < deadline:
+            msg = reader.poll(0.5)
+            if msg is not None and msg.error() is None:
+                read += 1
+            elif msg is not None:
+                refused = msg.error()
+    finally:
+        reader.close()
+    assert read == 0 and authorization_failed(refused), (read, refused)

@@ -109,7 +109,7 @@ async def test_with_a_reply_key_only_the_pipelines_signed_answer_is_taken(router
     assert (router.stats.forged, router.stats.delivered) == (3, 1)
 
 
-async def test_signed_streams_drop_forged_chunks_and_unauthenticated_refusals_pass(
+async def test_signed_streams_drop_forged_chunks_and_unsigned_refusals_too(
     router: ReplyRouter,
 ) -> None:
     key = reply_key("tenant-key", "s")
@@ -119,9 +119,13 @@ async def test_signed_streams_drop_forged_chunks_and_unauthenticated_refusals_pa
     router._route(good, signed(key, good))
     await settle()
     assert [r.text for r in (queue.get_nowait() for _ in range(queue.qsize()))] == ["0"]
-    # Admission cannot sign an ``unauthenticated`` refusal (it could not prove the request).
+    # Admission never answers what it could not prove (it withholds the refusal), so an unsigned
+    # ``unauthenticated`` refusal is a forgery meant to fail the call: dropped, counted.
     future = router.expect("u", reply_key("tenant-key", "u"))
     refusal = ErrorReply(request_id="u", code=ErrorCode.UNAUTHENTICATED, message="not proven")
     router._route(encode(refusal))
     await settle()
-    assert isinstance(future.result(), ErrorReply) and router.stats.forged == 1
+    assert not future.done() and router.stats.forged == 2
+    router._route(encode(refusal), signed(reply_key("tenant-key", "u"), encode(refusal)))
+    await settle()
+    assert isinstance(future.result(), ErrorReply)
