@@ -87,7 +87,9 @@ def test_up_serves_smollm2_and_down_leaves_no_process(own_stack_env: dict[str, s
 
 def the_documented_examples_answer(env: dict[str, str], gateway: str, key: str) -> None:
     """The first examples a newcomer copies (README, Getting started, the SDK guide), run as
-    written against this `kinfer up`, with its ports and key put in for the documented ones."""
+    written against this `kinfer up`, with its ports and key put in for the documented ones.
+    Each asks greedily (the SDK's default, `temperature=0` in the `openai` ones), so SmolLM2's
+    answer names Paris every time."""
     kafka = f"127.0.0.1:{env['KINFER_KAFKA_PORT']}"
     redis_url = f"redis://127.0.0.1:{env['KINFER_REDIS_PORT']}/0"
     openai_at = {"http://127.0.0.1:8000/v1": gateway, "sk-kinfer-dev-...": key}

@@ -339,4 +339,6 @@ def test_llamaindex_openai_like_complete_chat_and_stream(gateway: str) -> None:
 @pytest.mark.parametrize("name", ["gateway-openai", "gateway-langchain", "gateway-llamaindex"])
 def test_the_gateway_guides_examples_run_as_written(gateway: str, name: str) -> None:
     served = {"http://127.0.0.1:8000/v1": gateway, "sk-acme-123": KEY, "smollm2-135m-instruct": MODEL}
-    assert run_python(example("docs/guides/openai-gateway.md", name), served).strip()
+    # Sampled answers of a random-weights model (maybe empty): what is checked is that the
+    # example runs as written against a live gateway; run_python fails on any error it raises.
+    run_python(example("docs/guides/openai-gateway.md", name), served)
