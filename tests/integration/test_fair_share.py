@@ -19,20 +19,30 @@ TOKENS = SamplingParams(max_tokens=60, logit_bias={257: -100})  # kinfer-tiny: n
 HEAVY = 20
 TOKENS_150 = SamplingParams(max_tokens=150, logit_bias={257: -100})
 """Long enough that records arrive faster than one row decodes them: the worker holds a queue."""
+HELD = HEAVY - 4
+"""Heavy requests the worker holds waiting when the light one is sent."""
 
 
-def backlog_then_one(pipeline: Pipeline, prefix: str) -> int:
-    """The heavy tenant's backlog, then one light request: how many heavy ones were still
-    unanswered when the light one was answered."""
+def backlog_then_one(pipeline: Pipeline, prefix: str, metrics_port: int) -> int:
+    """The heavy tenant's backlog, then one light request once the worker holds most of the
+    backlog: how many heavy ones were still unanswered when the light one was answered."""
     config = pipeline.services.settings(prefix).client_config(timeout_s=600)
+
+    async def backlog_held() -> None:
+        """The condition the light request is sent on (a fixed sleep was not enough on a busy
+        machine: the light request reached the worker after 15 heavy ones were done)."""
+        deadline = asyncio.get_running_loop().time() + 60
+        while await asyncio.to_thread(metric, metrics_port, "kinfer_worker_waiting_requests") < HELD:
+            assert asyncio.get_running_loop().time() < deadline, "the worker never held the backlog"
+            await asyncio.sleep(0.05)
 
     async def scenario() -> int:
         async with AsyncClient(config) as client:
             heavy = [
-                asyncio.create_task(client.generate(f"heavy {i}", sampling=TOKENS, tenant="heavy"))
+                asyncio.create_task(client.generate(f"heavy {i}", sampling=TOKENS_150, tenant="heavy"))
                 for i in range(HEAVY)
             ]
-            await asyncio.sleep(0.5)  # the backlog reaches the worker first
+            await backlog_held()
             await client.generate("light", sampling=TOKENS, tenant="light")
             pending = sum(not task.done() for task in heavy)
             await asyncio.gather(*heavy)
@@ -49,10 +59,15 @@ def test_a_light_tenant_is_served_at_its_turn_not_after_a_heavy_backlog(
     pipeline.tiers = TENANTS
     pipeline.start("admission", "admission")
     # One row at a time, and room to hold the whole backlog (max_waiting / 3 partitions > 20).
-    worker = {"KINFER_WORKER__MAX_BATCH_REQUESTS": "1", "KINFER_WORKER__MAX_WAITING": "200"}
+    port = free_port()
+    worker = {
+        "KINFER_WORKER__MAX_BATCH_REQUESTS": "1",
+        "KINFER_WORKER__MAX_WAITING": "200",
+        "KINFER_METRICS_PORT": str(port),
+    }
     pipeline.start("worker", "worker", "--queue", queue, env=worker)
     pipeline.wait_serving()
-    pending = backlog_then_one(pipeline, prefix)
+    pending = backlog_then_one(pipeline, prefix, port)
     if queue == "fair":
         assert pending >= HEAVY // 2, f"the light request waited for {HEAVY - pending} heavy ones"
     else:
