@@ -42,17 +42,20 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     return files
 
 
-def tests_running(name: str) -> list[str]:
-    """Test files that run the example ``name`` (they call ``example(page, name)``)."""
-    needle = f'"{name}")'
-    return sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py") if needle in p.read_text()
-    )
+def which_tests_run(name: str) -> list[str]:
+    """Integration test files that run the example ``name``: they name it and call ``example()``
+    (``tests/docs_examples.py``). The docs' unit test holds every run-mark to this same rule."""
+    found = []
+    for path in sorted((ROOT / "tests" / "integration").rglob("test_*.py")):
+        text = path.read_text()
+        if f'"{name}"' in text and "example(" in text:
+            found.append(str(path.relative_to(ROOT)))
+    return found
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     def note(match: re.Match[str]) -> str:
-        where = ", ".join(f"`{t}`" for t in tests_running(match.group(1))) or "no test (yet)"
+        where = ", ".join(f"`{t}`" for t in which_tests_run(match.group(1))) or "no test (yet)"
         return f"{match.group(0)}\n*Run against a live stack by {where}.*\n"
 
     return EXAMPLE.sub(note, markdown)

@@ -42,7 +42,7 @@ from kinfer.streams.breakers.state import State
 from kinfer.streams.cancels import CancelDesk, queued_cancel
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, Withdraw, signed
-from kinfer.streams.identity import Authenticator, Misaddressed, Proven, Unproven
+from kinfer.streams.identity import Authenticator, Misaddressed, Proof, Proven, Unproven
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
@@ -219,7 +219,7 @@ class AdmissionController:
 
     async def _prove(
         self, request: InferenceRequest, value: bytes, decoded: dict[str, str]
-    ) -> Proven | Unproven | Misaddressed:
+    ) -> Proof:
         if self.authenticator is None:
             return Proven(None)
         return await self.authenticator.check(request, value, decoded)

@@ -6,14 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tests.docs_examples import PAGES, REPO, RUNNABLE, Block, blocks, example
-
-TESTS = [p.read_text() for p in (REPO / "tests" / "integration").rglob("test_*.py")]
-"""Integration tests: the ones with a live stack to run an example against."""
-
-
-def run_by_a_test(name: str) -> bool:
-    return any(f'"{name}"' in text and "example(" in text for text in TESTS)
+from kinfer.infra.docs_hooks import which_tests_run
+from tests.docs_examples import PAGES, RUNNABLE, Block, blocks, example
 
 
 def all_blocks() -> list[Block]:
@@ -34,7 +28,7 @@ def test_each_example_has_one_name_and_a_test_that_runs_it() -> None:
     assert named, "no block is run by a test"
     twice = [name for name, n in Counter(b.example for b in named).items() if n > 1]
     assert not twice, f"example names used twice: {twice}"
-    unrun = [f"{b.page}: {b.example}" for b in named if b.example and not run_by_a_test(b.example)]
+    unrun = [f"{b.page}: {b.example}" for b in named if b.example and not which_tests_run(b.example)]
     assert not unrun, f"marked as run, but no integration test names them and calls example(): {unrun}"
 
 
