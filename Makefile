@@ -82,8 +82,13 @@ model: venv
 demo: setup
 	$(KINFER) demo
 
+# The suite in parallel processes (pytest-xdist), whole files each and the longest files first
+# (tests/conftest.py): most integration tests wait on brokers, timeouts and faults, so three
+# processes keep two cores busy. Each process starts its own Kafka broker and Redis when a test
+# needs them. TEST_PROCESSES=0 runs everything in one process, as before.
+TEST_PROCESSES ?= 3
 test: setup lint docs-build
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 test-fast: venv
 	$(PY) -m pytest -m "not integration"

@@ -7,6 +7,7 @@ it with the reason; nothing is skipped silently.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from kinfer.infra.models.gguf import GgufType, ensure_gguf
 from kinfer.infra.models.pull import ensure_local
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.kafka import KafkaCluster
-from kinfer.infra.stack.process import free_port
+from kinfer.infra.stack.process import PORTS, free_port
 from kinfer.infra.stack.redis import RedisConfig, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +117,18 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `make test`'s -n
+    if worker:  # processes side by side pick ports from slices of their own
+        PORTS.narrow(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    # Longest first: `make test` runs whole files in parallel processes (xdist's --dist loadfile,
+    # taken in this order), so a file of minutes starts at once rather than ending the run alone.
+    # The sort is stable: a file's tests keep their order (test_regions' last one relies on it).
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in slow_files, "integration" not in item.path.parts))

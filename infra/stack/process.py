@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,28 +35,52 @@ def require_free_ports(ports: dict[str, int]) -> None:
             )
 
 
+class PortPicker:
+    """Ports free right now, for tests and benchmarks, handed out in turn from a range below the
+    kernel's ephemeral one: an outgoing connection takes its local port from the ephemeral range,
+    so it can never take a port picked here before its server binds it (a port from bind(0) can
+    be). Processes that pick side by side (pytest-xdist's) are each given a slice of their own."""
+
+    def __init__(self, ports: range) -> None:
+        self.ports = ports
+        self._next = ports.start + random.randrange(len(ports))
+
+    def block(self, count: int) -> int:
+        """The first of ``count`` consecutive ports free right now (a local cluster's nodes)."""
+        for _ in range(len(self.ports)):
+            base = self._next
+            self._next = base + count if base + 2 * count <= self.ports.stop else self.ports.start
+            if base + count <= self.ports.stop and all(port_is_free(p) for p in range(base, base + count)):
+                return base
+        raise RuntimeError(f"no {count} consecutive free ports in {self.ports}")
+
+    def narrow(self, index: int, of: int) -> None:
+        """Pick only from the ``index``-th of ``of`` equal parts of the range."""
+        size = len(self.ports) // of
+        start = self.ports.start + index * size
+        self.ports = range(start, start + size)
+        self._next = start + random.randrange(size)
+
+
+def _below_ephemeral() -> range:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(max(1024, low - 12_000), low)
+
+
+PORTS = PortPicker(_below_ephemeral())
+
+
 def free_port() -> int:
-    """A port the OS considers free right now (for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free right now (for tests and benchmarks)."""
+    return PORTS.block(1)
 
 
-def free_port_block(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive ports free right now (a local cluster's nodes)."""
-    for _ in range(attempts):
-        base = free_port()
-        if base + count > 65536:
-            continue
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports found")
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports free right now."""
+    return PORTS.block(count)
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
