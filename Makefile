@@ -82,11 +82,12 @@ model: venv
 demo: setup
 	$(KINFER) demo
 
-# The suite in parallel processes (pytest-xdist), whole files each and the longest files first
-# (tests/conftest.py): most integration tests wait on brokers, timeouts and faults, so three
-# processes keep two cores busy. Each process starts its own Kafka broker and Redis when a test
-# needs them. TEST_PROCESSES=0 runs everything in one process, as before.
-TEST_PROCESSES ?= 3
+# The suite in two processes (pytest-xdist), whole files each and files with slow tests first
+# (tests/conftest.py): a test alone leaves a core idle most of the time (it waits on brokers,
+# timeouts and faults). Three processes starved the stages on 2 cores (tests timed out). Each
+# process starts its own Kafka broker and Redis when a test needs them. TEST_PROCESSES=0 runs
+# everything in one process.
+TEST_PROCESSES ?= 2
 test: setup lint docs-build
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 

@@ -34,7 +34,7 @@ from kinfer.streams.breakers.state import BreakerConfig
 from kinfer.streams.breakers.store import BreakerStore
 from kinfer.streams.cancels import CancelDesk
 from kinfer.streams.config import AdmissionConfig
-from kinfer.streams.controller import AdmissionController, wall_ms
+from kinfer.streams.controller import AdmissionController
 from kinfer.streams.delay_queue import DelayQueue
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember, Withdraw
 from kinfer.streams.identity import Authenticator, Freshness, TenantKeys
@@ -48,6 +48,7 @@ from kinfer.streams.request_store import RedisRequestStore
 from kinfer.streams.residency import ResidencyGate
 from kinfer.streams.routing.links import LinkView, PeerLinks
 from kinfer.streams.routing.regions import RegionRouter
+from kinfer.streams.seams import wall_ms
 from kinfer.streams.stale_leader import refresh_metadata_on_stale_leader
 
 log = structlog.get_logger(__name__)

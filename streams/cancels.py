@@ -22,7 +22,7 @@ with ``unavailable`` and the request runs to its end.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -50,8 +50,9 @@ from kinfer.schemas.request_keys import (
 from kinfer.streams import metrics
 from kinfer.streams.effects import Answer, Effect
 from kinfer.streams.fallbacks import Source, letter
-from kinfer.streams.identity import Authenticator, Misaddressed, Unproven
+from kinfer.streams.identity import Authenticator, Misaddressed, Unproven, proof_required
 from kinfer.streams.limits.reservations import reservation_key
+from kinfer.streams.seams import wall_ms
 
 log = structlog.get_logger(__name__)
 
@@ -71,28 +72,35 @@ written after its forward), and one that arrives later is answered ``cancelled``
 
 
 class CancelDesk:
-    def __init__(self, redis: Redis, prefix: str, authenticator: Authenticator | None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        authenticator: Authenticator | None,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.authenticator = authenticator
+        self.clock_ms = clock_ms
         self._mark = redis.register_script(_MARK)
 
     async def cancel(self, value: bytes, decoded: dict[str, str], source: Source) -> list[Effect]:
         """The effects of one cancel record: exactly one acknowledgement, where it can go; none
         for a cancel that did not prove its tenant (a dead letter instead, see ``identity``)."""
-        proving = self.authenticator is not None and self.authenticator.requires_proof
         try:
             cancel = decode_cancel(value)
         except InvalidMessage as exc:
             request_id, address = reply_target(value, decoded)
-            if proving:
-                return _withheld(value, request_id, ErrorCode.INVALID_REQUEST, exc.message, source)
+            if proof_required(self.authenticator):
+                why = exc.message
+                return _withheld(value, request_id, ErrorCode.INVALID_REQUEST, why, source, self.clock_ms())
             return _refused(request_id, address, ErrorCode.INVALID_REQUEST, exc.message)
         reply_key = None
         if self.authenticator is not None:
             proof = await self.authenticator.check(cancel, value, decoded)
             if isinstance(proof, Unproven):
-                return _withheld(value, cancel.request_id, proof.code, proof.why, source)
+                return _withheld(value, cancel.request_id, proof.code, proof.why, source, self.clock_ms())
             if isinstance(proof, Misaddressed):
                 code = ErrorCode.INVALID_REQUEST
                 return _refused(cancel.request_id, proof.own, code, proof.why, proof.reply_key)
@@ -140,11 +148,13 @@ def queued_cancel(request: InferenceRequest, reply_key: str | None) -> list[Effe
     return [Answer(request.reply_to, reply, reply_key)]
 
 
-def _withheld(value: bytes, request_id: str, code: ErrorCode, why: str, source: Source) -> list[Effect]:
+def _withheld(
+    value: bytes, request_id: str, code: ErrorCode, why: str, source: Source, now_ms: int
+) -> list[Effect]:
     """A cancel that did not prove its tenant: kept as a dead letter, acknowledged nowhere."""
     metrics.CANCELS.labels("refused").inc()
     metrics.REFUSALS_WITHHELD.labels(code.value).inc()
-    return [letter(value, code, why, request_id, source, int(time.time() * 1000))]
+    return [letter(value, code, why, request_id, source, now_ms)]
 
 
 def _refused(

@@ -42,14 +42,22 @@ from kinfer.streams.breakers.state import State
 from kinfer.streams.cancels import CancelDesk, queued_cancel
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
 from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, Withdraw, signed
-from kinfer.streams.identity import Authenticator, Misaddressed, Proof, Proven, Unproven
+from kinfer.streams.identity import Authenticator, Misaddressed, Proof, Proven, Unproven, proof_required
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
 from kinfer.streams.redis_health import RedisHealth
 from kinfer.streams.residency import ResidencyGate
 from kinfer.streams.routing.links import LinkView
 from kinfer.streams.routing.regions import NoRoute, RegionRouter
-from kinfer.streams.seams import AnswerLedger, Breakers, DelayQueue, Limiter, ReplyChecker, RequestStore
+from kinfer.streams.seams import (
+    AnswerLedger,
+    Breakers,
+    DelayQueue,
+    Limiter,
+    ReplyChecker,
+    RequestStore,
+    wall_ms,
+)
 from kinfer.streams.shared_state import SharedState
 
 log = structlog.get_logger(__name__)
@@ -67,10 +75,6 @@ class Prefetched:
     """A paid tenant has requests waiting in the delay queue."""
     cached: bytes | None
     """The request's response-cache entry, when it has a cache key and one was there."""
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AdmissionController:
@@ -131,7 +135,7 @@ class AdmissionController:
         first = decide(value, decoded, now_ms=now, limits=self.limits)
         if first.request is None:  # unreadable: no id to be idempotent by, no tenant to prove
             assert isinstance(first, Refused)
-            if self.authenticator is not None and self.authenticator.requires_proof:
+            if proof_required(self.authenticator):
                 reason = first.dead_letter_reason or first.reply.message
                 return self._withheld(first.reply, reason, value, source)
             return self._reject(first, value or b"", source)
@@ -217,9 +221,7 @@ class AdmissionController:
         code = ErrorCode.INVALID_REQUEST if misplaced else ErrorCode.UNAVAILABLE
         return [Answer(address, CancelAck(request_id=request_id, status="refused", code=code, message=why))]
 
-    async def _prove(
-        self, request: InferenceRequest, value: bytes, decoded: dict[str, str]
-    ) -> Proof:
+    async def _prove(self, request: InferenceRequest, value: bytes, decoded: dict[str, str]) -> Proof:
         if self.authenticator is None:
             return Proven(None)
         return await self.authenticator.check(request, value, decoded)

@@ -35,6 +35,7 @@ from kinfer.schemas import ErrorCode, ReplyAddress, TopicNames
 from kinfer.schemas.request_keys import MARKER_TTL_S
 from kinfer.schemas.signing import SIGNATURE, SignatureRefused, verified_key
 from kinfer.schemas.signing import reply_key as derive_reply_key
+from kinfer.streams.seams import wall_ms
 
 log = structlog.get_logger(__name__)
 
@@ -136,8 +137,9 @@ class Signed(Protocol):
 Proof = Proven | Unproven | Misaddressed
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
+def proof_required(authenticator: Authenticator | None) -> bool:
+    """Whether tenants must sign: then a record that proves no tenant gets no answer."""
+    return authenticator is not None and authenticator.requires_proof
 
 
 class Authenticator:
@@ -150,7 +152,7 @@ class Authenticator:
         keys: KeySource | None,
         private_replies: bool,
         freshness: Freshness | None = None,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.names = names
         self.keys = keys

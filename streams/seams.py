@@ -7,6 +7,7 @@ check; unit tests wire small fakes, so every decision path runs without services
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
@@ -18,6 +19,11 @@ from kinfer.streams.effects import PendingAnswer
 from kinfer.streams.limits.bucket import LimitDecision
 from kinfer.streams.limits.reservations import Reservation
 from kinfer.streams.limits.tiers import Tier
+
+
+def wall_ms() -> int:
+    """The clock the stages decide by in production; tests pass their own."""
+    return int(time.time() * 1000)
 
 
 class Limiter(Protocol):

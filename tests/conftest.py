@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import torch
 
 if TYPE_CHECKING:
     from kinfer.consumers.engine.llama_cpp import LlamaCppRunner
@@ -121,6 +122,11 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `make test`'s -n
     if worker:  # processes side by side pick ports from slices of their own
         PORTS.narrow(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+        # ... and compute with one thread each, as does every process they start: torch's
+        # threads spin while they wait, and on a 2-core machine two test processes each
+        # spinning two threads starve the stages the tests time.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,11 +14,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from kinfer.infra.docs_hooks import EXAMPLE
+
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 RUNNABLE = {"python", "py", "sh", "bash", "console", "shell"}
 FENCE = re.compile(r"^\s*```(\w*)")
-MARK = re.compile(r"^<!-- (?:example: (?P<name>[a-z0-9-]+)|illustrative: .+) -->$")
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Block:
 
     @property
     def example(self) -> str | None:
-        found = MARK.match(self.mark or "")
-        return found["name"] if found else None
+        found = EXAMPLE.match(self.mark or "")
+        return found[1] if found else None
 
 
 def blocks(path: Path, root: Path = REPO) -> list[Block]:

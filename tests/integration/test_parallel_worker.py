@@ -104,9 +104,11 @@ def test_a_rank_lost_while_the_group_starts_stops_rank_0_at_once(
     make_pipeline: Callable[[str], Pipeline], prefix: str
 ) -> None:
     pipeline = make_pipeline(prefix)
-    worker = pipeline.start("worker-tp2", "worker", "--tensor-parallel", "2")
+    # Rendezvous would give up after 10 min: an exit well before that is the lost rank noticed.
+    wait_long = {"KINFER_WORKER__COLLECTIVE_TIMEOUT_S": "600"}
+    worker = pipeline.start("worker-tp2", "worker", "--tensor-parallel", "2", env=wait_long)
     wait_for(lambda: len(children(worker.proc.pid)) == 1, 60, "rank 1 to start")
     os.kill(children(worker.proc.pid)[0], signal.SIGKILL)
-    wait_for(lambda: not worker.alive(), 20, "rank 0 to exit (not after the rendezvous timeout)")
+    wait_for(lambda: not worker.alive(), 120, "rank 0 to exit (not after the rendezvous timeout)")
     assert worker.proc.returncode == 70, worker.tail(40)
     assert "ranks.follower_died" in worker.tail(40)

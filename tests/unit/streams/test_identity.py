@@ -5,12 +5,15 @@ withheld (dead letter only): it never lands on the reply topic the record names.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from kinfer.schemas import ErrorCode, ErrorReply, ReplyAddress, headers
 from kinfer.schemas.signing import REPLY_KEY, SIGNATURE, reply_key, sign
+from kinfer.streams.cancels import CancelDesk
 from kinfer.streams.effects import Answer, Effect, Forward, Letter, Remember
 from kinfer.streams.identity import Authenticator, Freshness
 from tests.unit.streams.test_controller import NOW, Admission
@@ -182,3 +185,23 @@ def test_a_reply_key_a_client_sends_is_dropped(tmp_path: Path) -> None:
     admission = Admission(tmp_path)
     forward = admission.admit(admission.request("r1", "acme"), [(REPLY_KEY, b"chosen-by-the-client")])[0]
     assert isinstance(forward, Forward) and REPLY_KEY not in dict(forward.headers)
+
+
+async def test_an_unreadable_cancel_is_withheld_at_the_desks_clock(tmp_path: Path) -> None:
+    """Tenants must sign, so a cancel that names no tenant it could prove is kept as a dead
+    letter stamped by the desk's own clock, and acknowledged nowhere (no Redis is touched)."""
+    names = Admission(tmp_path).controller.names
+
+    class Untouched:  # the desk registers its script; nothing may be called
+        def register_script(self, _script: str) -> None:
+            return None
+
+    desk = CancelDesk(
+        cast(Redis, Untouched()),
+        names.prefix,
+        Authenticator(names, Keys(), private_replies=True),
+        lambda: NOW,
+    )
+    (effect,) = await desk.cancel(b"{not json", {}, (names.requests, 0, 7))
+    assert isinstance(effect, Letter)
+    assert effect.letter.ts_ms == NOW and effect.letter.code == ErrorCode.INVALID_REQUEST
