@@ -64,10 +64,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	@[ -x $(PY) ] || $(STEP) "virtualenv $(VENV)" $(PYTHON) -m venv $(VENV)
 	@$(STEP) "pip: upgrade pip" $(PY) -m pip install -q --upgrade pip
-	@# --no-compile: Python compiles what it imports when it first imports it; compiling all of
-	@# torch's and CUDA's packages up front took a third of this step (85 s -> 58 s).
 	@$(STEP) "pip: kinfer and its packages (torch, faust, ...)" \
-	  $(PY) -m pip install -q --no-compile --find-links $(WHEELS) -e '.[dev]'
+	  $(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
 	@# The same version built with other flags is still "installed": put this build in.
 	@$(STEP) "pip: this machine's llama.cpp build" \
 	  $(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
