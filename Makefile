@@ -63,9 +63,13 @@ $(LLAMA_STAMP):
 venv: $(STAMP)
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	@[ -x $(PY) ] || $(STEP) "virtualenv $(VENV)" $(PYTHON) -m venv $(VENV)
-	@$(STEP) "pip: upgrade pip" $(PY) -m pip install -q --upgrade pip
-	@$(STEP) "pip: kinfer and its packages (torch, faust, ...)" \
-	  $(PY) -m pip install -q --find-links $(WHEELS) -e '.[dev]'
+	@$(STEP) "pip: upgrade pip, install uv" $(PY) -m pip install -q --upgrade pip 'uv>=0.13,<0.14'
+	@# uv (from PyPI) links torch and its CUDA libraries (6 GB) from its cache where pip unpacks them
+	@# anew in every clone (85-127 s on the 2-core VM). Bytecode is compiled at install, as pip does:
+	@# where PYTHONDONTWRITEBYTECODE is set, a package installed without it is compiled from source
+	@# by every process that imports it.
+	@$(STEP) "uv: kinfer and its packages (torch, faust, ...)" \
+	  $(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode --find-links $(WHEELS) -e '.[dev]'
 	@# The same version built with other flags is still "installed": put this build in.
 	@$(STEP) "pip: this machine's llama.cpp build" \
 	  $(PY) -m pip install -q --no-index --find-links $(WHEELS) --force-reinstall --no-deps \
