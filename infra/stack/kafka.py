@@ -30,10 +30,6 @@ log = structlog.get_logger(__name__)
 
 MIN_JAVA = 17
 KAFKA_FILES = Path(__file__).resolve().parent.parent / "kafka"
-DEVELOPMENT_JIT = ("-XX:TieredStopAtLevel=1",)
-"""The JVMs `kinfer up` starts compile with C1 only: C2's compiler threads take a core for
-seconds at each start and again under load, on the machines these stacks run on (a laptop, a
-2-core VM) the cores the workers need; a local broker's traffic does not need C2's code."""
 """pom.xml and log4j2.properties, shipped as package data."""
 
 
@@ -202,7 +198,6 @@ class KafkaNode:
     def _common_jvm_args(self) -> list[str]:
         log_config = KAFKA_FILES / "log4j2.properties"
         return [
-            *DEVELOPMENT_JIT,
             f"-Dlog4j2.configurationFile={log_config}",
             f"-Dkafka.logs.file={self.config.log_file}",
             "-cp",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from kinfer.infra.stack.kafka import DEVELOPMENT_JIT, KAFKA_FILES, find_java, resolve_jars
+from kinfer.infra.stack.kafka import KAFKA_FILES, find_java, resolve_jars
 from kinfer.infra.stack.process import ManagedProcess, log_tail
 from kinfer.schemas.topics import TopicNames
 
@@ -134,7 +134,6 @@ class MirrorMaker:
             java,
             f"-Xmx{self.config.heap}",
             "-XX:+UseG1GC",
-            *DEVELOPMENT_JIT,
             f"-Dlog4j2.configurationFile={KAFKA_FILES / 'log4j2.properties'}",
             f"-Dkafka.logs.file={self.log_file}",
             "-cp",
