@@ -3,7 +3,9 @@ in one Kafka transaction (the role quix-streams' ``Checkpoint`` plays).
 
 Offsets advance only to the first record not yet answered. A commit that fails is
 aborted and the worker re-reads from the committed offsets; a producer a failure left
-unusable is replaced; only a producer fenced by another live instance stops the process.
+unusable is replaced, and so is one fenced because its transaction outlived
+``transaction.timeout.ms`` (the coordinator aborted it and bumped the epoch: KIP-588); only a
+producer fenced by another live instance stops the process.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ Offsets = dict[TopicPartitionKey, int]
 """Per partition, the next offset to consume once a transaction commits."""
 
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
-"""Another instance took this worker's transactional id over."""
+"""Another instance took this worker's transactional id over, or the coordinator aborted a
+transaction that ran past its timeout (a hung broker; the broker answers both alike)."""
 
 
 REWIND_TRIES = 9
@@ -46,10 +49,13 @@ class TransactionalCommitter:
         clients: WorkerClients,
         offsets: OffsetTracker,
         on_failed_delivery: Callable[[str, int, KafkaError], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clients = clients
         self.offsets = offsets
         self.on_failed_delivery = on_failed_delivery
+        self.clock = clock
 
     def prepare(self, outbox: Outbox) -> Offsets:
         """The offsets ``outbox`` frees (on the worker's thread, which owns the tracker)."""
@@ -61,14 +67,14 @@ class TransactionalCommitter:
         """True when the outbox's records and the ``offsets`` it frees committed (then
         :meth:`OffsetTracker.mark_committed` them); False when the transaction aborted: then
         everything unanswered must be forgotten and re-read (:meth:`rewind`). Raises only when
-        fenced. It touches only the producers, so it may run on a thread of its own (see
+        fenced by another instance. It touches only the producers, so it may run on a thread of its own (see
         ``commit_thread.py``); ``group`` is the consumer's group metadata, read by the worker's
         thread (the consumer is blocked for other threads while a rebalance callback runs)."""
         chunks = self.clients.chunk_producer
         if chunks.flush(10):  # a stream's chunks must precede its result
             log.warning("worker.chunks_unflushed", pending=len(chunks))
         producer = self.clients.producer
-        started = time.monotonic()
+        started = self.clock()
         try:
             producer.begin_transaction()
             for out in outbox.records:
@@ -86,9 +92,9 @@ class TransactionalCommitter:
                 )
             producer.commit_transaction(60)
         except KafkaException as exc:
-            self._abort(exc)
+            self._abort(exc, self.clock() - started)
             return False
-        metrics.TRANSACTION_SECONDS.observe(time.monotonic() - started)
+        metrics.TRANSACTION_SECONDS.observe(self.clock() - started)
         metrics.TRANSACTION_RECORDS.observe(len(outbox.records))
         return True
 
@@ -116,14 +122,25 @@ class TransactionalCommitter:
         if topic is not None and partition is not None:
             self.on_failed_delivery(topic, partition, error)
 
-    def _abort(self, exc: KafkaException) -> None:
+    def _abort(self, exc: KafkaException, elapsed_s: float) -> None:
         error = exc.args[0]
         metrics.ABORTED_TRANSACTIONS.inc()
         log.error("worker.transaction_failed", error=str(error), retriable=error.retriable())
-        if error.code() in FENCED:
+        if error.code() in FENCED and not self._expired(elapsed_s):
             raise exc  # a newer instance owns this transactional id: this process must not go on
         if error.fatal() or not self._aborted():
             self.clients.replace_producer()
+
+    def _expired(self, elapsed_s: float) -> bool:
+        """Whether the transaction outlived ``transaction.timeout.ms``: then the coordinator
+        aborted it on its own and bumped the epoch, and a fencing error says only that (a newer
+        producer with this id goes on; the consumer group's generation still refuses offsets
+        another member owns now)."""
+        timeout_s = self.clients.config.transaction_timeout_ms / 1000
+        if elapsed_s < timeout_s:
+            return False
+        log.warning("worker.transaction_expired", elapsed_s=round(elapsed_s, 1), timeout_s=timeout_s)
+        return True
 
     def _aborted(self) -> bool:
         try:
