@@ -26,16 +26,18 @@ from tests.integration.conftest import (
 PROMPTS = [f"parallel {i}" for i in range(6)]
 
 
-def children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (the ranks a worker started)."""
+def ranks(pid: int) -> list[int]:
+    """The ranks a worker ``pid`` started: its children run with ``--rank`` (a short-lived
+    child such as the ``ldconfig`` a library import runs is not one)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"--rank" in argv:
                 found.append(int(entry.name))
     return found
 
@@ -56,7 +58,7 @@ def test_a_tensor_parallel_worker_answers_as_one_process_does(
         env={"KINFER_METRICS_PORT": str(port)},
     )
     pipeline.wait_serving()
-    assert len(children(worker.proc.pid)) == 1, "rank 0 started rank 1"
+    assert len(ranks(worker.proc.pid)) == 1, "rank 0 started rank 1"
     sampling = SamplingParams(max_tokens=16)
 
     async def ask() -> list[str]:
@@ -89,7 +91,7 @@ def test_killing_a_non_kafka_rank_loses_nothing_and_answers_nothing_twice(
     pipeline.wait_serving()
     # The plain worker may serve first: the kill must hit a group that serves too.
     wait_for(lambda: "worker.started" in parallel.tail(100), 120, "the parallel worker to serve")
-    (rank1,) = children(parallel.proc.pid)
+    (rank1,) = ranks(parallel.proc.pid)
     config = pipeline.services.settings(prefix).client_config(timeout_s=240)
     done_at_kill = kill_mid_run(config, n, "p", lambda: os.kill(rank1, signal.SIGKILL))
     print(f"rank 1 killed with {done_at_kill} of {n} answered")
@@ -107,8 +109,9 @@ def test_a_rank_lost_while_the_group_starts_stops_rank_0_at_once(
     # Rendezvous would give up after 10 min: an exit well before that is the lost rank noticed.
     wait_long = {"KINFER_WORKER__COLLECTIVE_TIMEOUT_S": "600"}
     worker = pipeline.start("worker-tp2", "worker", "--tensor-parallel", "2", env=wait_long)
-    wait_for(lambda: len(children(worker.proc.pid)) == 1, 60, "rank 1 to start")
-    os.kill(children(worker.proc.pid)[0], signal.SIGKILL)
+    wait_for(lambda: len(ranks(worker.proc.pid)) == 1, 60, "rank 1 to start")
+    (rank1,) = ranks(worker.proc.pid)
+    os.kill(rank1, signal.SIGKILL)
     wait_for(lambda: not worker.alive(), 120, "rank 0 to exit (not after the rendezvous timeout)")
     assert worker.proc.returncode == 70, worker.tail(40)
     assert "ranks.follower_died" in worker.tail(40)
