@@ -90,11 +90,10 @@ model: venv
 demo: setup
 	$(KINFER) demo
 
-# TEST_PROCESSES=2 runs the suite in two processes (pytest-xdist), whole files each and files with
-# slow tests first (tests/conftest.py), each with its own Kafka broker and Redis: 13 min instead of
-# 21 on 2 cores, but two of six fresh-clone runs so failed a fault test (docs/development.md), so
-# CI runs one process until that is settled. Three processes starved the stages (tests timed out).
-TEST_PROCESSES ?= 0
+# The suite runs in two processes (pytest-xdist), whole files each and files with slow tests first
+# (tests/conftest.py), each with its own Kafka broker and Redis: 13 min instead of 21 on 2 cores.
+# Three processes starved the stages (tests timed out); TEST_PROCESSES=0 runs one.
+TEST_PROCESSES ?= 2
 test: setup lint docs-build
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 

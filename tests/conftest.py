@@ -8,6 +8,7 @@ it with the reason; nothing is skipped silently.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.kafka import KafkaCluster
 from kinfer.infra.stack.process import PORTS, free_port
 from kinfer.infra.stack.redis import RedisConfig, RedisServer
+from tests.processes import children
 
 REPO = Path(__file__).resolve().parent.parent
 JARS = REPO / ".kinfer" / "kafka" / "libs"
@@ -138,3 +140,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The sort is stable: a file's tests keep their order (test_regions' last one relies on it).
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (item.path not in slow_files, "integration" not in item.path.parts))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tests never leave a process running: name any child of this pytest process still alive
+    (xdist's own workers aside)."""
+    for pid, argv in children(os.getpid()).items():
+        if not any("execnet" in arg or "xdist" in arg for arg in argv):
+            print(f"\nleft running: pid {pid}: {' '.join(argv)[:300]}", file=sys.__stderr__)

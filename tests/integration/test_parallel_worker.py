@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.integration.conftest import (
     metric,
     wait_for,
 )
+from tests.processes import children
 
 PROMPTS = [f"parallel {i}" for i in range(6)]
 
@@ -29,17 +29,7 @@ PROMPTS = [f"parallel {i}" for i in range(6)]
 def ranks(pid: int) -> list[int]:
     """The ranks a worker ``pid`` started: its children run with ``--rank`` (a short-lived
     child such as the ``ldconfig`` a library import runs is not one)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"--rank" in argv:
-                found.append(int(entry.name))
-    return found
+    return [child for child, argv in children(pid).items() if "--rank" in argv]
 
 
 def test_a_tensor_parallel_worker_answers_as_one_process_does(
