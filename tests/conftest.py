@@ -143,8 +143,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Tests never leave a process running: name any child of this pytest process still alive
+    """Tests never leave a process running: name any child of this pytest process still there
     (xdist's own workers aside)."""
     for pid, argv in children(os.getpid()).items():
         if not any("execnet" in arg or "xdist" in arg for arg in argv):
-            print(f"\nleft running: pid {pid}: {' '.join(argv)[:300]}", file=sys.__stderr__)
+            print(f"\nleft behind: pid {pid}: {' '.join(argv)[:300]}", file=sys.__stderr__)

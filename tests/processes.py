@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def children(pid: int) -> dict[int, list[str]]:
-    """Each living child of ``pid`` with its command line."""
+    """Each child of ``pid`` with its command line; one that exited but was not yet reaped (a
+    zombie: no command line left) as ``[<name> (Z)]``."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -16,6 +17,7 @@ def children(pid: int) -> dict[int, list[str]]:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:  # it ended while we looked
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4, after the parenthesised name
-            found[int(entry.name)] = [arg for arg in argv if arg]
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:  # field 4, after the parenthesised name and the state
+            found[int(entry.name)] = [arg for arg in argv if arg] or [f"<{name}> ({fields[0]})"]
     return found
