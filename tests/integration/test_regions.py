@@ -235,7 +235,10 @@ def test_a_spoke_whose_cluster_dies_is_routed_around_and_what_it_held_is_answere
             around = {}
             for u in eu_users[7:]:
                 around[f"around-{u}"] = await asyncio.wait_for(ask(client, u, f"around-{u}"), 60)
-            await asyncio.to_thread(local.up, eu)
+            # The data centre comes back as an operator brings it back (its JVMs then belong to
+            # that command, not to this test process, which would leave them unreaped at down).
+            back_up = await asyncio.to_thread(kinfer, "up", "--services-only", env=linked.env, timeout=240)
+            assert back_up.returncode == 0, back_up.stdout + back_up.stderr
             os.killpg(worker_pid, signal.SIGCONT)
             waited = {**held, **probes}
             back = dict(zip(waited, await asyncio.gather(*waited.values()), strict=True))
