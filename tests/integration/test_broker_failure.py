@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 
 from benchmarks.stack import busiest_leader, three_broker_env
 from benchmarks.steady import pause, steady_load
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
+from kinfer.infra.stack.stages import StageProcess
+from kinfer.producers import DeadlineExceeded
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
 
@@ -92,7 +96,10 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
             os.kill(pid, signal.SIGKILL)
 
         config = services.settings(PREFIX).client_config(timeout_s=240)
-        kill_mid_run(config, n, "b", kill_victim)
+        try:
+            kill_mid_run(config, n, "b", kill_victim)
+        except DeadlineExceeded as exc:  # where the unanswered wait: each group's lag, each stage
+            pytest.fail(f"{exc}\n{where_requests_wait(cluster_env, pipeline)}")
         assert_answered_once(settings.bootstrap, names.replies, "b", n)
         # Nobody died with the broker: admission and both workers rode the fail-over out. The one
         # exit allowed is a worker whose transaction librdkafka left stuck (librdkafka#5456:
@@ -110,6 +117,63 @@ def test_a_dead_broker_loses_no_request_and_rejoins(
         wait_in_sync(admin, names.requests, names.dispatch("us-west"), names.replies, names.events)
     finally:
         pipeline.stop()
+        kinfer("up", "--services-only", env=cluster_env)  # failed or not, the next test needs three
+
+
+def where_requests_wait(env: dict[str, str], pipeline: Pipeline) -> str:
+    """`kinfer status` (each group's lag: requests not forwarded, or not answered), how far
+    read_committed readers see on each reply partition (an open transaction holds its last
+    stable offset back), the cluster's transactions, and the end of each stage's log."""
+    settings = KinferSettings()  # the test's environment, set by settings_of
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    replies = local.topic_layout(settings).names.replies
+    parts = [
+        TopicPartition(replies, p) for p in admin.list_topics(replies, timeout=10).topics[replies].partitions
+    ]
+    ends = {level.name: last_offsets(admin, parts, level) for level in ISOLATION_LEVELS}
+    # Open transactions show as a producer's CurrentTransactionStartOffset other than -1.
+    producers = [["describe-producers", "--topic", replies, "--partition", str(tp.partition)] for tp in parts]
+    asked = [["list"], *producers]
+    transactions = "".join(transactions_tool(settings.bootstrap, *args) for args in asked)
+
+    def tail(stage: StageProcess) -> str:  # less the dead broker's connection errors
+        lines = [line for line in stage.tail(1000).splitlines() if "127.0.0.1:" not in line]
+        return "\n".join(lines[-40:])
+
+    tails = "\n".join(f"--- {s.name} (alive={s.alive()}):\n{tail(s)}" for s in pipeline.stages)
+    return (
+        f"{kinfer('status', env=env).stdout}\nreply partitions' ends: {ends}\n"
+        f"transactions:\n{transactions}\n{tails}"
+    )
+
+
+ISOLATION_LEVELS = (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED)
+
+
+def last_offsets(admin: AdminClient, parts: list[TopicPartition], level: IsolationLevel) -> dict[int, str]:
+    """Each partition's end as a reader at ``level`` sees it, or why it could not be read."""
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    asked = admin.list_offsets(dict.fromkeys(parts, latest), isolation_level=level, request_timeout=10)
+    ends = {}
+    for tp, future in asked.items():
+        try:
+            ends[tp.partition] = str(future.result().offset)
+        except KafkaException as exc:
+            ends[tp.partition] = str(exc.args[0])
+    return ends
+
+
+def transactions_tool(bootstrap: str, *args: str) -> str:
+    """Kafka's own transactions tool (kafka-transactions.sh) on the cluster: what it says."""
+    tool = ["java", "-cp", f"{JARS}/*", "org.apache.kafka.tools.TransactionsCommand"]
+    ran = subprocess.run(
+        [*tool, "--bootstrap-server", bootstrap, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return f"{' '.join(args)}:\n{ran.stdout}{ran.stderr[-1000:]}"
 
 
 @pytest.mark.slow
