@@ -27,7 +27,7 @@ from kinfer.infra.stack import local
 from kinfer.infra.stack.process import free_port
 from kinfer.infra.stack.stages import StageProcess, stop_all
 from kinfer.infra.topics import ensure_topics
-from kinfer.producers import AsyncClient, ClientConfig
+from kinfer.producers import AsyncClient, ClientConfig, DeadlineExceeded
 from kinfer.schemas import SamplingParams, TopicNames, decode_reply
 from tests.conftest import JARS, Services
 
@@ -281,7 +281,13 @@ def kill_mid_run(config: ClientConfig, n: int, id_prefix: str, kill: Callable[[]
                 await asyncio.sleep(0.05)
             kill()
             done_at_kill = sum(t.done() for t in tasks)
-            results = await asyncio.gather(*tasks)
+            try:
+                results = await asyncio.gather(*tasks)
+            except DeadlineExceeded as exc:  # which ones, of all: a run of ids, or scattered?
+                await asyncio.wait(tasks)
+                unanswered = [i for i, t in enumerate(tasks) if t.exception() is not None]
+                exc.add_note(f"{len(unanswered)} of {n} unanswered: {unanswered}; {client.router.stats}")
+                raise
             assert [r.request_id for r in results] == [f"{id_prefix}{i}" for i in range(n)]
             assert client.router.stats.duplicate_answers == 0
             return done_at_kill
