@@ -8,7 +8,8 @@ benchmark starts), by role: the command line says which.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from kinfer.infra.stack import procfs
 
 ROLES = (
     ("broker", "kafka.Kafka"),
@@ -16,42 +17,29 @@ ROLES = (
     ("admission", "cli admission"),
     ("worker", "cli worker"),
 )
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a live process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _role(pid: int) -> str | None:
     if pid == os.getpid():
         return "client"
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+    command = " ".join(procfs.command_line(pid) or [])
     return next((role for role, marker in ROLES if marker in command), None)
 
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of this process and its descendants, summed per role."""
-    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
+    stats = {found.pid: found for found in procfs.processes()}
     ours = {os.getpid()}
     grew = True
     while grew:  # descendants: any process whose parent is ours
-        new = {pid for pid, (parent, _) in stats.items() if parent in ours and pid not in ours}
+        new = {pid for pid, found in stats.items() if found.parent in ours and pid not in ours}
         ours |= new
         grew = bool(new)
     totals: dict[str, float] = {}
     for pid in ours:
         role = _role(pid)
         if role is not None and pid in stats:
-            totals[role] = totals.get(role, 0.0) + stats[pid][1]
+            totals[role] = totals.get(role, 0.0) + stats[pid].cpu_s
     return totals
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kinfer.infra.errors import PortInUse
+from kinfer.infra.stack import procfs
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -168,12 +169,6 @@ def _alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    found = procfs.stat(pid)
+    # A zombie child of another counts as gone too; without /proc, kill(0) had the last word.
+    return found is None or not found.zombie

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kinfer.infra.stack import procfs
 from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient
 from kinfer.producers.readiness import NothingServing
@@ -31,7 +32,8 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    found = procfs.stat(pid)
+    return found is not None and not found.zombie
 
 
 def no_raw_librdkafka_lines(*outputs: str) -> bool:
