@@ -140,9 +140,10 @@ def where_requests_wait(env: dict[str, str], pipeline: Pipeline) -> str:
         lines = [line for line in stage.tail(1000).splitlines() if "127.0.0.1:" not in line]
         return "\n".join(lines[-40:])
 
+    status = kinfer("status", env=env)
     tails = "\n".join(f"--- {s.name} (alive={s.alive()}):\n{tail(s)}" for s in pipeline.stages)
     return (
-        f"{kinfer('status', env=env).stdout}\nreply partitions' ends: {ends}\n"
+        f"{status.stdout}{status.stderr[-2000:]}\nreply partitions' ends: {ends}\n"
         f"transactions:\n{transactions}\n{tails}"
     )
 
