@@ -166,7 +166,7 @@ class InferenceWorker:
         sources = self.topics.dispatch_sources(self.config.region, self.config.peer_regions)
         consumer = self.clients.consumer
         self.cancels.start()  # before any record: a cancel is then in the marks or the channel
-        consumer.subscribe(sources, on_assign=_assigned, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        consumer.subscribe(sources, on_assign=_on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topics=sources, group=self.config.consumer_group, model=self.runner.name)
@@ -477,8 +477,13 @@ def _names(partitions: list[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
 
 
-def _assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+def _on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """librdkafka keeps a partition paused across an unassign and an assign: one paused (queue
+    full) when lost would, assigned back, never be fetched again. Each starts resumed; the next
+    turn pauses it again if still full or the engine is away."""
     log.info("worker.assigned", partitions=_names(partitions))
+    if partitions:
+        consumer.resume(partitions)
 
 
 def _partition_offset(record: Message) -> tuple[tuple[str, int], int]:

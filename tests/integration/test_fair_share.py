@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from kinfer.infra.stack.process import free_port
 from kinfer.producers import AsyncClient
@@ -102,3 +103,47 @@ def test_a_worker_holds_at_most_max_waiting_and_loses_nothing(
     assert asyncio.run(scenario()) == 12
     # At most max_waiting, plus what one poll takes in before the pause (one record here).
     assert 1 <= peak <= 7, peak
+
+
+@pytest.mark.slow
+def test_a_full_partition_lost_and_assigned_back_is_fetched_again(
+    make_pipeline: Callable[[str], Pipeline], prefix: str
+) -> None:
+    """The worker's queue is full (its partition paused) when it hangs past its session timeout:
+    the group drops it, and once resumed it is assigned the same partition again. librdkafka
+    keeps a partition paused across that, and the worker had forgotten it paused it: unless each
+    assigned partition starts resumed, the rest of the backlog is never fetched (a broker's
+    death did this to a 600-request run: 439 never answered)."""
+    pipeline = make_pipeline(prefix)
+    port = free_port()
+    pipeline.start("admission", "admission")
+    env = {
+        "KINFER_WORKER__MAX_BATCH_REQUESTS": "1",
+        "KINFER_WORKER__MAX_WAITING": "30",  # 10 per partition: paused once 10 wait
+        "KINFER_WORKER__SESSION_TIMEOUT_MS": "6000",  # the broker's least
+        "KINFER_METRICS_PORT": str(port),
+    }
+    worker = pipeline.start("worker", "worker", env=env)
+    pipeline.wait_serving()
+    settings = pipeline.services.settings(prefix)
+    group = settings.worker_config().consumer_group
+    admin = AdminClient({"bootstrap.servers": pipeline.services.bootstrap})
+
+    def members() -> int:
+        return len(admin.describe_consumer_groups([group], request_timeout=5)[group].result().members)
+
+    async def scenario() -> int:
+        async with AsyncClient(settings.client_config(timeout_s=120)) as client:
+            calls = [asyncio.create_task(client.generate(f"p{i}", sampling=TOKENS_150)) for i in range(HEAVY)]
+            while await asyncio.to_thread(metric, port, "kinfer_worker_waiting_requests") < 10:
+                await asyncio.sleep(0.05)
+            worker.pause()  # full: its partition paused
+            try:
+                while await asyncio.to_thread(members) > 0:  # its session timed out
+                    await asyncio.sleep(0.2)
+            finally:
+                worker.resume()
+            return len({(await c).request_id for c in calls})
+
+    assert asyncio.run(scenario()) == HEAVY
+    assert "worker.partitions_lost" in worker.tail(200), worker.tail(30)
