@@ -27,6 +27,11 @@ def test_a_name_with_spaces_and_parentheses_does_not_shift_the_fields(tmp_path: 
     odd.symlink_to(shutil.which("sleep") or "/bin/sleep")
     child = subprocess.Popen([str(odd), "30"])
     try:
+        # Popen returns once exec began; the kernel sets the arguments a moment later.
+        deadline = time.monotonic() + 10
+        while not procfs.command_line(child.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         found = procfs.stat(child.pid)
         assert found is not None
         assert (found.name, found.parent, found.state in "RS") == ("a) b (c", os.getpid(), True)
