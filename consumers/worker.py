@@ -21,7 +21,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from kinfer.consumers import metrics
 from kinfer.consumers.batching.adaptive import batch_policy
-from kinfer.consumers.batching.bound import full_partitions
 from kinfer.consumers.batching.offsets import OffsetTracker
 from kinfer.consumers.cancels import CancelWatch
 from kinfer.consumers.chunks import ChunkPublisher
@@ -34,6 +33,7 @@ from kinfer.consumers.engine import ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
 from kinfer.consumers.membership import PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
+from kinfer.consumers.pauses import Pauses, on_assign, partition_names
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
 from kinfer.consumers.redis_gate import RedisGate, ping_probe
@@ -111,10 +111,7 @@ class InferenceWorker:
         self.outbox = self._new_outbox()
         self._last_commit = 0.0
         self._last_busy_ms = 0
-        self._paused = False
-        """Consumption paused while the engine server is away."""
-        self._full: set[tuple[str, int]] = set()
-        """Partitions paused because the worker holds ``max_waiting`` requests."""
+        self.pauses = Pauses(config.max_waiting)
 
     def stop(self) -> None:
         """Finish what is running, answer it, then leave the group (SIGTERM does this)."""
@@ -166,7 +163,7 @@ class InferenceWorker:
         sources = self.topics.dispatch_sources(self.config.region, self.config.peer_regions)
         consumer = self.clients.consumer
         self.cancels.start()  # before any record: a cancel is then in the marks or the channel
-        consumer.subscribe(sources, on_assign=_on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        consumer.subscribe(sources, on_assign=on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topics=sources, group=self.config.consumer_group, model=self.runner.name)
@@ -199,7 +196,7 @@ class InferenceWorker:
         self._take_in(self.intake.take_in(records, now) if records else [], now)
         for outcome in self.scheduler.cancel(self.cancels.new(job.key for job in self.scheduler.held())):
             self._answer(outcome)  # before the step: a cancelled sequence decodes no further
-        self._bound_queue()
+        self.pauses.bound(self.clients.consumer, (job.source for job in self.scheduler.waiting.items()))
         if away is not None:
             self.membership.tick("drained", now, drained_reason=f"engine server away: {away}")
             return None
@@ -236,18 +233,14 @@ class InferenceWorker:
         drained with the reason, and what was running is answered (its streams ended as
         ``unavailable``)."""
         why = self.runner.unavailable()
-        consumer = self.clients.consumer
         if why is None:
-            if self._paused:
-                consumer.resume(consumer.assignment())
-                self._paused = False
-                self._full = set()  # resumed too: the bound pauses them again if still full
+            if self.pauses.engine_away:
+                self.pauses.resume_all(self.clients.consumer)
                 log.info("worker.engine_back", model=self.runner.name)
             return None
-        if not self._paused:
+        if not self.pauses.engine_away:
             log.warning("worker.engine_away", model=self.runner.name, reason=why)
-        consumer.pause(consumer.assignment())  # each turn: a rebalance may have brought partitions
-        self._paused = True
+        self.pauses.pause_all(self.clients.consumer)
         while len(self.scheduler):  # streams already failing: answer them
             for outcome in self.scheduler.step(self.clock_ms()):
                 self._answer(outcome)
@@ -289,23 +282,6 @@ class InferenceWorker:
                 self._answer(Cancelled(item, nothing(item), "dispatched"))
             else:
                 self._take(item, now)
-
-    def _bound_queue(self) -> None:
-        """Pause the partitions holding the most waiting requests while the worker holds
-        ``max_waiting``; resume them below it. Records past the bound stay in Kafka."""
-        if self._paused:
-            return  # all paused for the engine: resumed together when it is back
-        consumer = self.clients.consumer
-        sources = (job.source for job in self.scheduler.waiting.items())
-        full = full_partitions(sources, len(consumer.assignment()), self.config.max_waiting, self._full)
-        if pause := full - self._full:
-            consumer.pause([TopicPartition(t, p) for t, p in pause])
-        if resume := self._full - full:
-            consumer.resume([TopicPartition(t, p) for t, p in resume if (t, p) in self._assigned()])
-        self._full = full
-
-    def _assigned(self) -> set[tuple[str, int]]:
-        return {(tp.topic, tp.partition) for tp in self.clients.consumer.assignment()}
 
     def _take(self, item: Intaken, now: int) -> None:
         if isinstance(item, Job):
@@ -436,10 +412,10 @@ class InferenceWorker:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""
-        log.info("worker.revoked", partitions=_names(partitions))
+        log.info("worker.revoked", partitions=partition_names(partitions))
         self._commit(wait=True)
         self._forget([(tp.topic, tp.partition) for tp in partitions])
-        self._full -= {(tp.topic, tp.partition) for tp in partitions}
+        self.pauses.gone(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group went on without this worker (it was hung past its session timeout): their
@@ -448,11 +424,11 @@ class InferenceWorker:
         broker inside this callback (the whole group's rebalance would wait with it). A commit
         still in flight ends by itself: the broker refuses a zombie's offsets (its generation is
         gone) and has aborted a transaction that outlived its timeout."""
-        log.warning("worker.partitions_lost", partitions=_names(partitions))
+        log.warning("worker.partitions_lost", partitions=partition_names(partitions))
         self.outbox = self._new_outbox()
         self.dedupe.drop_all()  # if they come back, their records are requests again, not copies
         self._forget([(tp.topic, tp.partition) for tp in partitions])
-        self._full -= {(tp.topic, tp.partition) for tp in partitions}
+        self.pauses.gone(partitions)
 
     def _forget(self, tps: list[tuple[str, int]]) -> None:
         gone = set(tps)
@@ -471,19 +447,6 @@ class InferenceWorker:
 
     def _new_outbox(self) -> Outbox:
         return Outbox(self.topics, self.config.region, self.config.worker_id, self.runner.name)
-
-
-def _names(partitions: list[TopicPartition]) -> list[str]:
-    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
-
-
-def _on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    """librdkafka keeps a partition paused across an unassign and an assign: one paused (queue
-    full) when lost would, assigned back, never be fetched again. Each starts resumed; the next
-    turn pauses it again if still full or the engine is away."""
-    log.info("worker.assigned", partitions=_names(partitions))
-    if partitions:
-        consumer.resume(partitions)
 
 
 def _partition_offset(record: Message) -> tuple[tuple[str, int], int]:
