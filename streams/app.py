@@ -197,9 +197,9 @@ def create_app(config: AdmissionConfig) -> faust.App:
                 effect.address.topic, rid.encode(), value, effect.address.partition, None, hdrs
             )
         elif isinstance(effect, Remember):
-            await controller.remember(effect)
+            await controller.marks.remember(effect)
         elif isinstance(effect, Withdraw):
-            await controller.withdraw(effect)
+            await controller.marks.withdraw(effect)
         else:
             rid = effect.letter.request_id or ""
             hdrs = headers.encode_headers_bytes({headers.REQUEST_ID: rid})

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import msgspec
 import structlog
@@ -25,7 +24,6 @@ from kinfer.schemas import (
     InferenceRequest,
     InferenceResult,
     RateLimitStatus,
-    ReplyAddress,
     TopicNames,
     decode_reply,
     headers,
@@ -33,15 +31,15 @@ from kinfer.schemas import (
 from kinfer.schemas.cache import as_chunks, cache_key, cacheable
 from kinfer.schemas.codec import reply_target
 from kinfer.schemas.refusals import Refused
-from kinfer.schemas.request_keys import request_key
 from kinfer.schemas.signing import REPLY_KEY
 from kinfer.streams import fallbacks, metrics
 from kinfer.streams.admission import AdmissionLimits, Admit, decide, reserved_tokens, stamped
 from kinfer.streams.answers import refuse, reject
 from kinfer.streams.breakers.state import State
 from kinfer.streams.cancels import CancelDesk, queued_cancel
+from kinfer.streams.decision_marks import DecisionMarks, remembered
 from kinfer.streams.delay_queue import PumpResult, QueuedRequest
-from kinfer.streams.effects import Answer, Effect, Forward, PendingAnswer, Remember, Withdraw, signed
+from kinfer.streams.effects import Answer, Effect, Forward, signed
 from kinfer.streams.identity import Authenticator, Misaddressed, Proof, Proven, Unproven, proof_required
 from kinfer.streams.keyed_locks import KeyedLocks
 from kinfer.streams.limits.tiers import ReloadingTierTable, TenantPolicy
@@ -61,10 +59,6 @@ from kinfer.streams.seams import (
 from kinfer.streams.shared_state import SharedState
 
 log = structlog.get_logger(__name__)
-
-
-Mark = Literal["done"] | PendingAnswer | None
-"""A request id's decision mark in Redis (see ``SharedState.decision``)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class AdmissionController:
             clock_ms=clock_ms,
         )
         self.reply_topics = reply_topics
-        self.ledger = ledger
+        self.marks = DecisionMarks(self.state, ledger)
         self.clock_ms = clock_ms
         self._locks = KeyedLocks()
 
@@ -159,9 +153,9 @@ class AdmissionController:
         if proof.reply_key is not None:  # to the worker; kept with the record in the delay queue
             hdrs.append((REPLY_KEY, proof.reply_key.encode()))
         if isinstance(first, Refused):
-            if await self._already_decided(request, await self.state.decision(request)):
+            if await self.marks.already_decided(request, await self.marks.read(request)):
                 return []
-            refusal = self._remembered(request, self._reject(first, value or b"", source), now)
+            refusal = remembered(request, self._reject(first, value or b"", source), now)
             return signed(refusal, proof.reply_key)
         # Records reach the agent's concurrent actors in offset order and decoding is
         # synchronous, so taking the tenant's lock before the first await keeps
@@ -170,9 +164,9 @@ class AdmissionController:
             # What the steps below would read one after another, asked at once: one round trip
             # (see ``redis_pipelining``) instead of three in the tenant's serial path.
             mark, ahead, cached = await asyncio.gather(
-                self.state.decision(request), self._queue_ahead(request), self._cache_entry(request)
+                self.marks.read(request), self._queue_ahead(request), self._cache_entry(request)
             )
-            if await self._already_decided(request, mark):
+            if await self.marks.already_decided(request, mark):
                 return []
             if (why := await self.reply_topics.why_unanswerable(request.reply_to)) is not None:
                 # Nothing can be answered there, and a worker must never be handed it.
@@ -182,7 +176,7 @@ class AdmissionController:
             else:
                 read = Prefetched(ahead, cached)
                 effects = await self._admit_valid(request, value or b"", hdrs, now, began, read)
-            return signed(self._remembered(request, effects, now), proof.reply_key)
+            return signed(remembered(request, effects, now), proof.reply_key)
 
     def _withheld(
         self,
@@ -225,43 +219,6 @@ class AdmissionController:
         if self.authenticator is None:
             return Proven(None)
         return await self.authenticator.check(request, value, decoded)
-
-    async def _already_decided(self, request: InferenceRequest, mark: Mark) -> bool:
-        """Whether this request id was decided (or answered by a worker) already, from its
-        ``mark``: a Faust redelivery after a crash, or a client sending an id again. It is
-        dropped: its one answer is the first decision's. Unknown while Redis is away (then
-        decided again)."""
-        if mark is None:
-            return False
-        key = request_key(request.tenant, request.request_id)
-        if mark != "done":  # admission was answering it when it stopped: did the answer go out?
-            address = ReplyAddress(mark.topic, mark.partition)
-            if not await self.ledger.was_answered(address, request.request_id, mark.since_ms):
-                return False  # it never went out: decide again
-            await self.state.remember(key)
-        metrics.DUPLICATES.inc()
-        log.info("admission.duplicate_dropped", request_id=request.request_id, tenant=request.tenant)
-        return True
-
-    def _remembered(self, request: InferenceRequest, effects: list[Effect], now: int) -> list[Effect]:
-        """``effects``, then the decision's mark; an answer of admission's own is marked pending
-        before it is sent, so a crash between sending it and marking it cannot answer twice."""
-        key = request_key(request.tenant, request.request_id)
-        answers = [e for e in effects if isinstance(e, Answer)]
-        if not answers:
-            return [*effects, Remember(key)]
-        first = effects.index(answers[0])
-        address = answers[0].address
-        pending = Remember(key, PendingAnswer(address.topic, address.partition, now))
-        return [*effects[:first], pending, *effects[first:], Remember(key)]
-
-    async def remember(self, effect: Remember) -> None:
-        """Carry out a :class:`Remember` (best effort: without Redis, a redelivery is decided again)."""
-        await self.state.remember(effect.key, effect.pending)
-
-    async def withdraw(self, effect: Withdraw) -> None:
-        """Carry out a :class:`Withdraw` (best effort: without Redis, a late forward is answered twice)."""
-        await self.state.withdraw(effect.key)
 
     def _reject(self, decision: Refused, value: bytes, source: tuple[str, int, int]) -> list[Effect]:
         tenant = decision.request.tenant if decision.request is not None else None
