@@ -3,17 +3,15 @@
 This package imports nothing else of kinfer; every stage meets the others here.
 """
 
+from kinfer.schemas.cancels import CancelAck, CancelRequest, CancelStatus
 from kinfer.schemas.codec import decode_dead_letter, decode_event, decode_reply, decode_request, encode
 from kinfer.schemas.errors import ErrorCode, InvalidMessage, KinferError
+from kinfer.schemas.events import DeadLetter, WorkerEvent
 from kinfer.schemas.kafka_client import KafkaConnection, KafkaSecurity
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
-    CancelAck,
-    CancelRequest,
-    CancelStatus,
     ChatMessage,
     Choice,
-    DeadLetter,
     ErrorReply,
     InferenceRequest,
     InferenceResult,
@@ -26,7 +24,6 @@ from kinfer.schemas.messages import (
     TokenLogprob,
     TopLogprob,
     Usage,
-    WorkerEvent,
 )
 from kinfer.schemas.topics import DEFAULT_PREFIX, DEFAULT_REGIONS, TopicNames
 

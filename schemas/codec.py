@@ -11,19 +11,17 @@ from typing import Any, TypeVar
 import msgspec
 
 from kinfer.schemas import headers
+from kinfer.schemas.cancels import CancelRequest, ReplyRecord
 from kinfer.schemas.errors import InvalidMessage
+from kinfer.schemas.events import DeadLetter, WorkerEvent
 from kinfer.schemas.messages import (
     SCHEMA_VERSION,
-    CancelRequest,
     ChatMessage,
-    DeadLetter,
     InferenceRequest,
     RateLimitStatus,
     Reply,
     ReplyAddress,
-    ReplyRecord,
     SamplingParams,
-    WorkerEvent,
 )
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ import time
 
 from kinfer.schemas import limits
 from kinfer.schemas.errors import ErrorCode
-from kinfer.schemas.messages import DeadLetter
+from kinfer.schemas.events import DeadLetter
 
 MAX_DEAD_LETTER_ORIGINAL = limits.MAX_MESSAGE_BYTES // 2
 """Bytes of the original kept: base64 makes it 2/3 of the record limit, leaving room for the rest."""

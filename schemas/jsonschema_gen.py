@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from kinfer.schemas import messages
-from kinfer.schemas.messages import (
+from kinfer import schemas
+from kinfer.schemas import (
     CancelAck,
     CancelRequest,
     DeadLetter,
@@ -67,7 +67,7 @@ def field_docs(struct: type) -> dict[str, str]:
 def described(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with a ``description`` on every property whose field has a docstring."""
     for title, definition in schema.get("$defs", {}).items():
-        struct = getattr(messages, title, None)
+        struct = getattr(schemas, title, None)
         if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
             continue
         for name, doc in field_docs(struct).items():

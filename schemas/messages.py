@@ -34,13 +34,14 @@ SCHEMA_VERSION = 7
    ``n`` (choices decoded together), ``logprobs``, ``top_logprobs`` and ``json_schema``; results carry
    ``logprobs`` and the further ``choices``, chunks their ``choice`` and ``logprobs``.
 7: cancel: the error code ``cancelled``, with ``text`` and ``usage`` on its error reply (what
-   was produced before the cancel); :class:`CancelRequest` on the ingress topic (header
-   ``kinfer-kind: cancel``) and its :class:`CancelAck` on the canceller's reply address;
+   was produced before the cancel); ``CancelRequest`` on the ingress topic (header
+   ``kinfer-kind: cancel``) and its ``CancelAck`` on the canceller's reply address (both in
+   ``cancels.py``);
    ``cancelled`` as an outcome status.
 """
 
 
-def _writer_version() -> int:
+def writer_version() -> int:
     # A factory, not a plain default: ``omit_defaults`` leaves out fields equal to their
     # default, and a reader must always see the writer's version to apply the rules above.
     return SCHEMA_VERSION
@@ -196,7 +197,7 @@ class InferenceRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=
     """Unix ms after which no answer is useful; answered ``deadline_exceeded``."""
     traceparent: str | None = None
     """W3C trace context of the caller."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
+    schema_version: int = msgspec.field(default_factory=writer_version)
     """Wire version of the writer."""
 
     def __post_init__(self) -> None:
@@ -299,7 +300,7 @@ class InferenceResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=T
     """Per generated token of ``text``, when the request asked for ``logprobs``."""
     choices: tuple[Choice, ...] = ()
     """Choices 1..n-1 when the request asked for ``n`` > 1 (``usage`` counts them all)."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
+    schema_version: int = msgspec.field(default_factory=writer_version)
 
 
 class TokenChunk(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="chunk"):
@@ -316,7 +317,7 @@ class TokenChunk(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
     rate_limit: RateLimitStatus | None = None
     """On the first chunk only: the tenant's limits when admitted (a stream's HTTP
     headers go out with it, long before the result)."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
+    schema_version: int = msgspec.field(default_factory=writer_version)
 
 
 class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="error"):
@@ -334,7 +335,7 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
     """With ``cancelled``: the text generated before the cancel took effect (choice 0)."""
     usage: Usage | None = None
     """With ``cancelled``: the tokens really used (what the tenant is charged)."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
+    schema_version: int = msgspec.field(default_factory=writer_version)
 
     @property
     def retriable(self) -> bool:
@@ -343,109 +344,3 @@ class ErrorReply(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, 
 
 Reply = InferenceResult | TokenChunk | ErrorReply
 """Everything that may arrive on a reply address for a request."""
-
-CancelStatus = Literal["cancelling", "finished", "unknown", "already_cancelled", "refused"]
-"""What a cancel did: ``cancelling`` (the request is being stopped: its own one answer follows,
-``cancelled`` with what was made, or its result if it finished first), ``finished`` (it was
-answered already), ``unknown`` (no such request of this tenant), ``already_cancelled``,
-``refused`` (see ``code``). Each leaves the request's one answer as it was."""
-
-
-class CancelRequest(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
-    """Stop a request (put on ``<prefix>.requests``, key = tenant, header ``kinfer-kind:
-    cancel``). Same topic and key as the request, so admission sees it after the request."""
-
-    request_id: str
-    """The request to cancel."""
-    tenant: str
-    """Its tenant: only the tenant that sent a request can cancel it (ids are per tenant)."""
-    reply_to: ReplyAddress
-    """Where the :class:`CancelAck` goes."""
-    created_ms: int = 0
-    """Unix ms when the cancel was made."""
-    deadline_ms: int | None = None
-    """Unix ms after which the cancel is void (a signature's validity, as for requests)."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
-
-    def __post_init__(self) -> None:
-        for name in ("request_id", "tenant"):
-            if not 1 <= len(getattr(self, name)) <= limits.MAX_ID_CHARS:
-                raise InvalidMessage(f"{name} must be 1..{limits.MAX_ID_CHARS} characters")
-
-
-class CancelAck(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="cancel"):
-    """Admission's one answer to a :class:`CancelRequest`, on its reply address."""
-
-    request_id: str
-    """The request the cancel named."""
-    status: CancelStatus
-    message: str = ""
-    """For humans; never parsed."""
-    code: ErrorCode | None = None
-    """With ``refused``: why (``unauthenticated``, ``invalid_request``)."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
-
-
-ReplyRecord = Reply | CancelAck
-"""Everything a reply partition may hold."""
-
-
-OutcomeStatus = Literal[
-    "ok",
-    "invalid_request",
-    "rate_limited",
-    "unavailable",
-    "deadline_exceeded",
-    "internal",
-    "unauthenticated",
-    "cancelled",
-]
-"""``ok`` or an :class:`ErrorCode` value (a test keeps the two in step)."""
-
-
-class WorkerEvent(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="outcome"):
-    """Per-request outcome on ``<prefix>.events``: feeds breakers, limits and monitoring."""
-
-    request_id: str
-    tenant: str
-    region: str
-    model: str
-    """The model the request asked for, ``""`` when it named none: breakers are per
-    (region, requested model), the same key admission checks."""
-    status: OutcomeStatus
-    """``ok`` or the error code of the terminal answer."""
-    served_model: str = ""
-    """The model that answered."""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    queue_ms: float = 0.0
-    compute_ms: float = 0.0
-    batch_id: str = ""
-    batch_size: int = 0
-    worker_id: str = ""
-    ts_ms: int = 0
-    """Unix ms when the outcome was decided."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)
-
-
-class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
-    """A record the pipeline could not process, kept with its reason (``.dlq`` topics)."""
-
-    code: ErrorCode
-    reason: str
-    """Why it was refused, for humans."""
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    original: bytes
-    """The record's value (base64 in JSON); its first bytes only when ``truncated``."""
-    request_id: str | None = None
-    """From the headers, when they could be read."""
-    ts_ms: int = 0
-    original_bytes: int = 0
-    """Size of the whole original record value."""
-    original_sha256: str = ""
-    """Hex digest of the whole original record value."""
-    truncated: bool = False
-    """True when ``original`` was cut to keep the dead letter under the broker's limit."""
-    schema_version: int = msgspec.field(default_factory=_writer_version)

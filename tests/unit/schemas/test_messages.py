@@ -22,7 +22,7 @@ from kinfer.schemas import (
     encode,
     limits,
 )
-from kinfer.schemas.messages import OutcomeStatus
+from kinfer.schemas.events import OutcomeStatus
 
 ADDR = ReplyAddress("kinfer.replies", 3)
 
