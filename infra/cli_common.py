@@ -12,7 +12,8 @@ import typer
 
 from kinfer.infra import logs
 from kinfer.infra.cli_options import Given
-from kinfer.infra.settings import KinferSettings, unknown_variables
+from kinfer.infra.env_vars import unknown_variables
+from kinfer.infra.settings import KinferSettings
 from kinfer.schemas import KinferError
 
 F = TypeVar("F", bound=Callable[..., Any])

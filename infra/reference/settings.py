@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from kinfer.infra.cli_options import Knob, section_knobs, shared_knobs
+from kinfer.infra.env_vars import nested_shared
 from kinfer.infra.reference.markdown import cell
-from kinfer.infra.settings import ENV_PREFIX, NESTED, SECTIONS, nested_shared
+from kinfer.infra.settings import ENV_PREFIX, NESTED, SECTIONS
 
 
 def default_of(field: FieldInfo) -> str:

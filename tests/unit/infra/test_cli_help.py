@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from kinfer.infra.cli import app
 from kinfer.infra.cli_common import settings_from
 from kinfer.infra.cli_options import Knob, section_knobs, shared_knobs
-from kinfer.infra.settings import COMPOSED, SECTIONS, KinferSettings, env_names, unknown_variables
+from kinfer.infra.env_vars import env_names, unknown_variables
+from kinfer.infra.settings import COMPOSED, SECTIONS, KinferSettings
 
 COMMANDS = typer.main.get_command(app)
 STAGE_COMMANDS = {

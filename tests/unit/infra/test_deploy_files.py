@@ -20,7 +20,8 @@ import typer.main
 import yaml
 
 from kinfer.infra.cli import app
-from kinfer.infra.settings import KinferSettings, env_names
+from kinfer.infra.env_vars import env_names
+from kinfer.infra.settings import KinferSettings
 
 DEPLOY = Path(__file__).resolve().parents[3] / "infra" / "deploy"
 K8S = DEPLOY / "k8s"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from kinfer.infra.acls import role_bindings, tenant_bindings
-from kinfer.infra.settings import KinferSettings, unknown_variables
+from kinfer.infra.env_vars import unknown_variables
+from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack.kafka import KafkaNodeConfig, server_properties
 from kinfer.infra.stack.redis import RedisConfig, RedisTls, without_password
 from kinfer.infra.stack.secure import BrokerSecurity, SecureFiles
