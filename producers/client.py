@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from kinfer.producers.chat import ChatMessage
 from kinfer.producers.config import ClientConfig
 from kinfer.producers.errors import ClientClosed, DeadlineExceeded, InvalidRequest, Unavailable, from_reply
+from kinfer.producers.ingress import Ingress
 from kinfer.producers.readiness import check_consumers
 from kinfer.producers.replies import ReplyRouter
 from kinfer.producers.reply_lease import ReplyLease
@@ -39,12 +40,9 @@ from kinfer.schemas import (
     TopicNames,
     encode,
 )
-from kinfer.schemas.codec import cancel_headers, request_headers
-from kinfer.schemas.headers import KafkaHeaders
+from kinfer.schemas.codec import cancel_headers
 from kinfer.schemas.kafka_client import client_config
-from kinfer.schemas.limits import MAX_MESSAGE_BYTES
 from kinfer.schemas.redis_bounds import CLIENT_S, bounded
-from kinfer.schemas.signing import SIGNATURE, sign
 from kinfer.schemas.signing import reply_key as derive_reply_key
 
 log = structlog.get_logger(__name__)
@@ -56,20 +54,9 @@ class AsyncClient:
     def __init__(self, config: ClientConfig | None = None) -> None:
         self.config = config or ClientConfig()
         self.topics = TopicNames(self.config.topic_prefix)
-        self._producer = Producer(
-            client_config(
-                self.config.kafka,
-                {
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": self.config.linger_ms,
-                    "message.max.bytes": MAX_MESSAGE_BYTES,
-                },
-            )
-        )
+        self.ingress = Ingress(self.config, self.topics)
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._router: ReplyRouter | None = None
-        self._poller: threading.Thread | None = None
         self._closed = threading.Event()
         self._session_store: SessionStore | None = None
         self._lease: ReplyLease | None = None
@@ -96,8 +83,7 @@ class AsyncClient:
         router = ReplyRouter(self.config.kafka, topic, partition, returns)
         await asyncio.to_thread(router.start, loop)
         self._router = router
-        self._poller = threading.Thread(target=self._poll_producer, name="kinfer-producer", daemon=True)
-        self._poller.start()
+        self.ingress.start()
 
     async def _reply_partition(self) -> int:
         """The configured partition, else an exclusive lease (with Redis), else a random one."""
@@ -129,18 +115,12 @@ class AsyncClient:
             )
         return sorted(topic.partitions)
 
-    def _poll_producer(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(0.05)
-
     async def close(self) -> None:
         """Fail pending calls with :class:`ClientClosed` and release Kafka resources."""
         if self._closed.is_set():
             return
-        await asyncio.to_thread(self._producer.flush, 10)
+        await self.ingress.close()
         self._closed.set()
-        if self._poller is not None:
-            await asyncio.to_thread(self._poller.join, 5)
         if self._router is not None:
             await asyncio.to_thread(self._router.close)
         if self._session_store is not None:
@@ -296,7 +276,7 @@ class AsyncClient:
             raise InvalidRequest(exc.message, request_id=request_id) from exc
         future = self.router.expect_cancel(request_id, self._reply_key_for(cancel.tenant, request_id))
         try:
-            await self._send(
+            await self.ingress.send(
                 cancel.tenant, encode(cancel), cancel_headers(cancel), request_id, cancel.deadline_ms
             )
             return await asyncio.wait_for(future, timeout_s)
@@ -354,49 +334,4 @@ class AsyncClient:
         return derive_reply_key(key.get_secret_value(), request_id)
 
     async def _publish(self, request: InferenceRequest) -> None:
-        value = encode(request)
-        if len(value) > MAX_MESSAGE_BYTES:
-            raise InvalidRequest(
-                f"encoded request is {len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}",
-                request_id=request.request_id,
-            )
-        await self._send(
-            request.tenant, value, request_headers(request), request.request_id, request.deadline_ms
-        )
-
-    async def _send(
-        self, tenant: str, value: bytes, hdrs: KafkaHeaders, request_id: str, deadline_ms: int | None
-    ) -> None:
-        """One record on the ingress topic (keyed by tenant, signed when the tenant's key is
-        known), acknowledged by Kafka."""
-        loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[None] = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            loop.call_soon_threadsafe(_settle, delivered, err)
-
-        key = self.config.signing_keys.get(tenant)
-        if key is not None:  # proves the tenant to a secured pipeline
-            hdrs.append((SIGNATURE, sign(key.get_secret_value(), request_id, tenant, deadline_ms, value)))
-        while True:
-            try:
-                self._producer.produce(
-                    self.topics.requests,
-                    value=value,
-                    key=tenant.encode(),
-                    headers=hdrs,
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:  # local queue full: wait for deliveries (backpressure)
-                await asyncio.sleep(0.01)
-        await delivered
-
-
-def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
-    if future.done():
-        return
-    if err is None:
-        future.set_result(None)
-    else:
-        future.set_exception(Unavailable(f"request not accepted by Kafka: {err}"))
+        await self.ingress.publish(request)
