@@ -77,9 +77,18 @@ class Pipeline:
         try:
             asyncio.run(wait_until_serving(self.services.settings(self.prefix), timeout_s))
         except Exception:
-            for stage in self.stages:
-                print(f"--- {stage.name} (alive={stage.alive()}):\n{stage.tail(40)}")
+            print(self.describe())
             raise
+
+    def describe(self, lines: int = 40, without: str | None = None) -> str:
+        """Each stage, alive or not, and the last ``lines`` of its log (less the lines that
+        contain ``without``: a dead broker's connection errors, say)."""
+
+        def tail(stage: StageProcess) -> str:
+            kept = [line for line in stage.tail(1000).splitlines() if without is None or without not in line]
+            return "\n".join(kept[-lines:])
+
+        return "\n".join(f"--- {s.name} (alive={s.alive()}):\n{tail(s)}" for s in self.stages)
 
     def stop(self) -> None:
         stop_all(self.stages)

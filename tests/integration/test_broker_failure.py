@@ -20,7 +20,6 @@ from benchmarks.stack import busiest_leader, three_broker_env
 from benchmarks.steady import pause, steady_load
 from kinfer.infra.settings import KinferSettings
 from kinfer.infra.stack import local
-from kinfer.infra.stack.stages import StageProcess
 from kinfer.producers import DeadlineExceeded
 from tests.conftest import JARS, Services
 from tests.integration.conftest import Pipeline, assert_answered_once, kill_mid_run, kinfer
@@ -135,13 +134,8 @@ def where_requests_wait(env: dict[str, str], pipeline: Pipeline) -> str:
     producers = [["describe-producers", "--topic", replies, "--partition", str(tp.partition)] for tp in parts]
     asked = [["list"], *producers]
     transactions = "".join(transactions_tool(settings.bootstrap, *args) for args in asked)
-
-    def tail(stage: StageProcess) -> str:  # less the dead broker's connection errors
-        lines = [line for line in stage.tail(1000).splitlines() if "127.0.0.1:" not in line]
-        return "\n".join(lines[-40:])
-
     status = kinfer("status", env=env)
-    tails = "\n".join(f"--- {s.name} (alive={s.alive()}):\n{tail(s)}" for s in pipeline.stages)
+    tails = pipeline.describe(without="127.0.0.1:")  # less the dead broker's connection errors
     return (
         f"{status.stdout}{status.stderr[-2000:]}\nreply partitions' ends: {ends}\n"
         f"transactions:\n{transactions}\n{tails}"
