@@ -21,7 +21,8 @@ from typing import NoReturn
 import structlog
 from confluent_kafka import Consumer
 
-from kinfer.consumers.committer import Offsets, TransactionalCommitter
+from kinfer.consumers.batching.offsets import Offsets
+from kinfer.consumers.committer import TransactionalCommitter
 from kinfer.consumers.outbox import Outbox
 
 log = structlog.get_logger(__name__)

@@ -1,7 +1,8 @@
 """Commits a worker's answers: replies, outcome events and the consumed offsets they free,
 in one Kafka transaction (the role quix-streams' ``Checkpoint`` plays).
 
-Offsets advance only to the first record not yet answered. A commit that fails is
+Offsets advance only to the first record not yet answered; the records answered ahead of it
+are named in the offset's metadata (``batching/offsets.py``). A commit that fails is
 aborted and the worker re-reads from the committed offsets; a producer a failure left
 unusable is replaced, and so is one fenced because its transaction outlived
 ``transaction.timeout.ms`` (the coordinator aborted it and bumped the epoch: KIP-588); only a
@@ -17,14 +18,11 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from kinfer.consumers import metrics
-from kinfer.consumers.batching.offsets import OffsetTracker, TopicPartitionKey
+from kinfer.consumers.batching.offsets import Offsets, OffsetTracker, decode_ahead, encode_ahead
 from kinfer.consumers.clients import WorkerClients
 from kinfer.consumers.outbox import Outbox
 
 log = structlog.get_logger(__name__)
-
-Offsets = dict[TopicPartitionKey, int]
-"""Per partition, the next offset to consume once a transaction commits."""
 
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 """Another instance took this worker's transactional id over, or the coordinator aborted a
@@ -86,7 +84,10 @@ class TransactionalCommitter:
                 producer.poll(0)
             if offsets:
                 producer.send_offsets_to_transaction(
-                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    [
+                        TopicPartition(t, p, at.offset, encode_ahead(at))
+                        for (t, p), at in offsets.items()
+                    ],
                     group,
                     30,
                 )
@@ -99,8 +100,9 @@ class TransactionalCommitter:
         return True
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset (asking again while the
-        group coordinator does not answer: a hung broker; see ``REWIND_TRIES``)."""
+        """Seek every assigned partition back to its committed offset, whose metadata says
+        which records after it are answered already (asking again while the group coordinator
+        does not answer: a hung broker; see ``REWIND_TRIES``)."""
         consumer = self.clients.consumer
         for _ in range(REWIND_TRIES):
             try:
@@ -110,9 +112,17 @@ class TransactionalCommitter:
                 log.warning("worker.rewind_retry", error=str(exc.args[0]))
         else:
             raise ResumePointUnknown(f"no committed offsets after {REWIND_TRIES} tries")
+        self.inherit(committed)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def inherit(self, committed: list[TopicPartition]) -> None:
+        """Each partition's committed position: the records an earlier owner (or this worker,
+        before an abort) answered ahead of it are skipped when read again."""
+        for tp in committed:
+            if tp.offset >= 0:
+                self.offsets.inherit((tp.topic, tp.partition), decode_ahead(tp.offset, tp.metadata))
 
     def _delivered(self, error: KafkaError | None, record: Message) -> None:
         if error is None:

@@ -53,11 +53,10 @@ class Pauses:
         self._full -= {(tp.topic, tp.partition) for tp in partitions}
 
 
-def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+def resume_assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     """librdkafka keeps a partition paused across an unassign and an assign: one paused (queue
     full) when lost would, assigned back, never be fetched again. Each starts resumed; the next
     turn pauses it again if still full or the engine is away."""
-    log.info("worker.assigned", partitions=partition_names(partitions))
     if partitions:
         consumer.resume(partitions)
 

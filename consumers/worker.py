@@ -26,14 +26,14 @@ from kinfer.consumers.cancels import CancelWatch
 from kinfer.consumers.chunks import ChunkPublisher
 from kinfer.consumers.clients import WorkerClients
 from kinfer.consumers.commit_thread import Committed, CommitThread, TransactionHung, exit_stuck
-from kinfer.consumers.committer import ResumePointUnknown, TransactionalCommitter
+from kinfer.consumers.committer import REWIND_TIMEOUT_S, ResumePointUnknown, TransactionalCommitter
 from kinfer.consumers.config import WorkerConfig
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import ModelRunner
 from kinfer.consumers.intake import Duplicate, Intake, Intaken, Refusal, source_of
 from kinfer.consumers.membership import PoolMembership, State
 from kinfer.consumers.outbox import Job, Outbox, result_of
-from kinfer.consumers.pauses import Pauses, on_assign, partition_names
+from kinfer.consumers.pauses import Pauses, partition_names, resume_assigned
 from kinfer.consumers.pool.registry import PoolRegistry
 from kinfer.consumers.pool.tuning import DRAIN, parse_tuning
 from kinfer.consumers.redis_gate import RedisGate, ping_probe
@@ -163,7 +163,9 @@ class InferenceWorker:
         sources = self.topics.dispatch_sources(self.config.region, self.config.peer_regions)
         consumer = self.clients.consumer
         self.cancels.start()  # before any record: a cancel is then in the marks or the channel
-        consumer.subscribe(sources, on_assign=on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        consumer.subscribe(
+            sources, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         # Idle counts from now: a worker just promoted is not released before it had a chance.
         self._last_busy_ms = self.clock_ms()
         log.info("worker.started", topics=sources, group=self.config.consumer_group, model=self.runner.name)
@@ -193,6 +195,7 @@ class InferenceWorker:
         now = self.clock_ms()
         for record in records:
             self.offsets.consumed(*_partition_offset(record))
+        records = self._skip_answered(records)
         self._take_in(self.intake.take_in(records, now) if records else [], now)
         for outcome in self.scheduler.cancel(self.cancels.new(job.key for job in self.scheduler.held())):
             self._answer(outcome)  # before the step: a cancelled sequence decodes no further
@@ -409,6 +412,33 @@ class InferenceWorker:
         self.dedupe.committed(done.outbox.answered_keys)
         if self.cache is not None:
             self.cache.store(done.outbox.cacheable)
+
+    def _skip_answered(self, records: list[Message]) -> list[Message]:
+        """Records an earlier owner of their partition answered (its commit says so: see
+        ``batching/offsets.py``) are skipped, not answered again."""
+        fresh = []
+        for record in records:
+            if self.offsets.answered_before(*_partition_offset(record)):
+                self.outbox.skip(source_of(record))
+                metrics.DUPLICATES.inc()
+            else:
+                fresh.append(record)
+        if len(fresh) < len(records):
+            log.info("worker.answered_before_skipped", records=len(records) - len(fresh))
+        return fresh
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """New partitions: resumed, and what their earlier owner answered ahead of each committed
+        offset is read (unknown while the group coordinator does not answer: then only Redis
+        tells the copies apart)."""
+        log.info("worker.assigned", partitions=partition_names(partitions))
+        resume_assigned(consumer, partitions)
+        if not partitions:
+            return
+        try:
+            self.committer.inherit(consumer.committed(partitions, REWIND_TIMEOUT_S))
+        except KafkaException as exc:
+            log.warning("worker.answered_ahead_unknown", error=str(exc.args[0]))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions move away: commit what is answered, drop the rest (the next owner redoes it)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.batching.offsets import OffsetTracker, Position
 from kinfer.consumers.dedupe import RequestDeduplicator
 from kinfer.consumers.engine import load_runner
 from kinfer.consumers.intake import Duplicate, Intake
@@ -66,9 +66,9 @@ def test_a_second_copy_is_skipped_in_flight_and_after_its_answer() -> None:
     poll(record("r3", 3), record("r3", 4))
     assert [type(t) for t in taken[-2:]] == [Job, Duplicate]
     # Commits stop at the waiting original (offset 0); once it is answered, they pass the copies.
-    assert offsets.committable() == {("x.dispatch.us-west", 0): 0}
+    assert offsets.committable() == {("x.dispatch.us-west", 0): Position(0, (1, 2, 4))}
     offsets.answered(("x.dispatch.us-west", 0), 0)
-    assert offsets.committable() == {("x.dispatch.us-west", 0): 3}
+    assert offsets.committable() == {("x.dispatch.us-west", 0): Position(3, (4,))}
 
 
 def test_another_tenant_reusing_a_request_id_is_not_a_copy() -> None:

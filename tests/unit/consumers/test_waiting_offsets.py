@@ -1,4 +1,4 @@
-from kinfer.consumers.batching.offsets import OffsetTracker
+from kinfer.consumers.batching.offsets import OffsetTracker, Position
 from kinfer.consumers.batching.waiting import WaitingQueue
 
 
@@ -65,11 +65,11 @@ def test_offsets_commit_only_up_to_the_first_unanswered() -> None:
         t.consumed(tp, offset)
     t.answered(tp, 6)
     t.answered(tp, 7)
-    assert t.committable() == {tp: 5}
-    t.mark_committed({tp: 5})
+    assert t.committable() == {tp: Position(5, (6, 7))}
+    t.mark_committed({tp: Position(5, (6, 7))})
     assert t.committable() == {}
     t.answered(tp, 5)
-    assert t.committable() == {tp: 8}
+    assert t.committable() == {tp: Position(8)}
     t.forget([tp])
     assert t.committable() == {} and t.pending() == 0
 
