@@ -84,10 +84,7 @@ class TransactionalCommitter:
                 producer.poll(0)
             if offsets:
                 producer.send_offsets_to_transaction(
-                    [
-                        TopicPartition(t, p, at.offset, encode_ahead(at))
-                        for (t, p), at in offsets.items()
-                    ],
+                    [TopicPartition(t, p, at.offset, encode_ahead(at)) for (t, p), at in offsets.items()],
                     group,
                     30,
                 )

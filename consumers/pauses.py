@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import structlog
 from confluent_kafka import Consumer, TopicPartition
 
 from kinfer.consumers.batching.bound import TopicPartitionKey, full_partitions
-
-log = structlog.get_logger(__name__)
 
 
 class Pauses:
